@@ -1,0 +1,80 @@
+// The Engine class: two models at once (SmolLM2 and the Persian Gemma 3), and a process that
+// exits on its own after shutdown.
+import { spawnSync } from 'node:child_process'
+import * as path from 'node:path'
+import { Engine } from '../index'
+import { SMOLLM2, GEMMA3, FAST, collect } from './helpers'
+
+let smol: Engine
+let gemma: Engine
+
+beforeAll(async () => {
+  const progress: number[] = []
+  ;[smol, gemma] = await Promise.all([
+    Engine.load({ modelPath: SMOLLM2, ...FAST }),
+    Engine.load({ modelPath: GEMMA3, ...FAST, onProgress: (p) => progress.push(p) }),
+  ])
+  expect(progress.length).toBeGreaterThan(0)
+  expect(progress[progress.length - 1]).toBeCloseTo(1, 1)
+})
+
+afterAll(async () => {
+  await Promise.all([smol?.unload(), gemma?.unload()])
+})
+
+test('Gemma 3 (no chat template) falls back to the built-in gemma format', async () => {
+  expect(gemma.info.architecture).toBe('gemma3')
+  expect(gemma.info.chatTemplateSource).toBe('builtin-fallback')
+  expect(gemma.info.chatTemplate).toBe('gemma')
+  const g = await gemma.generate([{ role: 'user', content: 'سلام، چطوری؟' }], { temperature: 0, maxTokens: 24 })
+  expect(g.completionTokens).toBeGreaterThan(0)
+  expect(g.text).not.toContain('\uFFFD')
+})
+
+test('Gemma 3 writes Persian, streamed in whole characters', async () => {
+  const { chunks, text, final } = await collect(gemma.stream('پایتخت ایران شهر', { temperature: 0, maxTokens: 24 }))
+  expect(final?.completionTokens).toBeGreaterThan(0)
+  expect(/[\u0600-\u06FF]/.test(text)).toBe(true)
+  for (const c of chunks) expect(c.text).not.toContain('\uFFFD')
+  expect(gemma.detokenize(gemma.tokenize('سلام، چطوری؟'))).toBe('سلام، چطوری؟')
+})
+
+test('two engines serve at the same time', async () => {
+  const [a, b] = await Promise.all([
+    smol.generate('The sky is', { temperature: 0, maxTokens: 8 }),
+    gemma.generate('The sky is', { temperature: 0, maxTokens: 8 }),
+  ])
+  expect(a.completionTokens).toBe(8)
+  expect(b.completionTokens).toBe(8)
+  expect(smol.health().status).toBe('ok')
+  expect(gemma.health().modelName).toMatch(/\S/)
+})
+
+test('a chatTemplate option overrides the model template', async () => {
+  const e = await Engine.load({ modelPath: SMOLLM2, ...FAST, chatTemplate: 'chatml' })
+  expect(e.info.chatTemplateSource).toBe('option')
+  expect(e.info.chatTemplate).toBe('chatml')
+  const g = await e.generate([{ role: 'user', content: 'Hi' }], { temperature: 0, maxTokens: 4 })
+  expect(g.completionTokens).toBeGreaterThan(0)
+  await e.unload()
+  expect(e.health().status).toBe('unloaded')
+  await expect(e.generate('hi')).rejects.toMatchObject({ code: 'MODEL_NOT_LOADED' })
+})
+
+test('a Node process exits on its own after shutdown (no open handles)', () => {
+  const script = `
+    const llama = require(${JSON.stringify(path.join(__dirname, '..'))})
+    ;(async () => {
+      await llama.initialize({ modelPath: ${JSON.stringify(SMOLLM2)}, threads: 2, contextSize: 512 })
+      const s = llama.stream('Hello', { maxTokens: 4 })
+      for await (const c of s) {}
+      await llama.generate('Hello', { maxTokens: 4 })
+      await llama.shutdown()
+      console.log('done')
+    })()
+  `
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 })
+  expect(r.stdout).toContain('done')
+  expect(r.status).toBe(0)
+  expect(r.signal).toBeNull()
+})

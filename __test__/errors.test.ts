@@ -1,0 +1,178 @@
+// Every error code of DESIGN.md §2, each followed by a request that must still succeed.
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import * as llama from '../index'
+import { SMOLLM2, FAST, collect, failure } from './helpers'
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'napi-llama-errors-'))
+const ok = async () => {
+  const g = await llama.generate('Hello', { temperature: 0, maxTokens: 4 })
+  expect(g.completionTokens).toBeGreaterThan(0)
+}
+
+describe('before initialize', () => {
+  test('generate, stream, tokenize and countTokens fail with MODEL_NOT_LOADED', async () => {
+    expect((await failure(llama.generate('hi'))).code).toBe('MODEL_NOT_LOADED')
+    expect((await failure(collect(llama.stream('hi')))).code).toBe('MODEL_NOT_LOADED')
+    expect((await failure(() => llama.tokenize('hi'))).code).toBe('MODEL_NOT_LOADED')
+    expect((await failure(() => llama.countTokens('hi'))).code).toBe('MODEL_NOT_LOADED')
+    expect(llama.health().status).toBe('unloaded')
+    expect(llama.metrics().requestsTotal).toBe(0)
+  })
+
+  test('shutdown without a model is a no-op', async () => {
+    await llama.shutdown()
+  })
+})
+
+describe('bad model files: MODEL_LOAD_FAILED naming the path', () => {
+  const cases: Array<[string, () => string]> = [
+    ['a missing file', () => path.join(tmp, 'missing.gguf')],
+    ['a text file renamed .gguf', () => {
+      const p = path.join(tmp, 'text.gguf')
+      fs.writeFileSync(p, 'This is not a model. '.repeat(100))
+      return p
+    }],
+    ['a truncated GGUF', () => {
+      const p = path.join(tmp, 'truncated.gguf')
+      const fd = fs.openSync(SMOLLM2, 'r')
+      const buf = Buffer.alloc(5_000_000)
+      fs.readSync(fd, buf, 0, buf.length, 0)
+      fs.closeSync(fd)
+      fs.writeFileSync(p, buf)
+      return p
+    }],
+    ['an empty file', () => {
+      const p = path.join(tmp, 'empty.gguf')
+      fs.writeFileSync(p, '')
+      return p
+    }],
+    ['a directory', () => tmp],
+  ]
+  test.each(cases)('%s', async (_name, make) => {
+    const modelPath = make()
+    const err = await failure(llama.initialize({ modelPath, ...FAST }))
+    expect(err.code).toBe('MODEL_LOAD_FAILED')
+    expect(err.message).toContain(modelPath)
+    expect(llama.health().status).toBe('error')
+    expect(llama.health().lastError).toContain(modelPath)
+  })
+
+  test('options are validated before loading', async () => {
+    expect((await failure(llama.initialize({ modelPath: SMOLLM2, threads: -1 }))).code).toBe('INVALID_ARGUMENT')
+    expect((await failure(llama.initialize({ modelPath: SMOLLM2, contextSize: NaN }))).code).toBe('INVALID_ARGUMENT')
+    expect((await failure(llama.initialize({ modelPath: SMOLLM2, contextSize: 10_000_000 }))).code).toBe('INVALID_ARGUMENT')
+    expect((await failure(llama.initialize({} as never))).code).toBe('INVALID_ARGUMENT')
+  })
+})
+
+describe('with a model', () => {
+  beforeAll(async () => {
+    await llama.initialize({ modelPath: SMOLLM2, ...FAST, parallel: 1, maxQueue: 2 })
+  })
+  afterAll(async () => {
+    await llama.shutdown()
+  })
+
+  test('ALREADY_INITIALIZED, and replace: true swaps the model', async () => {
+    const err = await failure(llama.initialize({ modelPath: SMOLLM2, ...FAST }))
+    expect(err.code).toBe('ALREADY_INITIALIZED')
+    await ok()
+    const info = await llama.initialize({ modelPath: SMOLLM2, ...FAST, parallel: 1, maxQueue: 2, replace: true })
+    expect(info.parallel).toBe(1)
+    await ok()
+  })
+
+  test.each([
+    ['an empty prompt', '', {}],
+    ['an empty message list', [], {}],
+    ['an unknown role', [{ role: 'wizard', content: 'hi' }], {}],
+    ['a NaN temperature', 'hi', { temperature: NaN }],
+    ['a negative maxTokens', 'hi', { maxTokens: -5 }],
+    ['an infinite topP', 'hi', { topP: Infinity }],
+    ['a huge seed', 'hi', { seed: 2 ** 40 }],
+    ['a string where a number belongs', 'hi', { maxTokens: '10' }],
+    ['invalid GBNF', 'hi', { grammar: 'root ::= ( "a" ' }],
+    ['an invalid JSON schema string', 'hi', { jsonSchema: '{ nope' }],
+    ['a non-array stop', 'hi', { stop: 5 }],
+  ])('INVALID_ARGUMENT for %s', async (_name, input, options) => {
+    const err = await failure(llama.generate(input as never, options as never))
+    expect(err.code).toBe('INVALID_ARGUMENT')
+    expect(err.message.length).toBeGreaterThan(10)
+    const streamErr = await failure(collect(llama.stream(input as never, options as never)))
+    expect(streamErr.code).toBe('INVALID_ARGUMENT')
+    await ok()
+  })
+
+  test('CONTEXT_OVERFLOW gives both token counts', async () => {
+    const err = await failure(llama.generate('word '.repeat(3000), { maxTokens: 4 }))
+    expect(err.code).toBe('CONTEXT_OVERFLOW')
+    expect(err.message).toMatch(/\d+ tokens/)
+    expect(err.message).toContain('1024')
+    await ok()
+  })
+
+  test('TIMEOUT within one decode step, then the engine serves again', async () => {
+    const started = Date.now()
+    const err = await failure(llama.generate('Tell me a long story.', { maxTokens: 500, timeoutMs: 150 }))
+    expect(err.code).toBe('TIMEOUT')
+    expect(Date.now() - started).toBeLessThan(2000)
+    await ok()
+  })
+
+  test('ABORTED by an AbortSignal mid-stream', async () => {
+    const controller = new AbortController()
+    const chunks: string[] = []
+    const err = await failure(
+      (async () => {
+        for await (const c of llama.stream('Tell me a long story.', { maxTokens: 500, signal: controller.signal })) {
+          chunks.push(c.text)
+          if (chunks.length === 3) controller.abort()
+        }
+      })(),
+    )
+    expect(err.code).toBe('ABORTED')
+    expect(chunks.length).toBeGreaterThanOrEqual(3)
+    const pre = new AbortController()
+    pre.abort()
+    expect((await failure(llama.generate('hi', { signal: pre.signal }))).code).toBe('ABORTED')
+    const mid = new AbortController()
+    const pending = llama.generate('Tell me a long story.', { maxTokens: 500, signal: mid.signal })
+    setTimeout(() => mid.abort(), 100)
+    expect((await failure(pending)).code).toBe('ABORTED')
+    await ok()
+  })
+
+  test('QUEUE_FULL beyond maxQueue waiting requests', async () => {
+    // parallel 1 + maxQueue 2: one runs, two wait, the rest are refused.
+    const runs = Array.from({ length: 5 }, () =>
+      llama.generate('Count to ten:', { temperature: 0, maxTokens: 12 }).then(
+        () => 'ok',
+        (e) => e.code,
+      ),
+    )
+    const results = await Promise.all(runs)
+    expect(results.filter((r) => r === 'ok').length).toBe(3)
+    expect(results.filter((r) => r === 'QUEUE_FULL').length).toBe(2)
+    await ok()
+  })
+})
+
+describe('shutdown', () => {
+  test('with a request in flight: it rejects ABORTED and the engine can load again', async () => {
+    await llama.initialize({ modelPath: SMOLLM2, ...FAST })
+    const pending = llama.generate('Tell me a long story.', { maxTokens: 500 })
+    const streamed = collect(llama.stream('Another long story.', { maxTokens: 500 }))
+    await new Promise((r) => setTimeout(r, 150))
+    await llama.shutdown()
+    expect((await failure(pending)).code).toBe('ABORTED')
+    expect((await failure(streamed)).code).toBe('ABORTED')
+    expect(llama.health().status).toBe('unloaded')
+    expect((await failure(llama.generate('hi'))).code).toBe('MODEL_NOT_LOADED')
+    await llama.initialize({ modelPath: SMOLLM2, ...FAST })
+    await ok()
+    await llama.shutdown()
+    await llama.shutdown()
+  })
+})

@@ -1,0 +1,224 @@
+// Types of napi-llama's public API (the contract of DESIGN.md §2). The implementation is
+// index.js over the generated native binding (binding.js / binding.d.ts).
+
+import type { ReadableStream } from 'node:stream/web'
+
+/** Stable error codes: every failure is an `Error` whose `code` is one of these. */
+export type ErrorCodeName =
+  | 'MODEL_NOT_LOADED'
+  | 'MODEL_LOAD_FAILED'
+  | 'INVALID_ARGUMENT'
+  | 'CONTEXT_OVERFLOW'
+  | 'TIMEOUT'
+  | 'ABORTED'
+  | 'QUEUE_FULL'
+  | 'ALREADY_INITIALIZED'
+  | 'INTERNAL'
+
+export declare const ErrorCode: { readonly [K in ErrorCodeName]: K }
+
+/** The error every API rejects or throws with. Assert on `code`, not on `instanceof`. */
+export declare class LlamaError extends Error {
+  readonly code: ErrorCodeName
+}
+
+export interface InitializeOptions {
+  /** Path of a `.gguf` model file. `npm run fetch-model` downloads the test models. */
+  modelPath: string
+  /** Tokens one conversation (one sequence) may hold. Default: min(trained context, 4096). */
+  contextSize?: number
+  /** Most tokens evaluated in one decode step (prompt chunks are split to this). Default 512. */
+  batchSize?: number
+  /** llama.cpp threads. Default: the number of physical cores. More than free cores is slower. */
+  threads?: number
+  /** Layers to offload to a GPU (needs a GPU build). Default 0. */
+  gpuLayers?: number
+  /** Requests decoded at the same time (slots). Default 1. */
+  parallel?: number
+  /** Requests allowed to wait for a slot before `QUEUE_FULL`. Default 64. */
+  maxQueue?: number
+  /** Memory-map the model file. Default true. */
+  useMmap?: boolean
+  /** Jinja chat template source, or a llama.cpp built-in family name ('chatml', 'gemma', 'llama3', …). */
+  chatTemplate?: string
+  /** Timeout applied to requests that set no `timeoutMs`. Default: none. */
+  defaultTimeoutMs?: number
+  /** Load progress in [0, 1]. */
+  onProgress?: (fraction: number) => void
+  /** 'off' | 'error' | 'warn' (default) | 'info' | 'debug' | 'trace'. llama.cpp's own logs appear at 'debug' and 'trace'. Env: NAPI_LLAMA_LOG. */
+  logLevel?: 'off' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
+  /** `initialize` only: replace a loaded model instead of failing with `ALREADY_INITIALIZED`. */
+  replace?: boolean
+}
+
+export interface ModelInfo {
+  modelPath: string
+  /** GGUF `general.name`, or the file name. */
+  name: string
+  /** GGUF `general.architecture`, e.g. 'llama', 'gemma3'. */
+  architecture: string
+  /** Tokens one conversation may hold. */
+  contextSize: number
+  trainedContextSize: number
+  vocabSize: number
+  parameters: number
+  sizeBytes: number
+  /** 'jinja' when a Jinja template renders chats, else the llama.cpp built-in family name. */
+  chatTemplate: string
+  /** 'model' (the GGUF's own template), 'option' (`chatTemplate`), or 'builtin-fallback' (the model has none). */
+  chatTemplateSource: 'model' | 'option' | 'builtin-fallback'
+  parallel: number
+  batchSize: number
+  threads: number
+  gpuLayers: number
+  loadMs: number
+}
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant'
+  content: string
+}
+
+export interface GenerateOptions {
+  /** Most tokens to generate. Default 512. */
+  maxTokens?: number
+  /** 0 = greedy. Default 0.8. */
+  temperature?: number
+  /** Default 40; 0 disables. */
+  topK?: number
+  /** Default 0.95; 1 disables. */
+  topP?: number
+  /** Default 0.05; 0 disables. */
+  minP?: number
+  /** Default 1 (off). */
+  repeatPenalty?: number
+  /** Default 0 (off). */
+  frequencyPenalty?: number
+  /** Default 0 (off). */
+  presencePenalty?: number
+  /** Same seed + same input + same options = same output. Default: random. */
+  seed?: number
+  /** Generation ends before any of these strings; they never appear in the output. */
+  stop?: string[]
+  /** Reject with `TIMEOUT` after this many ms, queue wait included. */
+  timeoutMs?: number
+  /** Reject with `ABORTED` when this signal aborts. */
+  signal?: AbortSignal
+  /** GBNF grammar (root rule `root`) constraining the output. */
+  grammar?: string
+  /** JSON Schema (object or JSON text) the output must match; converted to a grammar. */
+  jsonSchema?: object | string
+  /** Id carried in logs and results. Default: generated. */
+  requestId?: string
+}
+
+export interface Timings {
+  /** Waiting for a free slot. */
+  queueMs: number
+  /** Evaluating the prompt. */
+  promptMs: number
+  /** Request to first token (queue + prompt). */
+  ttftMs: number
+  /** First to last token. */
+  generateMs: number
+  /** Completion tokens per second over `generateMs`. */
+  tokensPerSecond: number
+}
+
+export interface Generation {
+  text: string
+  /** 'stop': a stop string matched; 'length': maxTokens or the context end; 'eos': the model ended. */
+  finishReason: 'stop' | 'length' | 'eos'
+  promptTokens: number
+  completionTokens: number
+  /** Prompt tokens reused from the cache (not evaluated again). */
+  cachedTokens: number
+  timings: Timings
+  requestId: string
+}
+
+/** A piece of streamed text: always whole UTF-8, never part of a stop string. */
+export interface StreamTextChunk {
+  text: string
+  /** Tokens this piece covers. */
+  tokens: number
+  done: false
+}
+
+/** The last chunk: empty text, and the Generation's fields (full text in `generation.text`). */
+export interface StreamFinalChunk extends Omit<Generation, 'text'> {
+  text: ''
+  tokens: 0
+  done: true
+  generation: Generation
+}
+
+export type StreamChunk = StreamTextChunk | StreamFinalChunk
+
+export interface Health {
+  status: 'loading' | 'ok' | 'unloaded' | 'error'
+  modelName: string | null
+  contextSize: number
+  uptimeMs: number
+  lastError: string | null
+  slotsBusy: number
+  slotsTotal: number
+  queueDepth: number
+}
+
+export interface Metrics {
+  requestsTotal: number
+  requestsCompleted: number
+  requestsFailed: number
+  requestsAborted: number
+  requestsTimedOut: number
+  requestsActive: number
+  requestsQueued: number
+  promptTokensTotal: number
+  completionTokensTotal: number
+  cachedTokensTotal: number
+  decodeCalls: number
+  promptMsTotal: number
+  generateMsTotal: number
+  lastTtftMs: number
+  lastTokensPerSecond: number
+  uptimeMs: number
+}
+
+export type Input = string | ChatMessage[]
+
+/**
+ * Loads the default engine. Rejects with `MODEL_LOAD_FAILED` (bad file), `INVALID_ARGUMENT`
+ * (bad options) or `ALREADY_INITIALIZED` (a model is loaded or loading; pass `replace: true`).
+ */
+export declare function initialize(options: InitializeOptions): Promise<ModelInfo>
+/** Generates a completion (string input) or a chat reply (messages, rendered with the model's template). */
+export declare function generate(input: Input, options?: GenerateOptions): Promise<Generation>
+/** Streams the reply; use `for await`. Breaking out of the loop stops generation within one decode step. */
+export declare function stream(input: Input, options?: GenerateOptions): ReadableStream<StreamChunk>
+/** Never throws. */
+export declare function health(): Health
+export declare function metrics(): Metrics
+/** Token ids of `text` (no BOS; special-token text stays text). */
+export declare function tokenize(text: string): Uint32Array
+/** Text of token ids; `detokenize(tokenize(s)) === s`. */
+export declare function detokenize(tokens: Uint32Array | number[]): string
+/** Prompt tokens an input costs (chat input is rendered with the template first). */
+export declare function countTokens(input: Input): number
+/** Cancels in-flight work (it rejects with `ABORTED`) and frees the model. Safe to call twice. */
+export declare function shutdown(): Promise<void>
+
+/** One loaded model with its own inference thread; several may be loaded at once. */
+export declare class Engine {
+  static load(options: Omit<InitializeOptions, 'replace'>): Promise<Engine>
+  readonly info: ModelInfo
+  generate(input: Input, options?: GenerateOptions): Promise<Generation>
+  stream(input: Input, options?: GenerateOptions): ReadableStream<StreamChunk>
+  tokenize(text: string): Uint32Array
+  detokenize(tokens: Uint32Array | number[]): string
+  countTokens(input: Input): number
+  health(): Health
+  metrics(): Metrics
+  /** Cancels in-flight work and frees the model. Safe to call twice. */
+  unload(): Promise<void>
+}

@@ -1,0 +1,43 @@
+'use strict'
+// The one definition of how the native addon is compiled, shared by the install build,
+// `npm test` (cargo test) and the benchmarks, so that all of them reuse one llama.cpp build
+// in target/ instead of compiling it again (a change of flags means a ~5 minute rebuild).
+
+const path = require('node:path')
+
+const ROOT = path.join(__dirname, '..')
+
+const TRIPLES = {
+  'linux-x64': 'x86_64-unknown-linux-gnu',
+  'linux-arm64': 'aarch64-unknown-linux-gnu',
+  'darwin-x64': 'x86_64-apple-darwin',
+  'darwin-arm64': 'aarch64-apple-darwin',
+}
+
+function targetTriple() {
+  const triple = TRIPLES[`${process.platform}-${process.arch}`]
+  if (!triple) throw new Error(`napi-llama has no build recipe for ${process.platform}-${process.arch}`)
+  return triple
+}
+
+/** Environment for cargo: native CPU tuning unless NAPI_LLAMA_PORTABLE=1. */
+function buildEnv(base = process.env) {
+  const env = { ...base }
+  const portable = env.NAPI_LLAMA_PORTABLE === '1' || env.NAPI_LLAMA_PORTABLE === 'true'
+  if (!portable && process.arch === 'x64') {
+    env.RUSTFLAGS = [env.RUSTFLAGS, '-C target-cpu=native'].filter(Boolean).join(' ')
+    // -march=native turns on AMX where the CPU lists it, but some VMs list AMX without
+    // enabling its register state, and ggml's AMX kernels then die with SIGILL.
+    // CFLAGS/CXXFLAGS (not CMAKE_C_FLAGS) so the cmake crate keeps its own -fPIC and -m64.
+    const noAmx = '-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'
+    env.CFLAGS = [env.CFLAGS, noAmx].filter(Boolean).join(' ')
+    env.CXXFLAGS = [env.CXXFLAGS, noAmx].filter(Boolean).join(' ')
+  }
+  return env
+}
+
+function targetDir(env = process.env) {
+  return env.CARGO_TARGET_DIR ? path.resolve(env.CARGO_TARGET_DIR) : path.join(ROOT, 'target')
+}
+
+module.exports = { ROOT, targetTriple, buildEnv, targetDir }

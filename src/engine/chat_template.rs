@@ -1,0 +1,198 @@
+//! Rendering chat messages into a prompt. A model's own `tokenizer.chat_template` is Jinja and
+//! is rendered with minijinja (llama.cpp's `llama_chat_apply_template` only knows fixed
+//! families). A model without a template falls back to llama.cpp's built-in format for its
+//! architecture; a caller may also name a built-in family or pass Jinja source.
+
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use minijinja::{context, Environment, Error as JinjaError, ErrorKind};
+use serde::Serialize;
+
+use super::error::{EngineError, EngineResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn parse(role: &str) -> EngineResult<Self> {
+        match role {
+            "system" => Ok(Role::System),
+            "user" => Ok(Role::User),
+            "assistant" => Ok(Role::Assistant),
+            other => Err(EngineError::invalid_argument(format!(
+                "unknown chat role {other:?}: use 'system', 'user' or 'assistant'"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+/// Where the template in use came from; reported in `ModelInfo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateSource {
+    /// The GGUF's own `tokenizer.chat_template`.
+    Model,
+    /// `chatTemplate` from the load options.
+    Option,
+    /// The model has no template: llama.cpp's built-in format for its architecture.
+    BuiltinFallback,
+}
+
+impl TemplateSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TemplateSource::Model => "model",
+            TemplateSource::Option => "option",
+            TemplateSource::BuiltinFallback => "builtin-fallback",
+        }
+    }
+}
+
+enum Renderer {
+    Jinja(Environment<'static>),
+    Builtin(LlamaChatTemplate),
+}
+
+pub struct ChatTemplate {
+    renderer: Renderer,
+    /// A built-in family name, or "jinja".
+    pub name: String,
+    pub source: TemplateSource,
+    bos_token: String,
+    eos_token: String,
+}
+
+const TEMPLATE_NAME: &str = "chat";
+
+fn looks_like_jinja(text: &str) -> bool {
+    text.contains("{%") || text.contains("{{")
+}
+
+/// llama.cpp's built-in family for a model that carries no template.
+fn builtin_for_architecture(arch: &str) -> &'static str {
+    match arch {
+        a if a.starts_with("gemma") => "gemma",
+        "phi3" => "phi3",
+        "llama" => "llama3",
+        _ => "chatml",
+    }
+}
+
+impl ChatTemplate {
+    pub fn for_model(model: &LlamaModel, override_template: Option<&str>) -> EngineResult<Self> {
+        let vocab = model.vocab();
+        let piece = |tok| String::from_utf8_lossy(&vocab.token_to_piece(tok, true, None)).into_owned();
+        let bos_token = piece(vocab.bos());
+        let eos_token = piece(vocab.eos());
+        let (text, source) = match override_template {
+            Some(t) => (t.to_string(), TemplateSource::Option),
+            None => match model.chat_template(None).ok().and_then(|t| t.to_string().ok()) {
+                Some(t) => (t, TemplateSource::Model),
+                None => {
+                    let arch = model.meta_val_str("general.architecture").unwrap_or_default();
+                    (builtin_for_architecture(&arch).to_string(), TemplateSource::BuiltinFallback)
+                }
+            },
+        };
+        let (renderer, name) = if looks_like_jinja(&text) {
+            (Renderer::Jinja(jinja_environment(text)?), "jinja".to_string())
+        } else {
+            let tmpl = LlamaChatTemplate::new(text.trim()).map_err(|_| {
+                EngineError::invalid_argument("chatTemplate contains a NUL byte")
+            })?;
+            (Renderer::Builtin(tmpl), text.trim().to_string())
+        };
+        let template = ChatTemplate { renderer, name, source, bos_token, eos_token };
+        // Render once now so that a broken template fails the load, not the first request.
+        template
+            .render(model, &[ChatMessage { role: Role::User, content: "hi".into() }])
+            .map_err(|e| {
+                EngineError::invalid_argument(format!("chat template cannot be used: {}", e.message))
+            })?;
+        Ok(template)
+    }
+
+    /// Renders messages into prompt text ending with the assistant's turn opener.
+    pub fn render(&self, model: &LlamaModel, messages: &[ChatMessage]) -> EngineResult<String> {
+        match &self.renderer {
+            Renderer::Jinja(env) => {
+                let tmpl = env
+                    .get_template(TEMPLATE_NAME)
+                    .map_err(|e| EngineError::internal(format!("chat template lost: {e}")))?;
+                tmpl.render(context! {
+                    messages => messages,
+                    add_generation_prompt => true,
+                    bos_token => &self.bos_token,
+                    eos_token => &self.eos_token,
+                })
+                .map_err(|e| {
+                    EngineError::invalid_argument(format!("chat template rejected the messages: {e:#}"))
+                })
+            }
+            Renderer::Builtin(tmpl) => {
+                let chat = messages
+                    .iter()
+                    .map(|m| LlamaChatMessage::new(m.role.as_str().to_string(), m.content.clone()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| EngineError::invalid_argument("chat message contains a NUL byte"))?;
+                model.apply_chat_template(tmpl, &chat, true).map_err(|e| {
+                    EngineError::invalid_argument(format!(
+                        "built-in chat template {:?} failed ({e}); pass chatTemplate with Jinja source or a known family name such as 'chatml', 'gemma', 'llama3'",
+                        self.name
+                    ))
+                })
+            }
+        }
+    }
+
+    /// True when the rendered prompt already starts with the BOS text, so the tokenizer
+    /// must not add a second one.
+    pub fn starts_with_bos(&self, rendered: &str) -> bool {
+        !self.bos_token.is_empty() && rendered.starts_with(&self.bos_token)
+    }
+}
+
+fn raise_exception(message: String) -> Result<String, JinjaError> {
+    Err(JinjaError::new(ErrorKind::InvalidOperation, message))
+}
+
+fn jinja_environment(source: String) -> EngineResult<Environment<'static>> {
+    let mut env = Environment::new();
+    // HF templates are written for Python's Jinja2: allow `.strip()`, `.items()` and friends.
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.add_function("raise_exception", raise_exception);
+    env.add_function("strftime_now", |_fmt: String| -> String { String::new() });
+    env.set_trim_blocks(false);
+    env.add_template_owned(TEMPLATE_NAME, source)
+        .map_err(|e| EngineError::invalid_argument(format!("chat template is not valid Jinja: {e:#}")))?;
+    Ok(env)
+}
+
+/// Parses caller messages, rejecting empty lists and unknown roles.
+pub fn parse_messages<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>) -> EngineResult<Vec<ChatMessage>> {
+    let messages = items
+        .into_iter()
+        .map(|(role, content)| Ok(ChatMessage { role: Role::parse(role)?, content: content.to_string() }))
+        .collect::<EngineResult<Vec<_>>>()?;
+    if messages.is_empty() {
+        return Err(EngineError::invalid_argument("messages is empty: pass at least one message"));
+    }
+    Ok(messages)
+}

@@ -1,0 +1,462 @@
+//! The pure-Rust engine: one inference thread per loaded model, fed over a channel.
+//! Nothing here knows about napi; the binding layer in `src/` wraps it for JavaScript.
+
+mod backend;
+pub mod chat_template;
+pub mod error;
+mod model_file;
+pub mod options;
+pub mod request;
+mod sampler;
+mod scheduler;
+pub mod status;
+pub mod stop_matcher;
+pub mod utf8_stream;
+
+use std::num::NonZeroU32;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use tracing::{info, info_span, warn};
+
+pub use chat_template::{ChatMessage, Role, TemplateSource};
+pub use error::{EngineError, EngineResult, ErrorCode};
+pub use options::{EngineConfig, GenerateOptions, LoadOptions};
+pub use request::{CancelFlag, CancelReason, Event, EventSink, FinishReason, Generation, Timings};
+pub use status::{EngineStatus, Health, Metrics};
+
+use chat_template::ChatTemplate;
+use request::PreparedRequest;
+use scheduler::{Command, Scheduler, SchedulerConfig};
+use status::{add, Shared};
+
+/// What a caller sends: a raw completion prompt or chat messages.
+#[derive(Debug, Clone)]
+pub enum Input {
+    Text(String),
+    Chat(Vec<ChatMessage>),
+}
+
+/// Facts about the loaded model, returned by a successful load.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    pub model_path: String,
+    pub name: String,
+    pub architecture: String,
+    pub context_size: u32,
+    pub trained_context_size: u32,
+    pub vocab_size: u32,
+    pub parameters: f64,
+    pub size_bytes: f64,
+    pub chat_template: String,
+    pub chat_template_source: TemplateSource,
+    pub parallel: u32,
+    pub batch_size: u32,
+    pub threads: i32,
+    pub gpu_layers: u32,
+    pub load_ms: f64,
+}
+
+/// Read-only model state the caller's thread uses to prepare requests.
+struct Loaded {
+    model: Arc<LlamaModel>,
+    template: ChatTemplate,
+    n_ctx_per_seq: u32,
+}
+
+/// Handle to one model served by its own inference thread.
+pub struct Engine {
+    shared: Arc<Shared>,
+    config: EngineConfig,
+    loaded: Arc<OnceLock<Loaded>>,
+    commands: Mutex<Option<Sender<Command>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    next_request: AtomicU64,
+}
+
+/// Called with load progress in [0, 1]; returning false cancels the load.
+pub type ProgressFn = Box<dyn FnMut(f32) -> bool + Send>;
+/// Called once, on the inference thread, when the load succeeds or fails.
+pub type LoadedFn = Box<dyn FnOnce(EngineResult<ModelInfo>) + Send>;
+/// Called once, on the inference thread, after it has freed the model.
+pub type StoppedFn = Box<dyn FnOnce() + Send>;
+
+impl Engine {
+    /// Validates options and starts the inference thread, which loads the model and then
+    /// reports through `on_loaded`. Returns at once: loading never blocks the caller.
+    pub fn start(options: LoadOptions, progress: Option<ProgressFn>, on_loaded: LoadedFn) -> EngineResult<Self> {
+        let config = options.validate()?;
+        backend::init()?;
+        let shared = Arc::new(Shared::new());
+        let loaded = Arc::new(OnceLock::new());
+        let (tx, rx) = mpsc::channel();
+        let thread = {
+            let config = config.clone();
+            let shared = shared.clone();
+            let loaded = loaded.clone();
+            std::thread::Builder::new()
+                .name("napi-llama-inference".into())
+                .spawn(move || inference_thread(config, shared, loaded, rx, progress, on_loaded))
+                .map_err(|e| EngineError::internal(format!("cannot start the inference thread: {e}")))?
+        };
+        Ok(Self {
+            shared,
+            config,
+            loaded,
+            commands: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            next_request: AtomicU64::new(1),
+        })
+    }
+
+    /// Loads a model and waits for it: for Rust callers and tests.
+    pub fn load_blocking(options: LoadOptions) -> EngineResult<Self> {
+        let (tx, rx) = mpsc::channel();
+        let engine = Self::start(options, None, Box::new(move |r| {
+            let _ = tx.send(r);
+        }))?;
+        match rx.recv() {
+            Ok(Ok(_)) => Ok(engine),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(EngineError::internal("the inference thread stopped while loading")),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    fn loaded(&self) -> EngineResult<&Loaded> {
+        match self.shared.status() {
+            EngineStatus::Ok => self.loaded.get().ok_or_else(EngineError::not_loaded),
+            EngineStatus::Loading => Err(EngineError::new(
+                ErrorCode::ModelNotLoaded,
+                "the model is still loading: await initialize() before sending requests",
+            )),
+            EngineStatus::Unloaded => Err(EngineError::new(
+                ErrorCode::ModelNotLoaded,
+                "the model was unloaded (shutdown): call initialize() again",
+            )),
+            EngineStatus::Error => Err(EngineError::new(
+                ErrorCode::ModelNotLoaded,
+                format!(
+                    "the engine is in error state ({}): shut it down and initialize again",
+                    self.shared.health().last_error.unwrap_or_default()
+                ),
+            )),
+        }
+    }
+
+    /// Tokenizes text as the model sees it: no BOS, special-token text kept as plain text.
+    pub fn tokenize(&self, text: &str) -> EngineResult<Vec<u32>> {
+        let loaded = self.loaded()?;
+        Ok(loaded.model.vocab().tokenize(text.as_bytes(), false, false).into_iter().map(|t| t.0 as u32).collect())
+    }
+
+    /// Turns token ids back into text (lossless for ids from `tokenize`).
+    pub fn detokenize(&self, tokens: &[u32]) -> EngineResult<String> {
+        let loaded = self.loaded()?;
+        let vocab = loaded.model.vocab();
+        let n_vocab = vocab.n_tokens() as u32;
+        let mut bytes = Vec::new();
+        for &t in tokens {
+            if t >= n_vocab {
+                return Err(EngineError::invalid_argument(format!(
+                    "token id {t} is out of range: the vocabulary has {n_vocab} tokens"
+                )));
+            }
+            bytes.extend(vocab.token_to_piece(LlamaToken(t as i32), false, None));
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Number of tokens the input costs as a prompt (chat input is rendered first).
+    pub fn count_tokens(&self, input: &Input) -> EngineResult<usize> {
+        let loaded = self.loaded()?;
+        Ok(prompt_tokens(loaded, input)?.len())
+    }
+
+    /// Validates, renders and tokenizes on the caller's thread, then queues the request.
+    /// Events arrive on `sink` from the inference thread.
+    pub fn submit(&self, input: Input, options: &GenerateOptions, stream: bool, sink: Box<dyn EventSink>) -> EngineResult<SubmittedRequest> {
+        let submitted_at = Instant::now();
+        let loaded = self.loaded()?;
+        let params = options.validate(self.config.default_timeout, || {
+            format!("req-{}", self.next_request.fetch_add(1, Ordering::Relaxed))
+        })?;
+        let _span = info_span!("request", request_id = %params.request_id).entered();
+        if let Input::Text(t) = &input {
+            tracing::trace!(prompt = %t, "prompt");
+        }
+        let tokens = prompt_tokens(loaded, &input)?;
+        if tokens.len() + 1 > loaded.n_ctx_per_seq as usize {
+            return Err(EngineError::new(
+                ErrorCode::ContextOverflow,
+                format!(
+                    "the prompt is {} tokens but the context holds {} (one more is needed for the reply): shorten the input or raise contextSize",
+                    tokens.len(),
+                    loaded.n_ctx_per_seq
+                ),
+            ));
+        }
+        let cancel = CancelFlag::default();
+        let request_id = params.request_id.clone();
+        let deadline = params.timeout.map(|t| submitted_at + t);
+        let req = PreparedRequest { tokens, params, stream, submitted_at, deadline, cancel: cancel.clone(), sink };
+        let sent = self
+            .commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|tx| tx.send(Command::Submit(Box::new(req))).is_ok())
+            .unwrap_or(false);
+        if !sent {
+            return Err(EngineError::not_loaded());
+        }
+        add(&self.shared.counters.requests_total, 1);
+        Ok(SubmittedRequest { cancel, request_id })
+    }
+
+    pub fn health(&self) -> Health {
+        self.shared.health()
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        self.shared.metrics()
+    }
+
+    /// Asks the inference thread to stop: requests in flight or queued end with `ABORTED`,
+    /// then the context and the model are freed and `on_stopped` runs. Idempotent.
+    pub fn shutdown(&self, on_stopped: StoppedFn) {
+        let tx = self.commands.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(tx) = &tx {
+            let _ = tx.send(Command::Shutdown);
+        }
+        drop(tx);
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let shared = self.shared.clone();
+        // Join off the caller's thread: a decode step may still be running.
+        let joiner = std::thread::Builder::new().name("napi-llama-shutdown".into()).spawn(move || {
+            if let Some(t) = thread {
+                let _ = t.join();
+            }
+            shared.update(|c| c.status = EngineStatus::Unloaded);
+            on_stopped();
+        });
+        if let Err(e) = joiner {
+            warn!(error = %e, "cannot spawn the shutdown thread");
+        }
+    }
+
+    /// Shuts down and waits: for Rust callers and tests.
+    pub fn shutdown_blocking(&self) {
+        let (tx, rx) = mpsc::channel();
+        self.shutdown(Box::new(move || {
+            let _ = tx.send(());
+        }));
+        let _ = rx.recv();
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(tx) = self.commands.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = tx.send(Command::Shutdown);
+        }
+    }
+}
+
+/// The caller's handle to a queued request.
+pub struct SubmittedRequest {
+    pub cancel: CancelFlag,
+    pub request_id: String,
+}
+
+fn prompt_tokens(loaded: &Loaded, input: &Input) -> EngineResult<Vec<LlamaToken>> {
+    let vocab = loaded.model.vocab();
+    let tokens = match input {
+        Input::Text(text) => {
+            if text.is_empty() {
+                return Err(EngineError::invalid_argument("the prompt is empty"));
+            }
+            vocab.tokenize(text.as_bytes(), vocab.should_add_bos(), false)
+        }
+        Input::Chat(messages) => {
+            if messages.is_empty() {
+                return Err(EngineError::invalid_argument("messages is empty: pass at least one message"));
+            }
+            let rendered = loaded.template.render(&loaded.model, messages)?;
+            tracing::trace!(prompt = %rendered, "rendered chat prompt");
+            let add_bos = vocab.should_add_bos() && !loaded.template.starts_with_bos(&rendered);
+            vocab.tokenize(rendered.as_bytes(), add_bos, true)
+        }
+    };
+    if tokens.is_empty() {
+        return Err(EngineError::invalid_argument("the input produced no tokens"));
+    }
+    Ok(tokens)
+}
+
+fn inference_thread(
+    config: EngineConfig,
+    shared: Arc<Shared>,
+    loaded: Arc<OnceLock<Loaded>>,
+    commands: mpsc::Receiver<Command>,
+    progress: Option<ProgressFn>,
+    on_loaded: LoadedFn,
+) {
+    let on_loaded = Mutex::new(Some(on_loaded));
+    let report = |r: EngineResult<ModelInfo>| {
+        if let Some(f) = on_loaded.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            f(r);
+        }
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let started = Instant::now();
+        let model = match load_model(&config, progress) {
+            Ok(m) => Arc::new(m),
+            Err(e) => {
+                shared.update(|c| {
+                    c.status = EngineStatus::Error;
+                    c.last_error = Some(e.message.clone());
+                });
+                report(Err(e));
+                return;
+            }
+        };
+        let setup = (|| {
+            let trained = model.n_ctx_train();
+            let n_ctx_per_seq = match config.context_size {
+                Some(n) if n > trained => {
+                    return Err(EngineError::invalid_argument(format!(
+                        "contextSize {n} is larger than the {trained} tokens this model was trained on"
+                    )))
+                }
+                Some(n) => n,
+                None => trained.min(options::DEFAULT_CONTEXT_SIZE),
+            };
+            let template = ChatTemplate::for_model(&model, config.chat_template.as_deref())?;
+            Ok((n_ctx_per_seq, template))
+        })();
+        let (n_ctx_per_seq, template) = match setup {
+            Ok(v) => v,
+            Err(e) => {
+                shared.update(|c| {
+                    c.status = EngineStatus::Error;
+                    c.last_error = Some(e.message.clone());
+                });
+                report(Err(e));
+                return;
+            }
+        };
+        let n_batch = config.batch_size.min(n_ctx_per_seq * config.parallel);
+        let ctx_params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx_per_seq * config.parallel))
+            .with_n_batch(n_batch)
+            .with_n_ubatch(n_batch)
+            .with_n_seq_max(config.parallel)
+            .with_n_threads(config.threads)
+            .with_n_threads_batch(config.threads);
+        let backend = match backend::get() {
+            Ok(b) => b,
+            Err(e) => {
+                report(Err(e));
+                return;
+            }
+        };
+        let ctx = match model.new_context(backend, ctx_params) {
+            Ok(c) => c,
+            Err(e) => {
+                let e = EngineError::load_failed(format!(
+                    "cannot create a llama.cpp context for {} ({e}): lower contextSize or parallel",
+                    config.model_path.display()
+                ));
+                shared.update(|c| {
+                    c.status = EngineStatus::Error;
+                    c.last_error = Some(e.message.clone());
+                });
+                report(Err(e));
+                return;
+            }
+        };
+        let info = model_info(&model, &config, n_ctx_per_seq, n_batch, &template, started);
+        info!(model = %info.name, context = n_ctx_per_seq, load_ms = info.load_ms, "model loaded");
+        let _ = loaded.set(Loaded { model: model.clone(), template, n_ctx_per_seq });
+        shared.update(|c| {
+            c.status = EngineStatus::Ok;
+            c.model_name = Some(info.name.clone());
+            c.context_size = n_ctx_per_seq;
+            c.slots_total = config.parallel;
+        });
+        report(Ok(info));
+        let cfg = SchedulerConfig {
+            n_batch: n_batch as usize,
+            n_ctx_per_seq,
+            parallel: config.parallel as usize,
+            max_queue: config.max_queue,
+        };
+        Scheduler::new(&model, ctx, cfg, &shared).run(commands);
+    }));
+    if let Err(payload) = outcome {
+        let e = error::panic_to_error(payload);
+        warn!(error = %e, "the inference thread panicked");
+        shared.update(|c| {
+            c.status = EngineStatus::Error;
+            c.last_error = Some(e.message.clone());
+        });
+        report(Err(e));
+    }
+}
+
+fn load_model(config: &EngineConfig, progress: Option<ProgressFn>) -> EngineResult<LlamaModel> {
+    model_file::check_gguf_file(&config.model_path)?;
+    let mut params = LlamaModelParams::default()
+        .with_n_gpu_layers(config.gpu_layers)
+        .with_use_mmap(config.use_mmap);
+    if let Some(mut cb) = progress {
+        params = params.with_progress_callback(move |p| cb(p));
+    }
+    let backend = backend::get()?;
+    LlamaModel::load_from_file(backend, &config.model_path, &params).map_err(|e| {
+        EngineError::load_failed(format!(
+            "llama.cpp could not load {} ({e}): the file may be truncated or corrupt, or its architecture unsupported by this build (set logLevel: 'debug' to see llama.cpp's reason)",
+            config.model_path.display()
+        ))
+    })
+}
+
+fn model_info(model: &LlamaModel, config: &EngineConfig, n_ctx_per_seq: u32, n_batch: u32, template: &ChatTemplate, started: Instant) -> ModelInfo {
+    let meta = |k: &str| model.meta_val_str(k).unwrap_or_default();
+    let name = Some(meta("general.name"))
+        .filter(|n| !n.is_empty())
+        .or_else(|| config.model_path.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    ModelInfo {
+        model_path: config.model_path.display().to_string(),
+        name,
+        architecture: meta("general.architecture"),
+        context_size: n_ctx_per_seq,
+        trained_context_size: model.n_ctx_train(),
+        vocab_size: model.n_vocab().max(0) as u32,
+        parameters: model.n_params() as f64,
+        size_bytes: model.size() as f64,
+        chat_template: template.name.clone(),
+        chat_template_source: template.source,
+        parallel: config.parallel,
+        batch_size: n_batch,
+        threads: config.threads,
+        gpu_layers: config.gpu_layers,
+        load_ms: started.elapsed().as_secs_f64() * 1000.0,
+    }
+}
+
+#[cfg(test)]
+mod tests;

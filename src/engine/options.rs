@@ -1,0 +1,288 @@
+//! Caller-facing options in their raw numeric form (JS numbers are f64) and their validation
+//! into typed engine parameters. All range checks live here so that nothing out of range
+//! reaches llama.cpp.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::error::{EngineError, EngineResult};
+
+/// Options for loading a model, as given by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub model_path: String,
+    pub context_size: Option<f64>,
+    pub batch_size: Option<f64>,
+    pub threads: Option<f64>,
+    pub gpu_layers: Option<f64>,
+    pub parallel: Option<f64>,
+    pub max_queue: Option<f64>,
+    pub use_mmap: Option<bool>,
+    pub chat_template: Option<String>,
+    pub default_timeout_ms: Option<f64>,
+}
+
+/// Validated load configuration.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub model_path: PathBuf,
+    /// Tokens one sequence (one conversation) may hold; `None` = min(trained context, 4096).
+    pub context_size: Option<u32>,
+    pub batch_size: u32,
+    pub threads: i32,
+    pub gpu_layers: u32,
+    pub parallel: u32,
+    pub max_queue: usize,
+    pub use_mmap: bool,
+    pub chat_template: Option<String>,
+    pub default_timeout: Option<Duration>,
+}
+
+pub const DEFAULT_CONTEXT_SIZE: u32 = 4096;
+pub const DEFAULT_BATCH_SIZE: u32 = 512;
+pub const DEFAULT_MAX_QUEUE: usize = 64;
+pub const DEFAULT_MAX_TOKENS: u32 = 512;
+const MAX_TIMEOUT_MS: f64 = 24.0 * 3600.0 * 1000.0;
+
+/// Reads an optional number, rejecting NaN, infinities, non-integers (when `integer`) and
+/// values outside `[min, max]`, with a message naming the option.
+fn number(name: &str, value: Option<f64>, min: f64, max: f64, integer: bool) -> EngineResult<Option<f64>> {
+    let Some(v) = value else { return Ok(None) };
+    if !v.is_finite() {
+        return Err(EngineError::invalid_argument(format!(
+            "{name} must be a finite number, got {v}"
+        )));
+    }
+    if integer && v.fract() != 0.0 {
+        return Err(EngineError::invalid_argument(format!(
+            "{name} must be an integer, got {v}"
+        )));
+    }
+    if v < min || v > max {
+        return Err(EngineError::invalid_argument(format!(
+            "{name} must be between {min} and {max}, got {v}"
+        )));
+    }
+    Ok(Some(v))
+}
+
+impl LoadOptions {
+    pub fn validate(&self) -> EngineResult<EngineConfig> {
+        if self.model_path.trim().is_empty() {
+            return Err(EngineError::invalid_argument(
+                "modelPath is required: pass the path of a .gguf file (npm run fetch-model gets a test model)",
+            ));
+        }
+        let physical = num_cpus::get_physical().max(1) as f64;
+        let threads = number("threads", self.threads, 1.0, 1024.0, true)?.unwrap_or(physical);
+        Ok(EngineConfig {
+            model_path: PathBuf::from(&self.model_path),
+            context_size: number("contextSize", self.context_size, 16.0, 4_194_304.0, true)?
+                .map(|v| v as u32),
+            batch_size: number("batchSize", self.batch_size, 1.0, 65_536.0, true)?
+                .map_or(DEFAULT_BATCH_SIZE, |v| v as u32),
+            threads: threads as i32,
+            gpu_layers: number("gpuLayers", self.gpu_layers, 0.0, 100_000.0, true)?
+                .map_or(0, |v| v as u32),
+            parallel: number("parallel", self.parallel, 1.0, 256.0, true)?.map_or(1, |v| v as u32),
+            max_queue: number("maxQueue", self.max_queue, 0.0, 1_000_000.0, true)?
+                .map_or(DEFAULT_MAX_QUEUE, |v| v as usize),
+            use_mmap: self.use_mmap.unwrap_or(true),
+            chat_template: self.chat_template.clone().filter(|t| !t.trim().is_empty()),
+            default_timeout: number("defaultTimeoutMs", self.default_timeout_ms, 1.0, MAX_TIMEOUT_MS, false)?
+                .map(|ms| Duration::from_micros((ms * 1000.0) as u64)),
+        })
+    }
+}
+
+/// Per-request options, as given by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct GenerateOptions {
+    pub max_tokens: Option<f64>,
+    pub temperature: Option<f64>,
+    pub top_k: Option<f64>,
+    pub top_p: Option<f64>,
+    pub min_p: Option<f64>,
+    pub repeat_penalty: Option<f64>,
+    pub frequency_penalty: Option<f64>,
+    pub presence_penalty: Option<f64>,
+    pub seed: Option<f64>,
+    pub stop: Option<Vec<String>>,
+    pub timeout_ms: Option<f64>,
+    pub grammar: Option<String>,
+    pub json_schema: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// Validated sampling parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingParams {
+    pub temperature: f32,
+    pub top_k: i32,
+    pub top_p: f32,
+    pub min_p: f32,
+    pub repeat_penalty: f32,
+    pub frequency_penalty: f32,
+    pub presence_penalty: f32,
+    /// Tokens of history the penalties look at.
+    pub penalty_last_n: i32,
+    pub seed: u32,
+    /// GBNF text (from `grammar`, or converted from `jsonSchema`).
+    pub grammar: Option<String>,
+}
+
+/// Validated request parameters (everything but the input).
+#[derive(Debug, Clone)]
+pub struct RequestParams {
+    pub max_tokens: u32,
+    pub sampling: SamplingParams,
+    pub stop: Vec<String>,
+    pub timeout: Option<Duration>,
+    pub request_id: String,
+}
+
+const MAX_STOP_STRINGS: usize = 16;
+const MAX_STOP_LEN: usize = 1024;
+
+impl GenerateOptions {
+    pub fn validate(&self, default_timeout: Option<Duration>, next_id: impl FnOnce() -> String) -> EngineResult<RequestParams> {
+        let max_tokens = number("maxTokens", self.max_tokens, 1.0, 1_048_576.0, true)?
+            .map_or(DEFAULT_MAX_TOKENS, |v| v as u32);
+        let seed = match number("seed", self.seed, 0.0, u32::MAX as f64, true)? {
+            Some(s) => s as u32,
+            None => random_seed(),
+        };
+        let stop = self.stop.clone().unwrap_or_default();
+        if stop.len() > MAX_STOP_STRINGS {
+            return Err(EngineError::invalid_argument(format!(
+                "stop accepts at most {MAX_STOP_STRINGS} strings, got {}",
+                stop.len()
+            )));
+        }
+        for s in &stop {
+            if s.is_empty() || s.len() > MAX_STOP_LEN {
+                return Err(EngineError::invalid_argument(format!(
+                    "each stop string must be 1 to {MAX_STOP_LEN} bytes long"
+                )));
+            }
+        }
+        if self.grammar.is_some() && self.json_schema.is_some() {
+            return Err(EngineError::invalid_argument(
+                "pass either grammar or jsonSchema, not both",
+            ));
+        }
+        let grammar = match (&self.grammar, &self.json_schema) {
+            (Some(g), _) if g.trim().is_empty() => {
+                return Err(EngineError::invalid_argument("grammar is empty"))
+            }
+            (Some(g), _) => Some(g.clone()),
+            (None, Some(schema)) => Some(json_schema_to_gbnf(schema)?),
+            (None, None) => None,
+        };
+        let timeout = number("timeoutMs", self.timeout_ms, 1.0, MAX_TIMEOUT_MS, false)?
+            .map(|ms| Duration::from_micros((ms * 1000.0) as u64))
+            .or(default_timeout);
+        let request_id = match &self.request_id {
+            Some(id) if id.len() > 256 => {
+                return Err(EngineError::invalid_argument("requestId is longer than 256 bytes"))
+            }
+            Some(id) if !id.is_empty() => id.clone(),
+            _ => next_id(),
+        };
+        Ok(RequestParams {
+            max_tokens,
+            sampling: SamplingParams {
+                temperature: number("temperature", self.temperature, 0.0, 100.0, false)?
+                    .map_or(0.8, |v| v as f32),
+                top_k: number("topK", self.top_k, 0.0, 1_000_000.0, true)?.map_or(40, |v| v as i32),
+                top_p: number("topP", self.top_p, 0.0, 1.0, false)?.map_or(0.95, |v| v as f32),
+                min_p: number("minP", self.min_p, 0.0, 1.0, false)?.map_or(0.05, |v| v as f32),
+                repeat_penalty: number("repeatPenalty", self.repeat_penalty, 0.01, 100.0, false)?
+                    .map_or(1.0, |v| v as f32),
+                frequency_penalty: number("frequencyPenalty", self.frequency_penalty, -2.0, 2.0, false)?
+                    .map_or(0.0, |v| v as f32),
+                presence_penalty: number("presencePenalty", self.presence_penalty, -2.0, 2.0, false)?
+                    .map_or(0.0, |v| v as f32),
+                penalty_last_n: 64,
+                seed,
+                grammar,
+            },
+            stop,
+            timeout,
+            request_id,
+        })
+    }
+}
+
+fn random_seed() -> u32 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish() as u32
+}
+
+fn json_schema_to_gbnf(schema: &str) -> EngineResult<String> {
+    serde_json::from_str::<serde_json::Value>(schema)
+        .map_err(|e| EngineError::invalid_argument(format!("jsonSchema is not valid JSON: {e}")))?;
+    llama_cpp_2::json_schema_to_grammar(schema).map_err(|e| {
+        EngineError::invalid_argument(format!("jsonSchema cannot be turned into a grammar: {e}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> String {
+        "req-1".into()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let p = GenerateOptions::default().validate(None, id).unwrap();
+        assert_eq!(p.max_tokens, DEFAULT_MAX_TOKENS);
+        assert_eq!(p.request_id, "req-1");
+    }
+
+    #[test]
+    fn rejects_bad_numbers() {
+        for (opts, word) in [
+            (GenerateOptions { temperature: Some(f64::NAN), ..Default::default() }, "temperature"),
+            (GenerateOptions { max_tokens: Some(-1.0), ..Default::default() }, "maxTokens"),
+            (GenerateOptions { max_tokens: Some(1.5), ..Default::default() }, "maxTokens"),
+            (GenerateOptions { top_p: Some(2.0), ..Default::default() }, "topP"),
+            (GenerateOptions { seed: Some(f64::INFINITY), ..Default::default() }, "seed"),
+            (GenerateOptions { timeout_ms: Some(0.0), ..Default::default() }, "timeoutMs"),
+        ] {
+            let err = opts.validate(None, id).unwrap_err();
+            assert_eq!(err.code.as_str(), "INVALID_ARGUMENT");
+            assert!(err.message.contains(word), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn load_options_need_a_path() {
+        let err = LoadOptions::default().validate().unwrap_err();
+        assert_eq!(err.code.as_str(), "INVALID_ARGUMENT");
+        let cfg = LoadOptions { model_path: "x.gguf".into(), ..Default::default() }.validate().unwrap();
+        assert!(cfg.threads >= 1);
+        assert_eq!(cfg.parallel, 1);
+    }
+
+    #[test]
+    fn schema_becomes_grammar() {
+        let opts = GenerateOptions {
+            json_schema: Some(r#"{"type":"object","properties":{"a":{"type":"integer"}}}"#.into()),
+            ..Default::default()
+        };
+        let p = opts.validate(None, id).unwrap();
+        assert!(p.sampling.grammar.unwrap().contains("root"));
+        let bad = GenerateOptions { json_schema: Some("{not json".into()), ..Default::default() };
+        assert_eq!(bad.validate(None, id).unwrap_err().code.as_str(), "INVALID_ARGUMENT");
+    }
+}

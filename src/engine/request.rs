@@ -1,0 +1,113 @@
+//! What travels between the caller and the inference thread: a prepared request, the events
+//! it produces, and the flag the caller uses to cancel it.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use llama_cpp_2::token::LlamaToken;
+
+use super::error::EngineError;
+use super::options::RequestParams;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// A stop string matched.
+    Stop,
+    /// `maxTokens` reached, or the context is full.
+    Length,
+    /// The model produced an end-of-generation token.
+    Eos,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::Eos => "eos",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timings {
+    /// Waiting for a free slot.
+    pub queue_ms: f64,
+    /// Evaluating the prompt (admission to first sampled token).
+    pub prompt_ms: f64,
+    /// Submission to first sampled token (queue + prompt).
+    pub ttft_ms: f64,
+    /// First to last sampled token.
+    pub generate_ms: f64,
+    /// Completion tokens per second over `generate_ms` (0 with fewer than two tokens).
+    pub tokens_per_second: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    pub text: String,
+    pub finish_reason: FinishReason,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub cached_tokens: u32,
+    pub timings: Timings,
+    pub request_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Whole UTF-8 text with no stop-string prefix in it; `tokens` counts the tokens it covers.
+    Chunk { text: String, tokens: u32 },
+    Done(Generation),
+    Error(EngineError),
+}
+
+/// Receives a request's events on the inference thread. Returns false once nobody listens
+/// any more, which cancels the request.
+pub trait EventSink: Send {
+    fn send(&mut self, event: Event) -> bool;
+}
+
+impl EventSink for std::sync::mpsc::Sender<Event> {
+    fn send(&mut self, event: Event) -> bool {
+        std::sync::mpsc::Sender::send(self, event).is_ok()
+    }
+}
+
+/// Why a caller cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReason {
+    Aborted = 1,
+    TimedOut = 2,
+}
+
+/// Shared between the caller's handle and the inference thread; checked between decode steps.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Arc<AtomicU8>);
+
+impl CancelFlag {
+    pub fn cancel(&self, reason: CancelReason) {
+        let _ = self.0.compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    pub fn reason(&self) -> Option<CancelReason> {
+        match self.0.load(Ordering::Acquire) {
+            1 => Some(CancelReason::Aborted),
+            2 => Some(CancelReason::TimedOut),
+            _ => None,
+        }
+    }
+}
+
+/// A request whose prompt is rendered, tokenized and checked, ready for a slot.
+pub struct PreparedRequest {
+    pub tokens: Vec<LlamaToken>,
+    pub params: RequestParams,
+    /// Send chunk events (stream) or only the final result (generate).
+    pub stream: bool,
+    pub submitted_at: Instant,
+    pub deadline: Option<Instant>,
+    pub cancel: CancelFlag,
+    pub sink: Box<dyn EventSink>,
+}

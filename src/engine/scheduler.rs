@@ -1,0 +1,446 @@
+//! The inference thread's loop. Every step builds one batch holding the pending token of each
+//! generating slot plus prompt chunks of newly admitted slots, calls `decode` once, then
+//! samples for every slot whose logits were requested (continuous batching, as in
+//! llama-server). Cancellation and deadlines are checked between steps: llama.cpp cannot
+//! interrupt a running `decode`.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Instant;
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use tracing::{debug, warn};
+
+use super::error::{panic_to_error, EngineError, ErrorCode};
+use super::request::{CancelReason, Event, FinishReason, Generation, PreparedRequest, Timings};
+use super::sampler::build_sampler;
+use super::status::{add, set, Shared};
+use super::stop_matcher::StopMatcher;
+use super::utf8_stream::Utf8Stream;
+
+pub enum Command {
+    Submit(Box<PreparedRequest>),
+    Shutdown,
+}
+
+pub struct SchedulerConfig {
+    pub n_batch: usize,
+    pub n_ctx_per_seq: u32,
+    pub parallel: usize,
+    pub max_queue: usize,
+}
+
+/// A request occupying a slot (one KV sequence).
+struct Active {
+    req: Box<PreparedRequest>,
+    sampler: LlamaSampler,
+    /// Prompt tokens already placed in a batch.
+    prompt_fed: usize,
+    /// Position of the next token fed for this sequence.
+    n_past: i32,
+    /// Index in the current batch whose logits belong to this slot.
+    logits_at: Option<i32>,
+    /// Sampled but not yet decoded.
+    pending_token: Option<LlamaToken>,
+    utf8: Utf8Stream,
+    stop: StopMatcher,
+    text: String,
+    completion_tokens: u32,
+    tokens_since_chunk: u32,
+    admitted_at: Instant,
+    first_token_at: Option<Instant>,
+}
+
+struct Slot {
+    seq_id: i32,
+    active: Option<Active>,
+}
+
+pub struct Scheduler<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    batch: LlamaBatch<'static>,
+    slots: Vec<Slot>,
+    queue: VecDeque<Box<PreparedRequest>>,
+    cfg: SchedulerConfig,
+    shared: &'m Shared,
+}
+
+fn ms(from: Instant, to: Instant) -> f64 {
+    to.saturating_duration_since(from).as_secs_f64() * 1000.0
+}
+
+impl<'m> Scheduler<'m> {
+    pub fn new(model: &'m LlamaModel, ctx: LlamaContext<'m>, cfg: SchedulerConfig, shared: &'m Shared) -> Self {
+        let slots = (0..cfg.parallel)
+            .map(|i| Slot { seq_id: i as i32, active: None })
+            .collect();
+        Self {
+            model,
+            ctx,
+            batch: LlamaBatch::new(cfg.n_batch, 1),
+            slots,
+            queue: VecDeque::new(),
+            cfg,
+            shared,
+        }
+    }
+
+    fn busy(&self) -> bool {
+        !self.queue.is_empty() || self.slots.iter().any(|s| s.active.is_some())
+    }
+
+    /// Serves commands until shutdown or until every sender is gone.
+    pub fn run(mut self, commands: Receiver<Command>) {
+        loop {
+            // Idle: block until work arrives, so an idle engine costs no CPU.
+            if !self.busy() {
+                match commands.recv() {
+                    Ok(cmd) => {
+                        if !self.handle(cmd) {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            let mut shutting_down = false;
+            loop {
+                match commands.try_recv() {
+                    Ok(cmd) => {
+                        if !self.handle(cmd) {
+                            shutting_down = true;
+                            break;
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        shutting_down = true;
+                        break;
+                    }
+                }
+            }
+            if shutting_down {
+                break;
+            }
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.step())) {
+                let err = panic_to_error(payload);
+                warn!(error = %err, "inference step panicked; failing the requests in flight");
+                self.shared.update(|c| c.last_error = Some(err.message.clone()));
+                self.fail_all_active(&err);
+            }
+        }
+        let err = EngineError::aborted("the engine was shut down before this request finished");
+        self.fail_all_active(&err);
+        while let Some(req) = self.queue.pop_front() {
+            self.reject(req, err.clone());
+        }
+        self.publish_occupancy();
+    }
+
+    /// Returns false on shutdown.
+    fn handle(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Submit(req) => {
+                // Requests that a free slot will take at the next step are not "waiting".
+                let free = self.slots.iter().filter(|s| s.active.is_none()).count();
+                if self.queue.len() >= self.cfg.max_queue + free {
+                    let err = EngineError::new(
+                        ErrorCode::QueueFull,
+                        format!(
+                            "{} requests are already waiting (maxQueue = {}): retry later or raise maxQueue/parallel",
+                            self.queue.len() - free,
+                            self.cfg.max_queue
+                        ),
+                    );
+                    self.reject(req, err);
+                } else {
+                    self.queue.push_back(req);
+                }
+                self.publish_occupancy();
+                true
+            }
+            Command::Shutdown => false,
+        }
+    }
+
+    fn publish_occupancy(&self) {
+        let c = &self.shared.counters;
+        set(&c.requests_queued, self.queue.len() as u64);
+        set(&c.requests_active, self.slots.iter().filter(|s| s.active.is_some()).count() as u64);
+    }
+
+    fn reject(&self, mut req: Box<PreparedRequest>, err: EngineError) {
+        count_failure(self.shared, err.code);
+        req.sink.send(Event::Error(err));
+    }
+
+    fn step(&mut self) {
+        self.drop_cancelled();
+        self.admit();
+        self.publish_occupancy();
+        if self.fill_batch() == 0 {
+            return;
+        }
+        add(&self.shared.counters.decode_calls, 1);
+        if let Err(e) = self.ctx.decode(&mut self.batch) {
+            let err = EngineError::internal(format!("llama.cpp decode failed: {e}"));
+            warn!(error = %err, "decode failed");
+            self.shared.update(|c| c.last_error = Some(err.message.clone()));
+            self.fail_all_active(&err);
+            return;
+        }
+        self.sample_all();
+        self.publish_occupancy();
+    }
+
+    /// Ends queued and running requests whose caller cancelled or whose deadline passed.
+    fn drop_cancelled(&mut self) {
+        let now = Instant::now();
+        let verdict = |req: &PreparedRequest| -> Option<EngineError> {
+            match req.cancel.reason() {
+                Some(CancelReason::Aborted) => Some(EngineError::aborted("the request was aborted")),
+                Some(CancelReason::TimedOut) => Some(timeout_error(req)),
+                None => match req.deadline {
+                    Some(d) if now >= d => Some(timeout_error(req)),
+                    _ => None,
+                },
+            }
+        };
+        let mut kept = VecDeque::with_capacity(self.queue.len());
+        while let Some(req) = self.queue.pop_front() {
+            match verdict(&req) {
+                Some(err) => self.reject(req, err),
+                None => kept.push_back(req),
+            }
+        }
+        self.queue = kept;
+        for i in 0..self.slots.len() {
+            let err = match &self.slots[i].active {
+                Some(a) => verdict(&a.req),
+                None => None,
+            };
+            if let Some(err) = err {
+                self.fail_slot(i, err);
+            }
+        }
+    }
+
+    fn admit(&mut self) {
+        for i in 0..self.slots.len() {
+            if self.slots[i].active.is_some() {
+                continue;
+            }
+            let Some(req) = self.queue.pop_front() else { return };
+            let sampler = match build_sampler(self.model, &req.params.sampling) {
+                Ok(s) => s,
+                Err(err) => {
+                    self.reject(req, err);
+                    continue;
+                }
+            };
+            let seq = self.slots[i].seq_id;
+            let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+            debug!(request_id = %req.params.request_id, slot = i, prompt_tokens = req.tokens.len(), "admitted");
+            let stops = req.params.stop.clone();
+            self.slots[i].active = Some(Active {
+                req,
+                sampler,
+                prompt_fed: 0,
+                n_past: 0,
+                logits_at: None,
+                pending_token: None,
+                utf8: Utf8Stream::new(),
+                stop: StopMatcher::new(stops),
+                text: String::new(),
+                completion_tokens: 0,
+                tokens_since_chunk: 0,
+                admitted_at: Instant::now(),
+                first_token_at: None,
+            });
+        }
+    }
+
+    /// Builds this step's batch; returns the number of tokens in it.
+    fn fill_batch(&mut self) -> usize {
+        self.batch.clear();
+        let capacity = self.cfg.n_batch;
+        let mut used = 0usize;
+        // Generating slots first: one token each keeps every stream moving.
+        for slot in &mut self.slots {
+            let Some(a) = slot.active.as_mut() else { continue };
+            a.logits_at = None;
+            if let Some(tok) = a.pending_token.take() {
+                if used < capacity && self.batch.add(tok, a.n_past, &[slot.seq_id], true).is_ok() {
+                    a.logits_at = Some(used as i32);
+                    a.n_past += 1;
+                    used += 1;
+                } else {
+                    a.pending_token = Some(tok);
+                }
+            }
+        }
+        // Then prompt chunks, in slot order, with what room is left.
+        for slot in &mut self.slots {
+            let Some(a) = slot.active.as_mut() else { continue };
+            let remaining = a.req.tokens.len() - a.prompt_fed;
+            if remaining == 0 || used >= capacity {
+                continue;
+            }
+            let take = remaining.min(capacity - used);
+            for k in 0..take {
+                let idx = a.prompt_fed + k;
+                let last = idx + 1 == a.req.tokens.len();
+                if self.batch.add(a.req.tokens[idx], a.n_past, &[slot.seq_id], last).is_err() {
+                    break;
+                }
+                if last {
+                    a.logits_at = Some(used as i32);
+                }
+                a.n_past += 1;
+                used += 1;
+            }
+            a.prompt_fed += take;
+        }
+        used
+    }
+
+    fn sample_all(&mut self) {
+        for i in 0..self.slots.len() {
+            let Some(a) = self.slots[i].active.as_mut() else { continue };
+            let Some(idx) = a.logits_at.take() else { continue };
+            let token = a.sampler.sample(&self.ctx, idx);
+            let now = Instant::now();
+            if a.first_token_at.is_none() {
+                a.first_token_at = Some(now);
+                let prompt_ms = ms(a.admitted_at, now);
+                add(&self.shared.counters.prompt_us_total, (prompt_ms * 1000.0) as u64);
+            }
+            let vocab = self.model.vocab();
+            if vocab.is_eog(token) {
+                self.finish(i, FinishReason::Eos);
+                continue;
+            }
+            a.completion_tokens += 1;
+            a.tokens_since_chunk += 1;
+            let piece = vocab.token_to_piece(token, false, None);
+            let text = a.utf8.push(&piece);
+            let outcome = a.stop.push(&text);
+            if !outcome.text.is_empty() {
+                a.text.push_str(&outcome.text);
+                if a.req.stream {
+                    let tokens = std::mem::take(&mut a.tokens_since_chunk);
+                    if !a.req.sink.send(Event::Chunk { text: outcome.text, tokens }) {
+                        // Nobody listens any more: stop spending compute on it.
+                        a.req.cancel.cancel(CancelReason::Aborted);
+                    }
+                }
+            }
+            if outcome.stopped {
+                self.finish(i, FinishReason::Stop);
+            } else if a.completion_tokens >= a.req.params.max_tokens
+                || a.n_past as u32 >= self.cfg.n_ctx_per_seq
+            {
+                self.finish(i, FinishReason::Length);
+            } else {
+                a.pending_token = Some(token);
+            }
+        }
+    }
+
+    fn free_slot(&mut self, i: usize) -> Option<Active> {
+        let seq = self.slots[i].seq_id;
+        let active = self.slots[i].active.take();
+        let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+        active
+    }
+
+    fn finish(&mut self, i: usize, mut reason: FinishReason) {
+        let Some(mut a) = self.free_slot(i) else { return };
+        if reason != FinishReason::Stop {
+            let tail = a.stop.push(&a.utf8.finish());
+            let mut rest = tail.text;
+            if tail.stopped {
+                reason = FinishReason::Stop;
+            } else {
+                rest.push_str(&a.stop.finish());
+            }
+            if !rest.is_empty() {
+                a.text.push_str(&rest);
+                if a.req.stream {
+                    let tokens = std::mem::take(&mut a.tokens_since_chunk);
+                    a.req.sink.send(Event::Chunk { text: rest, tokens });
+                }
+            }
+        }
+        let now = Instant::now();
+        let first = a.first_token_at.unwrap_or(now);
+        let generate_ms = ms(first, now);
+        let tokens_per_second = if a.completion_tokens > 1 && generate_ms > 0.0 {
+            f64::from(a.completion_tokens - 1) / (generate_ms / 1000.0)
+        } else {
+            0.0
+        };
+        let timings = Timings {
+            queue_ms: ms(a.req.submitted_at, a.admitted_at),
+            prompt_ms: ms(a.admitted_at, first),
+            ttft_ms: ms(a.req.submitted_at, first),
+            generate_ms,
+            tokens_per_second,
+        };
+        let c = &self.shared.counters;
+        add(&c.requests_completed, 1);
+        add(&c.prompt_tokens_total, a.req.tokens.len() as u64);
+        add(&c.completion_tokens_total, u64::from(a.completion_tokens));
+        add(&c.generate_us_total, (generate_ms * 1000.0) as u64);
+        set(&c.last_ttft_us, (timings.ttft_ms * 1000.0) as u64);
+        set(&c.last_tps_milli, (tokens_per_second * 1000.0) as u64);
+        debug!(request_id = %a.req.params.request_id, reason = reason.as_str(), tokens = a.completion_tokens, "finished");
+        let generation = Generation {
+            text: std::mem::take(&mut a.text),
+            finish_reason: reason,
+            prompt_tokens: a.req.tokens.len() as u32,
+            completion_tokens: a.completion_tokens,
+            cached_tokens: 0,
+            timings,
+            request_id: a.req.params.request_id.clone(),
+        };
+        a.req.sink.send(Event::Done(generation));
+    }
+
+    fn fail_slot(&mut self, i: usize, err: EngineError) {
+        if let Some(mut a) = self.free_slot(i) {
+            debug!(request_id = %a.req.params.request_id, code = err.code.as_str(), "failed");
+            count_failure(self.shared, err.code);
+            a.req.sink.send(Event::Error(err));
+        }
+    }
+
+    fn fail_all_active(&mut self, err: &EngineError) {
+        for i in 0..self.slots.len() {
+            self.fail_slot(i, err.clone());
+        }
+    }
+}
+
+fn timeout_error(req: &PreparedRequest) -> EngineError {
+    let limit = req.params.timeout.map_or(0, |d| d.as_millis());
+    EngineError::new(
+        ErrorCode::Timeout,
+        format!("the request did not finish within timeoutMs = {limit} (queue wait included): raise timeoutMs or lower maxTokens"),
+    )
+}
+
+fn count_failure(shared: &Shared, code: ErrorCode) {
+    let c = &shared.counters;
+    match code {
+        ErrorCode::Aborted => add(&c.requests_aborted, 1),
+        ErrorCode::Timeout => add(&c.requests_timed_out, 1),
+        _ => add(&c.requests_failed, 1),
+    }
+}

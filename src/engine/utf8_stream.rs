@@ -1,0 +1,93 @@
+//! Incremental UTF-8 decoding of token pieces. Byte-level BPE vocabularies split multi-byte
+//! characters (Persian letters, emoji) across tokens; this holds back an incomplete trailing
+//! sequence until the bytes that complete it arrive, so every emitted string is whole.
+
+#[derive(Debug, Default)]
+pub struct Utf8Stream {
+    pending: Vec<u8>,
+}
+
+impl Utf8Stream {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends bytes and returns the text that is now complete.
+    pub fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let mut out = String::new();
+        loop {
+            match std::str::from_utf8(&self.pending) {
+                Ok(text) => {
+                    out.push_str(text);
+                    self.pending.clear();
+                    return out;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    // Safe: from_utf8 just validated this prefix.
+                    out.push_str(std::str::from_utf8(&self.pending[..valid]).unwrap_or_default());
+                    match e.error_len() {
+                        // An incomplete sequence at the end: wait for more bytes.
+                        None => {
+                            self.pending.drain(..valid);
+                            return out;
+                        }
+                        // Bytes that can never become valid: replace them and go on.
+                        Some(bad) => {
+                            out.push(char::REPLACEMENT_CHARACTER);
+                            self.pending.drain(..valid + bad);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bytes held back, waiting for the rest of a character.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Ends the stream: an incomplete tail is replaced by U+FFFD rather than dropped silently.
+    pub fn finish(&mut self) -> String {
+        let tail = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        tail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_split_persian_letters() {
+        let text = "سلام، چطوری؟ 👋";
+        let bytes = text.as_bytes();
+        for split in 1..bytes.len() {
+            let mut s = Utf8Stream::new();
+            let mut out = s.push(&bytes[..split]);
+            out.push_str(&s.push(&bytes[split..]));
+            out.push_str(&s.finish());
+            assert_eq!(out, text);
+        }
+        let mut s = Utf8Stream::new();
+        let mut out = String::new();
+        for b in bytes {
+            let piece = s.push(std::slice::from_ref(b));
+            assert!(!piece.contains('\u{FFFD}'));
+            out.push_str(&piece);
+        }
+        assert_eq!(out, text);
+        assert!(!s.has_pending());
+    }
+
+    #[test]
+    fn replaces_invalid_bytes() {
+        let mut s = Utf8Stream::new();
+        assert_eq!(s.push(&[b'a', 0xFF, b'b']), "a\u{FFFD}b");
+        assert_eq!(s.push(&[0xD8]), "");
+        assert_eq!(s.finish(), "\u{FFFD}");
+    }
+}

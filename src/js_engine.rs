@@ -1,0 +1,144 @@
+//! The exported native class. Each method converts arguments, calls the engine and converts
+//! the result; events cross back to JavaScript through threadsafe functions that live only as
+//! long as the operation they serve, so an idle engine keeps no handle open on the event loop.
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::Uint32Array;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Status;
+use napi_derive::napi;
+
+use crate::engine::{self, CancelFlag, CancelReason, Engine, Event, EventSink};
+use crate::js_error::map_error;
+use crate::js_types::*;
+use crate::logging;
+
+
+struct JsEventSink(ThreadsafeFunction<NativeEvent, (), NativeEvent, Status, false>);
+
+impl EventSink for JsEventSink {
+    fn send(&mut self, event: Event) -> bool {
+        self.0.call(event.into(), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
+    }
+}
+
+#[napi]
+pub struct NativeEngine {
+    engine: Arc<Engine>,
+}
+
+#[napi]
+impl NativeEngine {
+    /// Starts loading a model on a new inference thread; `on_loaded` runs once with the outcome.
+    // Panics are caught inside: napi's catch_unwind does not combine with a fallible factory.
+    #[napi(factory)]
+    pub fn start(
+        options: NativeLoadOptions,
+        on_progress: Option<ThreadsafeFunction<f64, (), f64, Status, false>>,
+        on_loaded: ThreadsafeFunction<NativeLoadEvent, (), NativeLoadEvent, Status, false>,
+    ) -> napi::Result<Self> {
+        std::panic::catch_unwind(move || Self::start_inner(options, on_progress, on_loaded))
+            .unwrap_or_else(|p| Err(map_error(engine::error::panic_to_error(p))))
+    }
+
+    fn start_inner(
+        options: NativeLoadOptions,
+        on_progress: Option<ThreadsafeFunction<f64, (), f64, Status, false>>,
+        on_loaded: ThreadsafeFunction<NativeLoadEvent, (), NativeLoadEvent, Status, false>,
+    ) -> napi::Result<Self> {
+        logging::set_level(options.log_level.as_deref()).map_err(map_error)?;
+        let progress = on_progress.map(|cb| -> engine::ProgressFn {
+            Box::new(move |p| {
+                cb.call(f64::from(p), ThreadsafeFunctionCallMode::NonBlocking);
+                true
+            })
+        });
+        let loaded: engine::LoadedFn = Box::new(move |result| {
+            let event = match result {
+                Ok(info) => NativeLoadEvent { info: Some(info.into()), error: None },
+                Err(e) => NativeLoadEvent {
+                    info: None,
+                    error: Some(NativeFailure { code: e.code.as_str().into(), message: e.message }),
+                },
+            };
+            on_loaded.call(event, ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        let engine = Engine::start((&options).into(), progress, loaded).map_err(map_error)?;
+        Ok(NativeEngine { engine: Arc::new(engine) })
+    }
+
+    /// Queues a request; its events go to `on_event`. Validation errors throw synchronously.
+    #[napi(catch_unwind)]
+    pub fn submit(
+        &self,
+        input: NativeInput,
+        options: Option<NativeGenerateOptions>,
+        stream: bool,
+        on_event: ThreadsafeFunction<NativeEvent, (), NativeEvent, Status, false>,
+    ) -> napi::Result<NativeRequest> {
+        let input = to_input(input).map_err(map_error)?;
+        let options: engine::GenerateOptions = options.map(Into::into).unwrap_or_default();
+        let submitted = self
+            .engine
+            .submit(input, &options, stream, Box::new(JsEventSink(on_event)))
+            .map_err(map_error)?;
+        Ok(NativeRequest { cancel: submitted.cancel, request_id: submitted.request_id })
+    }
+
+    #[napi(catch_unwind)]
+    pub fn tokenize(&self, text: String) -> napi::Result<Uint32Array> {
+        Ok(Uint32Array::new(self.engine.tokenize(&text).map_err(map_error)?))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn detokenize(&self, tokens: Vec<u32>) -> napi::Result<String> {
+        self.engine.detokenize(&tokens).map_err(map_error)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn count_tokens(&self, input: NativeInput) -> napi::Result<u32> {
+        let input = to_input(input).map_err(map_error)?;
+        Ok(self.engine.count_tokens(&input).map_err(map_error)? as u32)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn health(&self) -> NativeHealth {
+        self.engine.health().into()
+    }
+
+    #[napi(catch_unwind)]
+    pub fn metrics(&self) -> NativeMetrics {
+        self.engine.metrics().into()
+    }
+
+    /// Cancels everything in flight, frees the model, then calls `on_stopped`.
+    #[napi(catch_unwind)]
+    pub fn shutdown(&self, on_stopped: ThreadsafeFunction<(), (), (), Status, false>) {
+        self.engine.shutdown(Box::new(move || {
+            on_stopped.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }));
+    }
+}
+
+/// A queued or running request.
+#[napi]
+pub struct NativeRequest {
+    cancel: CancelFlag,
+    request_id: String,
+}
+
+#[napi]
+impl NativeRequest {
+    #[napi(getter)]
+    pub fn request_id(&self) -> String {
+        self.request_id.clone()
+    }
+
+    /// Stops the request at the next decode step; `reason` is `"abort"` or `"timeout"`.
+    #[napi(catch_unwind)]
+    pub fn cancel(&self, reason: String) {
+        let reason = if reason == "timeout" { CancelReason::TimedOut } else { CancelReason::Aborted };
+        self.cancel.cancel(reason);
+    }
+}
