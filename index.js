@@ -325,14 +325,21 @@ class Engine {
   tokenize(text) {
     if (typeof text !== 'string') throw invalid('tokenize expects a string')
     try {
-      return this._native.tokenize(text)
+      const ids = this._native.tokenize(text)
+      // A view in this realm (Jest runs tests in their own realm; instanceof must hold there).
+      return new Uint32Array(ids.buffer, ids.byteOffset, ids.length)
     } catch (err) {
       throw toError(err)
     }
   }
 
   detokenize(tokens) {
-    if (!(tokens instanceof Uint32Array) && !Array.isArray(tokens)) throw invalid('detokenize expects a Uint32Array or an array of token ids')
+    if (!Array.isArray(tokens) && !(ArrayBuffer.isView(tokens) && Object.prototype.toString.call(tokens) === '[object Uint32Array]')) {
+      throw invalid('detokenize expects a Uint32Array or an array of token ids')
+    }
+    if (Array.isArray(tokens) && tokens.some((t) => !Number.isInteger(t) || t < 0 || t > 0xffffffff)) {
+      throw invalid('token ids must be non-negative integers')
+    }
     try {
       return this._native.detokenize(Array.from(tokens))
     } catch (err) {

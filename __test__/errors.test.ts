@@ -3,7 +3,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import * as llama from '../index'
-import { SMOLLM2, FAST, collect, failure } from './helpers'
+import { SMOLLM2, FAST, LONG_PROMPT, collect, failure } from './helpers'
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'napi-llama-errors-'))
 const ok = async () => {
@@ -115,7 +115,7 @@ describe('with a model', () => {
 
   test('TIMEOUT within one decode step, then the engine serves again', async () => {
     const started = Date.now()
-    const err = await failure(llama.generate('Tell me a long story.', { maxTokens: 500, timeoutMs: 150 }))
+    const err = await failure(llama.generate(LONG_PROMPT, { maxTokens: 500, timeoutMs: 150 }))
     expect(err.code).toBe('TIMEOUT')
     expect(Date.now() - started).toBeLessThan(2000)
     await ok()
@@ -126,7 +126,7 @@ describe('with a model', () => {
     const chunks: string[] = []
     const err = await failure(
       (async () => {
-        for await (const c of llama.stream('Tell me a long story.', { maxTokens: 500, signal: controller.signal })) {
+        for await (const c of llama.stream(LONG_PROMPT, { maxTokens: 500, signal: controller.signal })) {
           chunks.push(c.text)
           if (chunks.length === 3) controller.abort()
         }
@@ -138,9 +138,9 @@ describe('with a model', () => {
     pre.abort()
     expect((await failure(llama.generate('hi', { signal: pre.signal }))).code).toBe('ABORTED')
     const mid = new AbortController()
-    const pending = llama.generate('Tell me a long story.', { maxTokens: 500, signal: mid.signal })
+    const pending = failure(llama.generate(LONG_PROMPT, { maxTokens: 500, signal: mid.signal }))
     setTimeout(() => mid.abort(), 100)
-    expect((await failure(pending)).code).toBe('ABORTED')
+    expect((await pending).code).toBe('ABORTED')
     await ok()
   })
 
@@ -162,12 +162,19 @@ describe('with a model', () => {
 describe('shutdown', () => {
   test('with a request in flight: it rejects ABORTED and the engine can load again', async () => {
     await llama.initialize({ modelPath: SMOLLM2, ...FAST })
-    const pending = llama.generate('Tell me a long story.', { maxTokens: 500 })
-    const streamed = collect(llama.stream('Another long story.', { maxTokens: 500 }))
-    await new Promise((r) => setTimeout(r, 150))
+    // One request streaming (its first chunk has arrived) and one waiting in the queue.
+    const reader = llama.stream(LONG_PROMPT, { maxTokens: 500, seed: 3 }).getReader()
+    expect((await reader.read()).done).toBe(false)
+    // failure() attaches handlers at once: the rejections arrive during shutdown().
+    const pending = failure(llama.generate(LONG_PROMPT, { maxTokens: 500 }))
+    const streamed = failure(
+      (async () => {
+        for (;;) if ((await reader.read()).done) return
+      })(),
+    )
     await llama.shutdown()
-    expect((await failure(pending)).code).toBe('ABORTED')
-    expect((await failure(streamed)).code).toBe('ABORTED')
+    expect((await pending).code).toBe('ABORTED')
+    expect((await streamed).code).toBe('ABORTED')
     expect(llama.health().status).toBe('unloaded')
     expect((await failure(llama.generate('hi'))).code).toBe('MODEL_NOT_LOADED')
     await llama.initialize({ modelPath: SMOLLM2, ...FAST })

@@ -1,6 +1,6 @@
 // Generation, streaming and tokenization on SmolLM2 through the default engine.
 import * as llama from '../index'
-import { SMOLLM2, FAST, collect } from './helpers'
+import { SMOLLM2, FAST, LONG_PROMPT, collect } from './helpers'
 
 beforeAll(async () => {
   const info = await llama.initialize({ modelPath: SMOLLM2, ...FAST })
@@ -16,8 +16,16 @@ afterAll(async () => {
 const greedy = { temperature: 0, maxTokens: 32 }
 
 test('chat messages are rendered with the model template and answered', async () => {
-  const g = await llama.generate([{ role: 'user', content: 'What is the capital of France?' }], greedy)
-  expect(g.text).toMatch(/Paris/)
+  const g = await llama.generate(
+    [
+      { role: 'system', content: 'You are a helpful assistant.' },
+      { role: 'user', content: 'What is the capital of France?' },
+    ],
+    greedy,
+  )
+  expect(g.text.trim().length).toBeGreaterThan(0)
+  // The template's own markers never reach the output.
+  expect(g.text).not.toMatch(/<\|im_(start|end)\|>/)
   expect(['eos', 'length', 'stop']).toContain(g.finishReason)
   expect(g.completionTokens).toBeGreaterThan(0)
   expect(g.promptTokens).toBeGreaterThan(5)
@@ -28,7 +36,7 @@ test('chat messages are rendered with the model template and answered', async ()
 
 test('a raw string is a completion prompt', async () => {
   const g = await llama.generate('The capital of France is', { ...greedy, maxTokens: 8 })
-  expect(g.text.length).toBeGreaterThan(0)
+  expect(g.text).toMatch(/Paris/)
   expect(g.finishReason).toBe('length')
   expect(g.completionTokens).toBe(8)
 })
@@ -44,6 +52,7 @@ test('Persian: tokenize/detokenize is lossless', () => {
   const text = 'سلام، چطوری؟ امروز هوا خیلی خوب است. 🌞'
   const tokens = llama.tokenize(text)
   expect(tokens).toBeInstanceOf(Uint32Array)
+  expect(llama.detokenize(Array.from(tokens))).toBe(text)
   expect(tokens.length).toBeGreaterThan(10)
   expect(llama.detokenize(tokens)).toBe(text)
 })
@@ -69,10 +78,11 @@ test('Persian: streamed chunks are whole UTF-8 and concatenate to the generate t
 test('stop strings split across tokens end generation and never leak', async () => {
   const prompt = 'List the days of the week: Monday, Tuesday,'
   const free = await collect(llama.stream(prompt, { ...greedy, maxTokens: 24 }))
-  const pieces = free.chunks.filter((c) => !c.done && c.text.length >= 2)
-  expect(pieces.length).toBeGreaterThan(3)
   // A stop string made of the end of one token and the start of the next.
-  const stop = pieces[1].text.slice(-2) + pieces[2].text.slice(0, 2)
+  const texts = free.chunks.filter((c) => !c.done).map((c) => c.text)
+  const at = texts.findIndex((t, i) => i > 0 && t.length >= 2 && (texts[i + 1] ?? '').length >= 2)
+  expect(at).toBeGreaterThan(0)
+  const stop = texts[at].slice(-2) + texts[at + 1].slice(0, 2)
   const cut = free.text.indexOf(stop)
   expect(cut).toBeGreaterThanOrEqual(0)
   const stopped = await collect(llama.stream(prompt, { ...greedy, maxTokens: 24, stop: [stop] }))
@@ -97,7 +107,7 @@ test('the final stream chunk carries the Generation fields', async () => {
 test('breaking out of for-await stops generation', async () => {
   const before = llama.metrics()
   let n = 0
-  for await (const chunk of llama.stream('Tell me a very long story about dragons.', { maxTokens: 400, seed: 1 })) {
+  for await (const chunk of llama.stream(LONG_PROMPT, { maxTokens: 400, seed: 1 })) {
     if (!chunk.done && ++n === 3) break
   }
   // The engine notices at its next step.

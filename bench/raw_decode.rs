@@ -14,11 +14,16 @@ use llama_cpp_2::sampling::LlamaSampler;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let model_path = args.get(1).ok_or("usage: raw_decode MODEL TOKENS REPS THREADS PROMPT")?;
+    let model_path = args
+        .get(1)
+        .ok_or("usage: raw_decode MODEL TOKENS REPS THREADS PROMPT")?;
     let n_tokens: usize = args.get(2).map_or(Ok(128), |s| s.parse())?;
     let reps: usize = args.get(3).map_or(Ok(5), |s| s.parse())?;
     let threads: i32 = args.get(4).map_or(Ok(2), |s| s.parse())?;
-    let prompt = args.get(5).cloned().unwrap_or_else(|| "Once upon a time".into());
+    let prompt = args
+        .get(5)
+        .cloned()
+        .unwrap_or_else(|| "Once upon a time".into());
 
     let mut backend = LlamaBackend::init()?;
     backend.void_logs();
@@ -29,7 +34,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     let mut ctx = model.new_context(&backend, params)?;
-    let prompt_tokens = model.vocab().tokenize(prompt.as_bytes(), true, false);
+    let prompt_tokens = model.vocab().tokenize(prompt.as_bytes(), true, true);
+    let mut text = Vec::new();
     let mut batch = LlamaBatch::new(512, 1);
     let (mut tps, mut ttft, mut generated) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..reps + 1 {
@@ -46,7 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut pos = prompt_tokens.len() as i32;
         let mut count = 1;
         while count < n_tokens && !model.vocab().is_eog(token) {
-            let _piece = model.vocab().token_to_piece(token, false, None);
+            let piece = model.vocab().token_to_piece(token, false, None);
+            text.extend(piece);
             batch.clear();
             batch.add(token, pos, &[0], true)?;
             ctx.decode(&mut batch)?;
@@ -58,6 +65,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ttft.push((first - start).as_secs_f64() * 1000.0);
         tps.push((count - 1) as f64 / (end - first).as_secs_f64());
         generated.push(count);
+    }
+    if std::env::var("PRINT").is_ok() {
+        eprintln!("{}", String::from_utf8_lossy(&text));
     }
     // The first repetition warms caches up and is not reported.
     println!(

@@ -27,11 +27,14 @@ function buildEnv(base = process.env) {
   if (!portable && process.arch === 'x64') {
     env.RUSTFLAGS = [env.RUSTFLAGS, '-C target-cpu=native'].filter(Boolean).join(' ')
     // -march=native turns on AMX where the CPU lists it, but some VMs list AMX without
-    // enabling its register state, and ggml's AMX kernels then die with SIGILL.
+    // enabling its register state, and ggml's AMX kernels then die with SIGILL. AVX-512 is
+    // off too: on the 2-core VMs measured here ggml's AVX-512 paths decoded ~35% slower than
+    // its AVX2 ones (README, "Build flags"). NAPI_LLAMA_AVX512=1 keeps AVX-512.
     // CFLAGS/CXXFLAGS (not CMAKE_C_FLAGS) so the cmake crate keeps its own -fPIC and -m64.
-    const noAmx = '-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'
-    env.CFLAGS = [env.CFLAGS, noAmx].filter(Boolean).join(' ')
-    env.CXXFLAGS = [env.CXXFLAGS, noAmx].filter(Boolean).join(' ')
+    const off = ['-mno-amx-tile', '-mno-amx-int8', '-mno-amx-bf16']
+    if (env.NAPI_LLAMA_AVX512 !== '1') off.push('-mno-avx512f')
+    env.CFLAGS = [env.CFLAGS, ...off].filter(Boolean).join(' ')
+    env.CXXFLAGS = [env.CXXFLAGS, ...off].filter(Boolean).join(' ')
   }
   return env
 }

@@ -14,12 +14,13 @@ use crate::js_error::map_error;
 use crate::js_types::*;
 use crate::logging;
 
-
 struct JsEventSink(ThreadsafeFunction<NativeEvent, (), NativeEvent, Status, false>);
 
 impl EventSink for JsEventSink {
     fn send(&mut self, event: Event) -> bool {
-        self.0.call(event.into(), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
+        self.0
+            .call(event.into(), ThreadsafeFunctionCallMode::NonBlocking)
+            == Status::Ok
     }
 }
 
@@ -56,16 +57,24 @@ impl NativeEngine {
         });
         let loaded: engine::LoadedFn = Box::new(move |result| {
             let event = match result {
-                Ok(info) => NativeLoadEvent { info: Some(info.into()), error: None },
+                Ok(info) => NativeLoadEvent {
+                    info: Some(info.into()),
+                    error: None,
+                },
                 Err(e) => NativeLoadEvent {
                     info: None,
-                    error: Some(NativeFailure { code: e.code.as_str().into(), message: e.message }),
+                    error: Some(NativeFailure {
+                        code: e.code.as_str().into(),
+                        message: e.message,
+                    }),
                 },
             };
             on_loaded.call(event, ThreadsafeFunctionCallMode::NonBlocking);
         });
         let engine = Engine::start((&options).into(), progress, loaded).map_err(map_error)?;
-        Ok(NativeEngine { engine: Arc::new(engine) })
+        Ok(NativeEngine {
+            engine: Arc::new(engine),
+        })
     }
 
     /// Queues a request; its events go to `on_event`. Validation errors throw synchronously.
@@ -83,12 +92,17 @@ impl NativeEngine {
             .engine
             .submit(input, &options, stream, Box::new(JsEventSink(on_event)))
             .map_err(map_error)?;
-        Ok(NativeRequest { cancel: submitted.cancel, request_id: submitted.request_id })
+        Ok(NativeRequest {
+            cancel: submitted.cancel,
+            request_id: submitted.request_id,
+        })
     }
 
     #[napi(catch_unwind)]
     pub fn tokenize(&self, text: String) -> napi::Result<Uint32Array> {
-        Ok(Uint32Array::new(self.engine.tokenize(&text).map_err(map_error)?))
+        Ok(Uint32Array::new(
+            self.engine.tokenize(&text).map_err(map_error)?,
+        ))
     }
 
     #[napi(catch_unwind)]
@@ -138,7 +152,11 @@ impl NativeRequest {
     /// Stops the request at the next decode step; `reason` is `"abort"` or `"timeout"`.
     #[napi(catch_unwind)]
     pub fn cancel(&self, reason: String) {
-        let reason = if reason == "timeout" { CancelReason::TimedOut } else { CancelReason::Aborted };
+        let reason = if reason == "timeout" {
+            CancelReason::TimedOut
+        } else {
+            CancelReason::Aborted
+        };
         self.cancel.cancel(reason);
     }
 }

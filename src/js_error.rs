@@ -7,6 +7,8 @@ use napi::{Error, Status};
 use crate::engine::EngineError;
 
 pub fn map_error(err: EngineError) -> Error {
-    Error::new(Status::GenericFailure, format!("[{}] {}", err.code.as_str(), err.message))
+    Error::new(
+        Status::GenericFailure,
+        format!("[{}] {}", err.code.as_str(), err.message),
+    )
 }
-

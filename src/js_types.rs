@@ -91,7 +91,9 @@ pub fn to_input(input: NativeInput) -> EngineResult<Input> {
     match input {
         Either::A(text) => Ok(Input::Text(text)),
         Either::B(messages) => Ok(Input::Chat(chat_template::parse_messages(
-            messages.iter().map(|m| (m.role.as_str(), m.content.as_str())),
+            messages
+                .iter()
+                .map(|m| (m.role.as_str(), m.content.as_str())),
         )?)),
     }
 }
@@ -202,12 +204,28 @@ pub struct NativeEvent {
 
 impl From<Event> for NativeEvent {
     fn from(e: Event) -> Self {
-        let empty = |kind: &str| NativeEvent { kind: kind.into(), text: None, tokens: None, generation: None, error: None };
+        let empty = |kind: &str| NativeEvent {
+            kind: kind.into(),
+            text: None,
+            tokens: None,
+            generation: None,
+            error: None,
+        };
         match e {
-            Event::Chunk { text, tokens } => NativeEvent { text: Some(text), tokens: Some(tokens), ..empty("chunk") },
-            Event::Done(g) => NativeEvent { generation: Some(g.into()), ..empty("done") },
+            Event::Chunk { text, tokens } => NativeEvent {
+                text: Some(text),
+                tokens: Some(tokens),
+                ..empty("chunk")
+            },
+            Event::Done(g) => NativeEvent {
+                generation: Some(g.into()),
+                ..empty("done")
+            },
             Event::Error(err) => NativeEvent {
-                error: Some(NativeFailure { code: err.code.as_str().into(), message: err.message }),
+                error: Some(NativeFailure {
+                    code: err.code.as_str().into(),
+                    message: err.message,
+                }),
                 ..empty("error")
             },
         }

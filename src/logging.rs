@@ -14,13 +14,20 @@ static FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
 fn directives(level: &str) -> String {
-    let llama = if matches!(level, "debug" | "trace") { level } else { "off" };
+    let llama = if matches!(level, "debug" | "trace") {
+        level
+    } else {
+        "off"
+    };
     format!("off,napi_llama={level},llama_cpp_2={llama}")
 }
 
 pub fn set_level(level: Option<&str>) -> Result<(), EngineError> {
     let env_level = std::env::var("NAPI_LLAMA_LOG").ok();
-    let level = level.map(str::to_string).or(env_level).unwrap_or_else(|| "warn".into());
+    let level = level
+        .map(str::to_string)
+        .or(env_level)
+        .unwrap_or_else(|| "warn".into());
     if !LEVELS.contains(&level.as_str()) {
         return Err(EngineError::invalid_argument(format!(
             "logLevel must be one of {LEVELS:?}, got {level:?}"

@@ -98,33 +98,60 @@ fn builtin_for_architecture(arch: &str) -> &'static str {
 impl ChatTemplate {
     pub fn for_model(model: &LlamaModel, override_template: Option<&str>) -> EngineResult<Self> {
         let vocab = model.vocab();
-        let piece = |tok| String::from_utf8_lossy(&vocab.token_to_piece(tok, true, None)).into_owned();
+        let piece =
+            |tok| String::from_utf8_lossy(&vocab.token_to_piece(tok, true, None)).into_owned();
         let bos_token = piece(vocab.bos());
         let eos_token = piece(vocab.eos());
         let (text, source) = match override_template {
             Some(t) => (t.to_string(), TemplateSource::Option),
-            None => match model.chat_template(None).ok().and_then(|t| t.to_string().ok()) {
+            None => match model
+                .chat_template(None)
+                .ok()
+                .and_then(|t| t.to_string().ok())
+            {
                 Some(t) => (t, TemplateSource::Model),
                 None => {
-                    let arch = model.meta_val_str("general.architecture").unwrap_or_default();
-                    (builtin_for_architecture(&arch).to_string(), TemplateSource::BuiltinFallback)
+                    let arch = model
+                        .meta_val_str("general.architecture")
+                        .unwrap_or_default();
+                    (
+                        builtin_for_architecture(&arch).to_string(),
+                        TemplateSource::BuiltinFallback,
+                    )
                 }
             },
         };
         let (renderer, name) = if looks_like_jinja(&text) {
-            (Renderer::Jinja(jinja_environment(text)?), "jinja".to_string())
+            (
+                Renderer::Jinja(jinja_environment(text)?),
+                "jinja".to_string(),
+            )
         } else {
-            let tmpl = LlamaChatTemplate::new(text.trim()).map_err(|_| {
-                EngineError::invalid_argument("chatTemplate contains a NUL byte")
-            })?;
+            let tmpl = LlamaChatTemplate::new(text.trim())
+                .map_err(|_| EngineError::invalid_argument("chatTemplate contains a NUL byte"))?;
             (Renderer::Builtin(tmpl), text.trim().to_string())
         };
-        let template = ChatTemplate { renderer, name, source, bos_token, eos_token };
+        let template = ChatTemplate {
+            renderer,
+            name,
+            source,
+            bos_token,
+            eos_token,
+        };
         // Render once now so that a broken template fails the load, not the first request.
         template
-            .render(model, &[ChatMessage { role: Role::User, content: "hi".into() }])
+            .render(
+                model,
+                &[ChatMessage {
+                    role: Role::User,
+                    content: "hi".into(),
+                }],
+            )
             .map_err(|e| {
-                EngineError::invalid_argument(format!("chat template cannot be used: {}", e.message))
+                EngineError::invalid_argument(format!(
+                    "chat template cannot be used: {}",
+                    e.message
+                ))
             })?;
         Ok(template)
     }
@@ -143,7 +170,9 @@ impl ChatTemplate {
                     eos_token => &self.eos_token,
                 })
                 .map_err(|e| {
-                    EngineError::invalid_argument(format!("chat template rejected the messages: {e:#}"))
+                    EngineError::invalid_argument(format!(
+                        "chat template rejected the messages: {e:#}"
+                    ))
                 })
             }
             Renderer::Builtin(tmpl) => {
@@ -151,7 +180,9 @@ impl ChatTemplate {
                     .iter()
                     .map(|m| LlamaChatMessage::new(m.role.as_str().to_string(), m.content.clone()))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| EngineError::invalid_argument("chat message contains a NUL byte"))?;
+                    .map_err(|_| {
+                        EngineError::invalid_argument("chat message contains a NUL byte")
+                    })?;
                 model.apply_chat_template(tmpl, &chat, true).map_err(|e| {
                     EngineError::invalid_argument(format!(
                         "built-in chat template {:?} failed ({e}); pass chatTemplate with Jinja source or a known family name such as 'chatml', 'gemma', 'llama3'",
@@ -180,19 +211,29 @@ fn jinja_environment(source: String) -> EngineResult<Environment<'static>> {
     env.add_function("raise_exception", raise_exception);
     env.add_function("strftime_now", |_fmt: String| -> String { String::new() });
     env.set_trim_blocks(false);
-    env.add_template_owned(TEMPLATE_NAME, source)
-        .map_err(|e| EngineError::invalid_argument(format!("chat template is not valid Jinja: {e:#}")))?;
+    env.add_template_owned(TEMPLATE_NAME, source).map_err(|e| {
+        EngineError::invalid_argument(format!("chat template is not valid Jinja: {e:#}"))
+    })?;
     Ok(env)
 }
 
 /// Parses caller messages, rejecting empty lists and unknown roles.
-pub fn parse_messages<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>) -> EngineResult<Vec<ChatMessage>> {
+pub fn parse_messages<'a>(
+    items: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> EngineResult<Vec<ChatMessage>> {
     let messages = items
         .into_iter()
-        .map(|(role, content)| Ok(ChatMessage { role: Role::parse(role)?, content: content.to_string() }))
+        .map(|(role, content)| {
+            Ok(ChatMessage {
+                role: Role::parse(role)?,
+                content: content.to_string(),
+            })
+        })
         .collect::<EngineResult<Vec<_>>>()?;
     if messages.is_empty() {
-        return Err(EngineError::invalid_argument("messages is empty: pass at least one message"));
+        return Err(EngineError::invalid_argument(
+            "messages is empty: pass at least one message",
+        ));
     }
     Ok(messages)
 }

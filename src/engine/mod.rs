@@ -92,7 +92,11 @@ pub type StoppedFn = Box<dyn FnOnce() + Send>;
 impl Engine {
     /// Validates options and starts the inference thread, which loads the model and then
     /// reports through `on_loaded`. Returns at once: loading never blocks the caller.
-    pub fn start(options: LoadOptions, progress: Option<ProgressFn>, on_loaded: LoadedFn) -> EngineResult<Self> {
+    pub fn start(
+        options: LoadOptions,
+        progress: Option<ProgressFn>,
+        on_loaded: LoadedFn,
+    ) -> EngineResult<Self> {
         let config = options.validate()?;
         backend::init()?;
         let shared = Arc::new(Shared::new());
@@ -105,7 +109,9 @@ impl Engine {
             std::thread::Builder::new()
                 .name("napi-llama-inference".into())
                 .spawn(move || inference_thread(config, shared, loaded, rx, progress, on_loaded))
-                .map_err(|e| EngineError::internal(format!("cannot start the inference thread: {e}")))?
+                .map_err(|e| {
+                    EngineError::internal(format!("cannot start the inference thread: {e}"))
+                })?
         };
         Ok(Self {
             shared,
@@ -120,13 +126,19 @@ impl Engine {
     /// Loads a model and waits for it: for Rust callers and tests.
     pub fn load_blocking(options: LoadOptions) -> EngineResult<Self> {
         let (tx, rx) = mpsc::channel();
-        let engine = Self::start(options, None, Box::new(move |r| {
-            let _ = tx.send(r);
-        }))?;
+        let engine = Self::start(
+            options,
+            None,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        )?;
         match rx.recv() {
             Ok(Ok(_)) => Ok(engine),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(EngineError::internal("the inference thread stopped while loading")),
+            Err(_) => Err(EngineError::internal(
+                "the inference thread stopped while loading",
+            )),
         }
     }
 
@@ -158,7 +170,13 @@ impl Engine {
     /// Tokenizes text as the model sees it: no BOS, special-token text kept as plain text.
     pub fn tokenize(&self, text: &str) -> EngineResult<Vec<u32>> {
         let loaded = self.loaded()?;
-        Ok(loaded.model.vocab().tokenize(text.as_bytes(), false, false).into_iter().map(|t| t.0 as u32).collect())
+        Ok(loaded
+            .model
+            .vocab()
+            .tokenize(text.as_bytes(), false, false)
+            .into_iter()
+            .map(|t| t.0 as u32)
+            .collect())
     }
 
     /// Turns token ids back into text (lossless for ids from `tokenize`).
@@ -186,7 +204,13 @@ impl Engine {
 
     /// Validates, renders and tokenizes on the caller's thread, then queues the request.
     /// Events arrive on `sink` from the inference thread.
-    pub fn submit(&self, input: Input, options: &GenerateOptions, stream: bool, sink: Box<dyn EventSink>) -> EngineResult<SubmittedRequest> {
+    pub fn submit(
+        &self,
+        input: Input,
+        options: &GenerateOptions,
+        stream: bool,
+        sink: Box<dyn EventSink>,
+    ) -> EngineResult<SubmittedRequest> {
         let submitted_at = Instant::now();
         let loaded = self.loaded()?;
         let params = options.validate(self.config.default_timeout, || {
@@ -210,7 +234,15 @@ impl Engine {
         let cancel = CancelFlag::default();
         let request_id = params.request_id.clone();
         let deadline = params.timeout.map(|t| submitted_at + t);
-        let req = PreparedRequest { tokens, params, stream, submitted_at, deadline, cancel: cancel.clone(), sink };
+        let req = PreparedRequest {
+            tokens,
+            params,
+            stream,
+            submitted_at,
+            deadline,
+            cancel: cancel.clone(),
+            sink,
+        };
         let sent = self
             .commands
             .lock()
@@ -236,7 +268,11 @@ impl Engine {
     /// Asks the inference thread to stop: requests in flight or queued end with `ABORTED`,
     /// then the context and the model are freed and `on_stopped` runs. Idempotent.
     pub fn shutdown(&self, on_stopped: StoppedFn) {
-        let tx = self.commands.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let tx = self
+            .commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(tx) = &tx {
             let _ = tx.send(Command::Shutdown);
         }
@@ -244,13 +280,15 @@ impl Engine {
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         let shared = self.shared.clone();
         // Join off the caller's thread: a decode step may still be running.
-        let joiner = std::thread::Builder::new().name("napi-llama-shutdown".into()).spawn(move || {
-            if let Some(t) = thread {
-                let _ = t.join();
-            }
-            shared.update(|c| c.status = EngineStatus::Unloaded);
-            on_stopped();
-        });
+        let joiner = std::thread::Builder::new()
+            .name("napi-llama-shutdown".into())
+            .spawn(move || {
+                if let Some(t) = thread {
+                    let _ = t.join();
+                }
+                shared.update(|c| c.status = EngineStatus::Unloaded);
+                on_stopped();
+            });
         if let Err(e) = joiner {
             warn!(error = %e, "cannot spawn the shutdown thread");
         }
@@ -268,7 +306,12 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        if let Some(tx) = self.commands.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(tx) = self
+            .commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             let _ = tx.send(Command::Shutdown);
         }
     }
@@ -291,7 +334,9 @@ fn prompt_tokens(loaded: &Loaded, input: &Input) -> EngineResult<Vec<LlamaToken>
         }
         Input::Chat(messages) => {
             if messages.is_empty() {
-                return Err(EngineError::invalid_argument("messages is empty: pass at least one message"));
+                return Err(EngineError::invalid_argument(
+                    "messages is empty: pass at least one message",
+                ));
             }
             let rendered = loaded.template.render(&loaded.model, messages)?;
             tracing::trace!(prompt = %rendered, "rendered chat prompt");
@@ -300,8 +345,11 @@ fn prompt_tokens(loaded: &Loaded, input: &Input) -> EngineResult<Vec<LlamaToken>
         }
     };
     if tokens.is_empty() {
-        return Err(EngineError::invalid_argument("the input produced no tokens"));
+        return Err(EngineError::invalid_argument(
+            "the input produced no tokens",
+        ));
     }
+    tracing::trace!(tokens = ?tokens.iter().map(|t| t.0).collect::<Vec<_>>(), "prompt tokens");
     Ok(tokens)
 }
 
@@ -337,8 +385,8 @@ fn inference_thread(
             let n_ctx_per_seq = match config.context_size {
                 Some(n) if n > trained => {
                     return Err(EngineError::invalid_argument(format!(
-                        "contextSize {n} is larger than the {trained} tokens this model was trained on"
-                    )))
+                    "contextSize {n} is larger than the {trained} tokens this model was trained on"
+                )))
                 }
                 Some(n) => n,
                 None => trained.min(options::DEFAULT_CONTEXT_SIZE),
@@ -389,7 +437,11 @@ fn inference_thread(
         };
         let info = model_info(&model, &config, n_ctx_per_seq, n_batch, &template, started);
         info!(model = %info.name, context = n_ctx_per_seq, load_ms = info.load_ms, "model loaded");
-        let _ = loaded.set(Loaded { model: model.clone(), template, n_ctx_per_seq });
+        let _ = loaded.set(Loaded {
+            model: model.clone(),
+            template,
+            n_ctx_per_seq,
+        });
         shared.update(|c| {
             c.status = EngineStatus::Ok;
             c.model_name = Some(info.name.clone());
@@ -433,11 +485,23 @@ fn load_model(config: &EngineConfig, progress: Option<ProgressFn>) -> EngineResu
     })
 }
 
-fn model_info(model: &LlamaModel, config: &EngineConfig, n_ctx_per_seq: u32, n_batch: u32, template: &ChatTemplate, started: Instant) -> ModelInfo {
+fn model_info(
+    model: &LlamaModel,
+    config: &EngineConfig,
+    n_ctx_per_seq: u32,
+    n_batch: u32,
+    template: &ChatTemplate,
+    started: Instant,
+) -> ModelInfo {
     let meta = |k: &str| model.meta_val_str(k).unwrap_or_default();
     let name = Some(meta("general.name"))
         .filter(|n| !n.is_empty())
-        .or_else(|| config.model_path.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .or_else(|| {
+            config
+                .model_path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
         .unwrap_or_default();
     ModelInfo {
         model_path: config.model_path.display().to_string(),

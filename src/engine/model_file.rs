@@ -14,10 +14,14 @@ const GGUF_HEADER_LEN: u64 = 4 + 4 + 8 + 8;
 pub fn check_gguf_file(path: &Path) -> EngineResult<()> {
     let shown = path.display();
     let meta = std::fs::metadata(path).map_err(|e| {
-        EngineError::load_failed(format!("cannot read model file {shown}: {e} (run `npm run fetch-model` to get a test model)"))
+        EngineError::load_failed(format!(
+            "cannot read model file {shown}: {e} (run `npm run fetch-model` to get a test model)"
+        ))
     })?;
     if meta.is_dir() {
-        return Err(EngineError::load_failed(format!("model path {shown} is a directory, not a .gguf file")));
+        return Err(EngineError::load_failed(format!(
+            "model path {shown} is a directory, not a .gguf file"
+        )));
     }
     if meta.len() < GGUF_HEADER_LEN {
         return Err(EngineError::load_failed(format!(
@@ -59,7 +63,11 @@ mod tests {
     fn rejects_bad_files_with_reasons() {
         let missing = check_gguf_file(Path::new("/nonexistent/model.gguf")).unwrap_err();
         assert!(missing.message.contains("/nonexistent/model.gguf"));
-        let text = check_gguf_file(&temp_file("text.gguf", b"this is not a model, just some text here")).unwrap_err();
+        let text = check_gguf_file(&temp_file(
+            "text.gguf",
+            b"this is not a model, just some text here",
+        ))
+        .unwrap_err();
         assert!(text.message.contains("not a GGUF"));
         let empty = check_gguf_file(&temp_file("empty.gguf", b"")).unwrap_err();
         assert!(empty.message.contains("too short"));
@@ -68,6 +76,9 @@ mod tests {
         let mut v9 = b"GGUF".to_vec();
         v9.extend_from_slice(&9u32.to_le_bytes());
         v9.extend_from_slice(&[0u8; 16]);
-        assert!(check_gguf_file(&temp_file("v9.gguf", &v9)).unwrap_err().message.contains("version 9"));
+        assert!(check_gguf_file(&temp_file("v9.gguf", &v9))
+            .unwrap_err()
+            .message
+            .contains("version 9"));
     }
 }

@@ -46,7 +46,13 @@ const MAX_TIMEOUT_MS: f64 = 24.0 * 3600.0 * 1000.0;
 
 /// Reads an optional number, rejecting NaN, infinities, non-integers (when `integer`) and
 /// values outside `[min, max]`, with a message naming the option.
-fn number(name: &str, value: Option<f64>, min: f64, max: f64, integer: bool) -> EngineResult<Option<f64>> {
+fn number(
+    name: &str,
+    value: Option<f64>,
+    min: f64,
+    max: f64,
+    integer: bool,
+) -> EngineResult<Option<f64>> {
     let Some(v) = value else { return Ok(None) };
     if !v.is_finite() {
         return Err(EngineError::invalid_argument(format!(
@@ -89,8 +95,14 @@ impl LoadOptions {
                 .map_or(DEFAULT_MAX_QUEUE, |v| v as usize),
             use_mmap: self.use_mmap.unwrap_or(true),
             chat_template: self.chat_template.clone().filter(|t| !t.trim().is_empty()),
-            default_timeout: number("defaultTimeoutMs", self.default_timeout_ms, 1.0, MAX_TIMEOUT_MS, false)?
-                .map(|ms| Duration::from_micros((ms * 1000.0) as u64)),
+            default_timeout: number(
+                "defaultTimeoutMs",
+                self.default_timeout_ms,
+                1.0,
+                MAX_TIMEOUT_MS,
+                false,
+            )?
+            .map(|ms| Duration::from_micros((ms * 1000.0) as u64)),
         })
     }
 }
@@ -145,7 +157,11 @@ const MAX_STOP_STRINGS: usize = 16;
 const MAX_STOP_LEN: usize = 1024;
 
 impl GenerateOptions {
-    pub fn validate(&self, default_timeout: Option<Duration>, next_id: impl FnOnce() -> String) -> EngineResult<RequestParams> {
+    pub fn validate(
+        &self,
+        default_timeout: Option<Duration>,
+        next_id: impl FnOnce() -> String,
+    ) -> EngineResult<RequestParams> {
         let max_tokens = number("maxTokens", self.max_tokens, 1.0, 1_048_576.0, true)?
             .map_or(DEFAULT_MAX_TOKENS, |v| v as u32);
         let seed = match number("seed", self.seed, 0.0, u32::MAX as f64, true)? {
@@ -184,7 +200,9 @@ impl GenerateOptions {
             .or(default_timeout);
         let request_id = match &self.request_id {
             Some(id) if id.len() > 256 => {
-                return Err(EngineError::invalid_argument("requestId is longer than 256 bytes"))
+                return Err(EngineError::invalid_argument(
+                    "requestId is longer than 256 bytes",
+                ))
             }
             Some(id) if !id.is_empty() => id.clone(),
             _ => next_id(),
@@ -199,10 +217,22 @@ impl GenerateOptions {
                 min_p: number("minP", self.min_p, 0.0, 1.0, false)?.map_or(0.05, |v| v as f32),
                 repeat_penalty: number("repeatPenalty", self.repeat_penalty, 0.01, 100.0, false)?
                     .map_or(1.0, |v| v as f32),
-                frequency_penalty: number("frequencyPenalty", self.frequency_penalty, -2.0, 2.0, false)?
-                    .map_or(0.0, |v| v as f32),
-                presence_penalty: number("presencePenalty", self.presence_penalty, -2.0, 2.0, false)?
-                    .map_or(0.0, |v| v as f32),
+                frequency_penalty: number(
+                    "frequencyPenalty",
+                    self.frequency_penalty,
+                    -2.0,
+                    2.0,
+                    false,
+                )?
+                .map_or(0.0, |v| v as f32),
+                presence_penalty: number(
+                    "presencePenalty",
+                    self.presence_penalty,
+                    -2.0,
+                    2.0,
+                    false,
+                )?
+                .map_or(0.0, |v| v as f32),
                 penalty_last_n: 64,
                 seed,
                 grammar,
@@ -252,12 +282,48 @@ mod tests {
     #[test]
     fn rejects_bad_numbers() {
         for (opts, word) in [
-            (GenerateOptions { temperature: Some(f64::NAN), ..Default::default() }, "temperature"),
-            (GenerateOptions { max_tokens: Some(-1.0), ..Default::default() }, "maxTokens"),
-            (GenerateOptions { max_tokens: Some(1.5), ..Default::default() }, "maxTokens"),
-            (GenerateOptions { top_p: Some(2.0), ..Default::default() }, "topP"),
-            (GenerateOptions { seed: Some(f64::INFINITY), ..Default::default() }, "seed"),
-            (GenerateOptions { timeout_ms: Some(0.0), ..Default::default() }, "timeoutMs"),
+            (
+                GenerateOptions {
+                    temperature: Some(f64::NAN),
+                    ..Default::default()
+                },
+                "temperature",
+            ),
+            (
+                GenerateOptions {
+                    max_tokens: Some(-1.0),
+                    ..Default::default()
+                },
+                "maxTokens",
+            ),
+            (
+                GenerateOptions {
+                    max_tokens: Some(1.5),
+                    ..Default::default()
+                },
+                "maxTokens",
+            ),
+            (
+                GenerateOptions {
+                    top_p: Some(2.0),
+                    ..Default::default()
+                },
+                "topP",
+            ),
+            (
+                GenerateOptions {
+                    seed: Some(f64::INFINITY),
+                    ..Default::default()
+                },
+                "seed",
+            ),
+            (
+                GenerateOptions {
+                    timeout_ms: Some(0.0),
+                    ..Default::default()
+                },
+                "timeoutMs",
+            ),
         ] {
             let err = opts.validate(None, id).unwrap_err();
             assert_eq!(err.code.as_str(), "INVALID_ARGUMENT");
@@ -269,7 +335,12 @@ mod tests {
     fn load_options_need_a_path() {
         let err = LoadOptions::default().validate().unwrap_err();
         assert_eq!(err.code.as_str(), "INVALID_ARGUMENT");
-        let cfg = LoadOptions { model_path: "x.gguf".into(), ..Default::default() }.validate().unwrap();
+        let cfg = LoadOptions {
+            model_path: "x.gguf".into(),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
         assert!(cfg.threads >= 1);
         assert_eq!(cfg.parallel, 1);
     }
@@ -282,7 +353,13 @@ mod tests {
         };
         let p = opts.validate(None, id).unwrap();
         assert!(p.sampling.grammar.unwrap().contains("root"));
-        let bad = GenerateOptions { json_schema: Some("{not json".into()), ..Default::default() };
-        assert_eq!(bad.validate(None, id).unwrap_err().code.as_str(), "INVALID_ARGUMENT");
+        let bad = GenerateOptions {
+            json_schema: Some("{not json".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.validate(None, id).unwrap_err().code.as_str(),
+            "INVALID_ARGUMENT"
+        );
     }
 }

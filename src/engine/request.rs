@@ -58,7 +58,10 @@ pub struct Generation {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// Whole UTF-8 text with no stop-string prefix in it; `tokens` counts the tokens it covers.
-    Chunk { text: String, tokens: u32 },
+    Chunk {
+        text: String,
+        tokens: u32,
+    },
     Done(Generation),
     Error(EngineError),
 }
@@ -88,7 +91,9 @@ pub struct CancelFlag(Arc<AtomicU8>);
 
 impl CancelFlag {
     pub fn cancel(&self, reason: CancelReason) {
-        let _ = self.0.compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire);
+        let _ = self
+            .0
+            .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire);
     }
 
     pub fn reason(&self) -> Option<CancelReason> {

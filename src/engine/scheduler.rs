@@ -76,9 +76,17 @@ fn ms(from: Instant, to: Instant) -> f64 {
 }
 
 impl<'m> Scheduler<'m> {
-    pub fn new(model: &'m LlamaModel, ctx: LlamaContext<'m>, cfg: SchedulerConfig, shared: &'m Shared) -> Self {
+    pub fn new(
+        model: &'m LlamaModel,
+        ctx: LlamaContext<'m>,
+        cfg: SchedulerConfig,
+        shared: &'m Shared,
+    ) -> Self {
         let slots = (0..cfg.parallel)
-            .map(|i| Slot { seq_id: i as i32, active: None })
+            .map(|i| Slot {
+                seq_id: i as i32,
+                active: None,
+            })
             .collect();
         Self {
             model,
@@ -131,7 +139,8 @@ impl<'m> Scheduler<'m> {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.step())) {
                 let err = panic_to_error(payload);
                 warn!(error = %err, "inference step panicked; failing the requests in flight");
-                self.shared.update(|c| c.last_error = Some(err.message.clone()));
+                self.shared
+                    .update(|c| c.last_error = Some(err.message.clone()));
                 self.fail_all_active(&err);
             }
         }
@@ -172,7 +181,10 @@ impl<'m> Scheduler<'m> {
     fn publish_occupancy(&self) {
         let c = &self.shared.counters;
         set(&c.requests_queued, self.queue.len() as u64);
-        set(&c.requests_active, self.slots.iter().filter(|s| s.active.is_some()).count() as u64);
+        set(
+            &c.requests_active,
+            self.slots.iter().filter(|s| s.active.is_some()).count() as u64,
+        );
     }
 
     fn reject(&self, mut req: Box<PreparedRequest>, err: EngineError) {
@@ -191,7 +203,8 @@ impl<'m> Scheduler<'m> {
         if let Err(e) = self.ctx.decode(&mut self.batch) {
             let err = EngineError::internal(format!("llama.cpp decode failed: {e}"));
             warn!(error = %err, "decode failed");
-            self.shared.update(|c| c.last_error = Some(err.message.clone()));
+            self.shared
+                .update(|c| c.last_error = Some(err.message.clone()));
             self.fail_all_active(&err);
             return;
         }
@@ -204,7 +217,9 @@ impl<'m> Scheduler<'m> {
         let now = Instant::now();
         let verdict = |req: &PreparedRequest| -> Option<EngineError> {
             match req.cancel.reason() {
-                Some(CancelReason::Aborted) => Some(EngineError::aborted("the request was aborted")),
+                Some(CancelReason::Aborted) => {
+                    Some(EngineError::aborted("the request was aborted"))
+                }
                 Some(CancelReason::TimedOut) => Some(timeout_error(req)),
                 None => match req.deadline {
                     Some(d) if now >= d => Some(timeout_error(req)),
@@ -236,7 +251,9 @@ impl<'m> Scheduler<'m> {
             if self.slots[i].active.is_some() {
                 continue;
             }
-            let Some(req) = self.queue.pop_front() else { return };
+            let Some(req) = self.queue.pop_front() else {
+                return;
+            };
             let sampler = match build_sampler(self.model, &req.params.sampling) {
                 Ok(s) => s,
                 Err(err) => {
@@ -273,7 +290,9 @@ impl<'m> Scheduler<'m> {
         let mut used = 0usize;
         // Generating slots first: one token each keeps every stream moving.
         for slot in &mut self.slots {
-            let Some(a) = slot.active.as_mut() else { continue };
+            let Some(a) = slot.active.as_mut() else {
+                continue;
+            };
             a.logits_at = None;
             if let Some(tok) = a.pending_token.take() {
                 if used < capacity && self.batch.add(tok, a.n_past, &[slot.seq_id], true).is_ok() {
@@ -287,7 +306,9 @@ impl<'m> Scheduler<'m> {
         }
         // Then prompt chunks, in slot order, with what room is left.
         for slot in &mut self.slots {
-            let Some(a) = slot.active.as_mut() else { continue };
+            let Some(a) = slot.active.as_mut() else {
+                continue;
+            };
             let remaining = a.req.tokens.len() - a.prompt_fed;
             if remaining == 0 || used >= capacity {
                 continue;
@@ -296,7 +317,11 @@ impl<'m> Scheduler<'m> {
             for k in 0..take {
                 let idx = a.prompt_fed + k;
                 let last = idx + 1 == a.req.tokens.len();
-                if self.batch.add(a.req.tokens[idx], a.n_past, &[slot.seq_id], last).is_err() {
+                if self
+                    .batch
+                    .add(a.req.tokens[idx], a.n_past, &[slot.seq_id], last)
+                    .is_err()
+                {
                     break;
                 }
                 if last {
@@ -312,14 +337,21 @@ impl<'m> Scheduler<'m> {
 
     fn sample_all(&mut self) {
         for i in 0..self.slots.len() {
-            let Some(a) = self.slots[i].active.as_mut() else { continue };
-            let Some(idx) = a.logits_at.take() else { continue };
+            let Some(a) = self.slots[i].active.as_mut() else {
+                continue;
+            };
+            let Some(idx) = a.logits_at.take() else {
+                continue;
+            };
             let token = a.sampler.sample(&self.ctx, idx);
             let now = Instant::now();
             if a.first_token_at.is_none() {
                 a.first_token_at = Some(now);
                 let prompt_ms = ms(a.admitted_at, now);
-                add(&self.shared.counters.prompt_us_total, (prompt_ms * 1000.0) as u64);
+                add(
+                    &self.shared.counters.prompt_us_total,
+                    (prompt_ms * 1000.0) as u64,
+                );
             }
             let vocab = self.model.vocab();
             if vocab.is_eog(token) {
@@ -335,7 +367,10 @@ impl<'m> Scheduler<'m> {
                 a.text.push_str(&outcome.text);
                 if a.req.stream {
                     let tokens = std::mem::take(&mut a.tokens_since_chunk);
-                    if !a.req.sink.send(Event::Chunk { text: outcome.text, tokens }) {
+                    if !a.req.sink.send(Event::Chunk {
+                        text: outcome.text,
+                        tokens,
+                    }) {
                         // Nobody listens any more: stop spending compute on it.
                         a.req.cancel.cancel(CancelReason::Aborted);
                     }
@@ -361,7 +396,9 @@ impl<'m> Scheduler<'m> {
     }
 
     fn finish(&mut self, i: usize, mut reason: FinishReason) {
-        let Some(mut a) = self.free_slot(i) else { return };
+        let Some(mut a) = self.free_slot(i) else {
+            return;
+        };
         if reason != FinishReason::Stop {
             let tail = a.stop.push(&a.utf8.finish());
             let mut rest = tail.text;

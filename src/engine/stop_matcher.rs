@@ -27,7 +27,10 @@ impl StopMatcher {
 
     pub fn push(&mut self, text: &str) -> StopOutcome {
         if self.stops.is_empty() {
-            return StopOutcome { text: text.to_string(), stopped: false };
+            return StopOutcome {
+                text: text.to_string(),
+                stopped: false,
+            };
         }
         self.held.push_str(text);
         let first_stop = self
@@ -38,13 +41,19 @@ impl StopMatcher {
         if let Some(at) = first_stop {
             let text = self.held[..at].to_string();
             self.held.clear();
-            return StopOutcome { text, stopped: true };
+            return StopOutcome {
+                text,
+                stopped: true,
+            };
         }
         let keep = self.longest_partial_stop_suffix();
         let emit_len = self.held.len() - keep;
         let text = self.held[..emit_len].to_string();
         self.held.drain(..emit_len);
-        StopOutcome { text, stopped: false }
+        StopOutcome {
+            text,
+            stopped: false,
+        }
     }
 
     /// Releases held text at the end of generation (no stop string completed).
@@ -91,7 +100,10 @@ mod tests {
 
     #[test]
     fn stop_split_across_pieces_never_leaks() {
-        assert_eq!(run(&["<|end|>"], &["Hello <|", "en", "d|> tail"]), ("Hello ".into(), true));
+        assert_eq!(
+            run(&["<|end|>"], &["Hello <|", "en", "d|> tail"]),
+            ("Hello ".into(), true)
+        );
         assert_eq!(run(&["\n\n"], &["a\n", "\nb"]), ("a".into(), true));
     }
 
@@ -104,7 +116,10 @@ mod tests {
 
     #[test]
     fn persian_stop_string() {
-        assert_eq!(run(&["پایان"], &["سلام پا", "یان بعد"]), ("سلام ".into(), true));
+        assert_eq!(
+            run(&["پایان"], &["سلام پا", "یان بعد"]),
+            ("سلام ".into(), true)
+        );
     }
 
     #[test]
