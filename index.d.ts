@@ -145,10 +145,14 @@ export interface StreamTextChunk {
   done: false
 }
 
-/** The last chunk: empty text, and the Generation's fields (full text in `generation.text`). */
+/**
+ * The last chunk: empty text, and the Generation's fields (full text in `generation.text`).
+ * `tokens` counts generated tokens no earlier chunk covered (e.g. a character cut off by
+ * maxTokens), so the chunks' `tokens` add up to `completionTokens`.
+ */
 export interface StreamFinalChunk extends Omit<Generation, 'text'> {
   text: ''
-  tokens: 0
+  tokens: number
   done: true
   generation: Generation
 }

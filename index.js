@@ -291,15 +291,19 @@ class Engine {
             const parsed = generateOptions(options)
             signal = parsed.signal
             if (signal && signal.aborted) throw abortedError()
+            let tokensSent = 0
             request = engine._submit(input, parsed.native, true, (event) => {
               if (finished) return
               if (event.kind === 'chunk') {
+                tokensSent += event.tokens
                 controller.enqueue({ text: event.text, tokens: event.tokens, done: false })
               } else if (event.kind === 'done') {
                 cleanup()
                 const generation = toGeneration(event.generation)
                 const { text, ...fields } = generation
-                controller.enqueue({ text: '', tokens: 0, done: true, ...fields, generation })
+                // Tokens that produced no text (an end marker, a cut-off character) count here.
+                const tokens = Math.max(0, generation.completionTokens - tokensSent)
+                controller.enqueue({ text: '', tokens, done: true, ...fields, generation })
                 controller.close()
               } else if (event.kind === 'error') {
                 cleanup()

@@ -80,7 +80,7 @@ test('stop strings split across tokens end generation and never leak', async () 
   const free = await collect(llama.stream(prompt, { ...greedy, maxTokens: 24 }))
   // A stop string made of the end of one token and the start of the next.
   const texts = free.chunks.filter((c) => !c.done).map((c) => c.text)
-  const at = texts.findIndex((t, i) => i > 0 && t.length >= 2 && (texts[i + 1] ?? '').length >= 2)
+  const at = texts.findIndex((t, i) => i > 0 && t.length >= 2 && (texts[i + 1] ?? '').length >= 1)
   expect(at).toBeGreaterThan(0)
   const stop = texts[at].slice(-2) + texts[at + 1].slice(0, 2)
   const cut = free.text.indexOf(stop)

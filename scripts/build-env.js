@@ -20,16 +20,20 @@ function targetTriple() {
   return triple
 }
 
-/** Environment for cargo: native CPU tuning unless NAPI_LLAMA_PORTABLE=1. */
+/**
+ * Environment for cargo. The default is ggml's portable x86-64 build (AVX2/FMA/F16C, chosen
+ * at compile time without -march=native): measured on this project's 2-core machines it
+ * decodes faster than every native variant tried (README, "Build flags"). NAPI_LLAMA_NATIVE=1
+ * compiles for this CPU instead (-C target-cpu=native, which makes llama.cpp use -march=native).
+ */
 function buildEnv(base = process.env) {
   const env = { ...base }
-  const portable = env.NAPI_LLAMA_PORTABLE === '1' || env.NAPI_LLAMA_PORTABLE === 'true'
-  if (!portable && process.arch === 'x64') {
+  const native = env.NAPI_LLAMA_NATIVE === '1' || env.NAPI_LLAMA_NATIVE === 'true'
+  if (native && process.arch === 'x64') {
     env.RUSTFLAGS = [env.RUSTFLAGS, '-C target-cpu=native'].filter(Boolean).join(' ')
     // -march=native turns on AMX where the CPU lists it, but some VMs list AMX without
     // enabling its register state, and ggml's AMX kernels then die with SIGILL. AVX-512 is
-    // off too: on the 2-core VMs measured here ggml's AVX-512 paths decoded ~35% slower than
-    // its AVX2 ones (README, "Build flags"). NAPI_LLAMA_AVX512=1 keeps AVX-512.
+    // off too (slower here); NAPI_LLAMA_AVX512=1 keeps it.
     // CFLAGS/CXXFLAGS (not CMAKE_C_FLAGS) so the cmake crate keeps its own -fPIC and -m64.
     const off = ['-mno-amx-tile', '-mno-amx-int8', '-mno-amx-bf16']
     if (env.NAPI_LLAMA_AVX512 !== '1') off.push('-mno-avx512f')

@@ -78,7 +78,7 @@ function main() {
   ensureSystemTools()
   const triple = targetTriple()
   const env = buildEnv()
-  say(`building the native addon (release, ${triple}${/target-cpu=native/.test(env.RUSTFLAGS || '') ? ', native CPU' : ', portable'}); the first build compiles llama.cpp and takes several minutes`)
+  say(`building the native addon (release, ${triple}${/target-cpu=native/.test(env.RUSTFLAGS || '') ? ', tuned for this CPU' : ', portable AVX2'}); the first build compiles llama.cpp and takes several minutes`)
   const build = spawnSync('cargo', ['build', '--release', '--lib', '--target', triple], { cwd: ROOT, env, stdio: 'inherit' })
   if (build.status !== 0) {
     say(`cargo build failed (exit ${build.status})`)

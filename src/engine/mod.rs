@@ -367,18 +367,18 @@ fn inference_thread(
             f(r);
         }
     };
+    let fail = |e: EngineError| {
+        shared.update(|c| {
+            c.status = EngineStatus::Error;
+            c.last_error = Some(e.message.clone());
+        });
+        report(Err(e));
+    };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let started = Instant::now();
         let model = match load_model(&config, progress) {
             Ok(m) => Arc::new(m),
-            Err(e) => {
-                shared.update(|c| {
-                    c.status = EngineStatus::Error;
-                    c.last_error = Some(e.message.clone());
-                });
-                report(Err(e));
-                return;
-            }
+            Err(e) => return fail(e),
         };
         let setup = (|| {
             let trained = model.n_ctx_train();
@@ -396,14 +396,7 @@ fn inference_thread(
         })();
         let (n_ctx_per_seq, template) = match setup {
             Ok(v) => v,
-            Err(e) => {
-                shared.update(|c| {
-                    c.status = EngineStatus::Error;
-                    c.last_error = Some(e.message.clone());
-                });
-                report(Err(e));
-                return;
-            }
+            Err(e) => return fail(e),
         };
         let n_batch = config.batch_size.min(n_ctx_per_seq * config.parallel);
         let ctx_params = LlamaContextParams::default()
@@ -415,24 +408,15 @@ fn inference_thread(
             .with_n_threads_batch(config.threads);
         let backend = match backend::get() {
             Ok(b) => b,
-            Err(e) => {
-                report(Err(e));
-                return;
-            }
+            Err(e) => return fail(e),
         };
         let ctx = match model.new_context(backend, ctx_params) {
             Ok(c) => c,
             Err(e) => {
-                let e = EngineError::load_failed(format!(
+                return fail(EngineError::load_failed(format!(
                     "cannot create a llama.cpp context for {} ({e}): lower contextSize or parallel",
                     config.model_path.display()
-                ));
-                shared.update(|c| {
-                    c.status = EngineStatus::Error;
-                    c.last_error = Some(e.message.clone());
-                });
-                report(Err(e));
-                return;
+                )))
             }
         };
         let info = model_info(&model, &config, n_ctx_per_seq, n_batch, &template, started);
@@ -460,11 +444,7 @@ fn inference_thread(
     if let Err(payload) = outcome {
         let e = error::panic_to_error(payload);
         warn!(error = %e, "the inference thread panicked");
-        shared.update(|c| {
-            c.status = EngineStatus::Error;
-            c.last_error = Some(e.message.clone());
-        });
-        report(Err(e));
+        fail(e);
     }
 }
 

@@ -5,6 +5,8 @@
 #[derive(Debug, Default)]
 pub struct Utf8Stream {
     pending: Vec<u8>,
+    /// Invalid bytes dropped so far.
+    dropped: usize,
 }
 
 impl Utf8Stream {
@@ -33,9 +35,10 @@ impl Utf8Stream {
                             self.pending.drain(..valid);
                             return out;
                         }
-                        // Bytes that can never become valid: replace them and go on.
+                        // Bytes that can never become valid (the model produced broken
+                        // UTF-8): drop them, so that callers only ever see whole characters.
                         Some(bad) => {
-                            out.push(char::REPLACEMENT_CHARACTER);
+                            self.dropped += bad;
                             self.pending.drain(..valid + bad);
                         }
                     }
@@ -49,11 +52,16 @@ impl Utf8Stream {
         !self.pending.is_empty()
     }
 
-    /// Ends the stream: an incomplete tail is replaced by U+FFFD rather than dropped silently.
+    /// Ends the stream. An incomplete tail (generation stopped inside a character) is dropped.
     pub fn finish(&mut self) -> String {
-        let tail = String::from_utf8_lossy(&self.pending).into_owned();
+        self.dropped += self.pending.len();
         self.pending.clear();
-        tail
+        String::new()
+    }
+
+    /// Bytes dropped because they never formed a valid character.
+    pub fn dropped(&self) -> usize {
+        self.dropped
     }
 }
 
@@ -84,10 +92,11 @@ mod tests {
     }
 
     #[test]
-    fn replaces_invalid_bytes() {
+    fn drops_invalid_bytes() {
         let mut s = Utf8Stream::new();
-        assert_eq!(s.push(&[b'a', 0xFF, b'b']), "a\u{FFFD}b");
+        assert_eq!(s.push(&[b'a', 0xFF, b'b']), "ab");
         assert_eq!(s.push(&[0xD8]), "");
-        assert_eq!(s.finish(), "\u{FFFD}");
+        assert_eq!(s.finish(), "");
+        assert_eq!(s.dropped(), 2);
     }
 }
