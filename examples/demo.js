@@ -15,8 +15,14 @@ async function main() {
   const info = await llama.initialize({ modelPath, threads: Number(process.env.LLM_THREADS) || undefined })
   process.stderr.write(`done in ${info.loadMs.toFixed(0)} ms (${info.architecture}, chat template: ${info.chatTemplate} from ${info.chatTemplateSource})\n\n`)
   console.log(`> ${prompt}\n`)
+  // An instruct model gets chat messages. A base model without a chat template (the Gemma 3
+  // 270M test model) does not follow turns, so it gets the greeting as a dialogue to continue.
+  const baseModel = info.chatTemplateSource === 'builtin-fallback'
+  const input = baseModel ? `کاربر: ${prompt}\nدستیار:` : [{ role: 'user', content: prompt }]
+  const options = { maxTokens: 128, temperature: 0.7, seed: 7, repeatPenalty: 1.15, stop: baseModel ? ['\nکاربر:'] : [] }
+  if (baseModel) process.stderr.write('(base model without a chat template: the greeting is sent as a dialogue to continue)\n\n')
   let final
-  for await (const chunk of llama.stream([{ role: 'user', content: prompt }], { maxTokens: 128, temperature: 0.7, seed: 7 })) {
+  for await (const chunk of llama.stream(input, options)) {
     if (chunk.done) final = chunk
     else process.stdout.write(chunk.text)
   }
