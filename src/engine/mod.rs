@@ -99,7 +99,7 @@ impl Engine {
     ) -> EngineResult<Self> {
         let config = options.validate()?;
         backend::init()?;
-        let shared = Arc::new(Shared::new());
+        let shared = Arc::new(Shared::default());
         let loaded = Arc::new(OnceLock::new());
         let (tx, rx) = mpsc::channel();
         let thread = {
@@ -453,8 +453,8 @@ fn load_model(config: &EngineConfig, progress: Option<ProgressFn>) -> EngineResu
     let mut params = LlamaModelParams::default()
         .with_n_gpu_layers(config.gpu_layers)
         .with_use_mmap(config.use_mmap);
-    if let Some(mut cb) = progress {
-        params = params.with_progress_callback(move |p| cb(p));
+    if let Some(cb) = progress {
+        params = params.with_progress_callback(cb);
     }
     let backend = backend::get()?;
     LlamaModel::load_from_file(backend, &config.model_path, &params).map_err(|e| {

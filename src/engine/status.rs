@@ -99,8 +99,8 @@ pub struct Shared {
     pub cell: Mutex<StatusCell>,
 }
 
-impl Shared {
-    pub fn new() -> Self {
+impl Default for Shared {
+    fn default() -> Self {
         Self {
             started: Instant::now(),
             counters: Counters::default(),
@@ -113,7 +113,9 @@ impl Shared {
             }),
         }
     }
+}
 
+impl Shared {
     pub fn update(&self, f: impl FnOnce(&mut StatusCell)) {
         let mut cell = self.cell.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut cell);
