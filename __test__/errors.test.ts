@@ -64,6 +64,8 @@ describe('bad model files: MODEL_LOAD_FAILED naming the path', () => {
     expect((await failure(llama.initialize({ modelPath: SMOLLM2, contextSize: NaN }))).code).toBe('INVALID_ARGUMENT')
     expect((await failure(llama.initialize({ modelPath: SMOLLM2, contextSize: 10_000_000 }))).code).toBe('INVALID_ARGUMENT')
     expect((await failure(llama.initialize({} as never))).code).toBe('INVALID_ARGUMENT')
+    expect((await failure(llama.initialize({ modelPath: SMOLLM2, logLevel: 'loud' as never }))).code).toBe('INVALID_ARGUMENT')
+    expect((await failure(llama.initialize({ modelPath: SMOLLM2, threads: '2' as never }))).code).toBe('INVALID_ARGUMENT')
   })
 })
 

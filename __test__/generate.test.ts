@@ -155,3 +155,11 @@ test('health and metrics report the running engine', () => {
   expect(m.decodeCalls).toBeGreaterThan(10)
   expect(JSON.parse(JSON.stringify(m))).toEqual(m)
 })
+
+test('requestId is carried into the result and the final chunk', async () => {
+  const g = await llama.generate('Hi', { ...greedy, maxTokens: 2, requestId: 'chat-42' })
+  expect(g.requestId).toBe('chat-42')
+  const { chunks } = await collect(llama.stream('Hi', { ...greedy, maxTokens: 2, requestId: 'chat-43' }))
+  const last = chunks[chunks.length - 1]
+  expect(last.done && last.requestId).toBe('chat-43')
+})
