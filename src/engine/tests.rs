@@ -78,6 +78,31 @@ fn user(text: &str) -> Input {
     }])
 }
 
+const LONG_PROMPT: &str = "Once upon a time, in a small village by the sea, there lived";
+
+/// Starts a long streaming request and returns once its first chunk has arrived.
+fn streaming(engine: &Engine) -> (SubmittedRequest, mpsc::Receiver<Event>) {
+    let (tx, rx) = mpsc::channel();
+    let req = engine
+        .submit(
+            Input::Text(LONG_PROMPT.into()),
+            &greedy(400.0),
+            true,
+            Box::new(tx),
+        )
+        .unwrap();
+    let first = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert!(matches!(first, Event::Chunk { .. }), "{first:?}");
+    (req, rx)
+}
+
+/// The event that ended a request (everything after its chunks).
+fn final_event(rx: &mpsc::Receiver<Event>) -> Event {
+    rx.iter()
+        .find(|ev| !matches!(ev, Event::Chunk { .. }))
+        .unwrap()
+}
+
 #[test]
 fn chat_generation_answers() {
     let (_, g) = run(
@@ -212,24 +237,9 @@ fn grammar_constrains_output() {
 #[test]
 fn cancel_and_timeout_stop_a_running_request() {
     let e = engine();
-    let (tx, rx) = mpsc::channel();
-    let req = e
-        .submit(
-            Input::Text("Once upon a time, in a small village by the sea, there lived".into()),
-            &greedy(400.0),
-            true,
-            Box::new(tx),
-        )
-        .unwrap();
-    assert!(matches!(
-        rx.recv_timeout(Duration::from_secs(60)).unwrap(),
-        Event::Chunk { .. }
-    ));
+    let (req, rx) = streaming(e);
     req.cancel.cancel(CancelReason::Aborted);
-    let last = rx
-        .iter()
-        .find(|ev| !matches!(ev, Event::Chunk { .. }))
-        .unwrap();
+    let last = final_event(&rx);
     assert!(
         matches!(last, Event::Error(ref err) if err.code == ErrorCode::Aborted),
         "{last:?}"
@@ -238,12 +248,7 @@ fn cancel_and_timeout_stop_a_running_request() {
         timeout_ms: Some(30.0),
         ..greedy(400.0)
     };
-    let (_, g) = run(
-        e,
-        Input::Text("Once upon a time, in a small village by the sea, there lived".into()),
-        opts,
-        false,
-    );
+    let (_, g) = run(e, Input::Text(LONG_PROMPT.into()), opts, false);
     assert_eq!(g.unwrap_err().code, ErrorCode::Timeout);
     assert!(run(e, user("hi"), greedy(4.0), false).1.is_ok());
 }
@@ -276,23 +281,9 @@ fn shutdown_aborts_work_in_flight() {
         ..Default::default()
     })
     .unwrap();
-    let (tx, rx) = mpsc::channel();
-    e.submit(
-        Input::Text("Once upon a time, in a small village by the sea, there lived".into()),
-        &greedy(200.0),
-        true,
-        Box::new(tx),
-    )
-    .unwrap();
-    assert!(matches!(
-        rx.recv_timeout(Duration::from_secs(60)).unwrap(),
-        Event::Chunk { .. }
-    ));
+    let (_req, rx) = streaming(&e);
     e.shutdown_blocking();
-    let last = rx
-        .iter()
-        .find(|ev| !matches!(ev, Event::Chunk { .. }))
-        .unwrap();
+    let last = final_event(&rx);
     assert!(matches!(last, Event::Error(ref err) if err.code == ErrorCode::Aborted));
     assert_eq!(e.health().status, EngineStatus::Unloaded);
     assert_eq!(e.tokenize("x").unwrap_err().code, ErrorCode::ModelNotLoaded);
