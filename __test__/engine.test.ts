@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process'
 import * as path from 'node:path'
 import { Engine } from '../index'
-import { SMOLLM2, GEMMA3, FAST, collect } from './helpers'
+import { SMOLLM2, GEMMA3, FAST, LONG_PROMPT, collect } from './helpers'
 
 let smol: Engine
 let gemma: Engine
@@ -59,6 +59,23 @@ test('a chatTemplate option overrides the model template', async () => {
   await e.unload()
   expect(e.health().status).toBe('unloaded')
   await expect(e.generate('hi')).rejects.toMatchObject({ code: 'MODEL_NOT_LOADED' })
+})
+
+test('parallel slots decode several requests in one batch; extra requests wait', async () => {
+  const e = await Engine.load({ modelPath: SMOLLM2, ...FAST, parallel: 2 })
+  expect(e.info.parallel).toBe(2)
+  const results = await Promise.all(
+    [1, 2, 3].map((seed) => e.generate(LONG_PROMPT, { seed, temperature: 0.8, maxTokens: 16 })),
+  )
+  for (const g of results) expect(g.completionTokens).toBeGreaterThan(0)
+  expect(Math.max(...results.map((g) => g.timings.queueMs))).toBeGreaterThan(0)
+  const m = e.metrics()
+  expect(m.requestsCompleted).toBe(3)
+  expect(m.requestsActive).toBe(0)
+  // Fewer decode calls than tokens: slots shared batches.
+  const tokens = results.reduce((n, g) => n + g.completionTokens, 0)
+  expect(m.decodeCalls).toBeLessThan(tokens)
+  await e.unload()
 })
 
 test('a Node process exits on its own after shutdown (no open handles)', () => {
