@@ -142,10 +142,6 @@ impl Engine {
         }
     }
 
-    pub fn config(&self) -> &EngineConfig {
-        &self.config
-    }
-
     fn loaded(&self) -> EngineResult<&Loaded> {
         match self.shared.status() {
             EngineStatus::Ok => self.loaded.get().ok_or_else(EngineError::not_loaded),

@@ -437,7 +437,7 @@ impl<'m> Scheduler<'m> {
         add(&c.generate_us_total, (generate_ms * 1000.0) as u64);
         set(&c.last_ttft_us, (timings.ttft_ms * 1000.0) as u64);
         set(&c.last_tps_milli, (tokens_per_second * 1000.0) as u64);
-        debug!(request_id = %a.req.params.request_id, reason = reason.as_str(), tokens = a.completion_tokens, "finished");
+        debug!(request_id = %a.req.params.request_id, reason = reason.as_str(), tokens = a.completion_tokens, invalid_utf8_bytes_dropped = a.utf8.dropped(), "finished");
         let generation = Generation {
             text: std::mem::take(&mut a.text),
             finish_reason: reason,

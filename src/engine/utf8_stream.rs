@@ -47,11 +47,6 @@ impl Utf8Stream {
         }
     }
 
-    /// Bytes held back, waiting for the rest of a character.
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
     /// Ends the stream. An incomplete tail (generation stopped inside a character) is dropped.
     pub fn finish(&mut self) -> String {
         self.dropped += self.pending.len();
@@ -88,7 +83,8 @@ mod tests {
             out.push_str(&piece);
         }
         assert_eq!(out, text);
-        assert!(!s.has_pending());
+        assert_eq!(s.finish(), "");
+        assert_eq!(s.dropped(), 0);
     }
 
     #[test]
