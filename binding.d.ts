@@ -11,16 +11,16 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 export declare class NativeEngine {
   /** Starts loading a model on a new inference thread; `on_loaded` runs once with the outcome. */
-  static start(options: NativeLoadOptions, onProgress: Callback<number> | undefined | null, onLoaded: Callback<NativeLoadEvent>): NativeEngine
+  static start(options: NativeLoadOptions, onProgress: (((arg: number) => void)) | undefined | null, onLoaded: ((arg: NativeLoadEvent) => void)): NativeEngine
   /** Queues a request; its events go to `on_event`. Validation errors throw synchronously. */
-  submit(input: NativeInput, options: NativeGenerateOptions | undefined | null, stream: boolean, onEvent: Callback<NativeEvent>): NativeRequest
+  submit(input: NativeInput, options: NativeGenerateOptions | undefined | null, stream: boolean, onEvent: ((arg: NativeEvent) => void)): NativeRequest
   tokenize(text: string): Uint32Array
   detokenize(tokens: Array<number>): string
   countTokens(input: NativeInput): number
   health(): NativeHealth
   metrics(): NativeMetrics
   /** Cancels everything in flight, frees the model, then calls `on_stopped`. */
-  shutdown(onStopped: Callback<undefined>): void
+  shutdown(onStopped: (() => void)): void
 }
 
 /** A queued or running request. */
@@ -64,6 +64,8 @@ export interface NativeGenerateOptions {
   grammar?: string
   jsonSchema?: string
   requestId?: string
+  cachePrompt?: boolean
+  contextOverflow?: string
 }
 
 export interface NativeGeneration {
@@ -72,6 +74,7 @@ export interface NativeGeneration {
   promptTokens: number
   completionTokens: number
   cachedTokens: number
+  droppedMessages: number
   timings: NativeTimings
   requestId: string
 }
@@ -104,6 +107,7 @@ export interface NativeLoadOptions {
   useMmap?: boolean
   chatTemplate?: string
   defaultTimeoutMs?: number
+  promptChunkSize?: number
   logLevel?: string
 }
 
@@ -118,11 +122,21 @@ export interface NativeMetrics {
   promptTokensTotal: number
   completionTokensTotal: number
   cachedTokensTotal: number
+  cacheHits: number
+  promptTokensEvaluated: number
   decodeCalls: number
   promptMsTotal: number
   generateMsTotal: number
   lastTtftMs: number
   lastTokensPerSecond: number
+  promptTokensPerSecond: number
+  decodeTokensPerSecond: number
+  ttftP50Ms: number
+  ttftP95Ms: number
+  ttftP99Ms: number
+  slotsBusy: number
+  slotsTotal: number
+  queueDepth: number
   uptimeMs: number
 }
 

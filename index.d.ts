@@ -33,7 +33,10 @@ export interface InitializeOptions {
   threads?: number
   /** Layers to offload to a GPU (needs a GPU build). Default 0. */
   gpuLayers?: number
-  /** Requests decoded at the same time (slots). Default 1. */
+  /**
+   * Requests decoded at the same time (slots), all in one batch per step. Default 4. Each slot
+   * owns `contextSize` tokens of KV cache, which also serves as its prompt cache.
+   */
   parallel?: number
   /** Requests allowed to wait for a slot before `QUEUE_FULL`. Default 64. */
   maxQueue?: number
@@ -43,6 +46,12 @@ export interface InitializeOptions {
   chatTemplate?: string
   /** Timeout applied to requests that set no `timeoutMs`. Default: none. */
   defaultTimeoutMs?: number
+  /**
+   * Most prompt tokens one decode step evaluates while other requests are streaming, so a long
+   * prompt cannot freeze them (it is spread over several steps). Default 128, at most `batchSize`.
+   * With nothing streaming, prompts are evaluated `batchSize` tokens per step.
+   */
+  promptChunkSize?: number
   /** Load progress in [0, 1]. */
   onProgress?: (fraction: number) => void
   /** 'off' | 'error' | 'warn' (default) | 'info' | 'debug' | 'trace'. llama.cpp's own logs appear at 'debug' and 'trace'. Env: NAPI_LLAMA_LOG. */
@@ -110,6 +119,17 @@ export interface GenerateOptions {
   jsonSchema?: object | string
   /** Id carried in logs and results. Default: generated. */
   requestId?: string
+  /**
+   * Reuse the longest prefix of this prompt that a free slot already holds (e.g. the earlier
+   * turns of the same chat); only the rest is evaluated. Default true.
+   */
+  cachePrompt?: boolean
+  /**
+   * When the prompt does not fit the context: 'error' (default) rejects with `CONTEXT_OVERFLOW`;
+   * 'drop-oldest' (chat input only) drops the oldest non-system turns until the prompt plus
+   * min(maxTokens, contextSize / 4) tokens of reply fit, and reports `droppedMessages`.
+   */
+  contextOverflow?: 'error' | 'drop-oldest'
 }
 
 export interface Timings {
@@ -133,6 +153,8 @@ export interface Generation {
   completionTokens: number
   /** Prompt tokens reused from the cache (not evaluated again). */
   cachedTokens: number
+  /** Chat messages dropped to fit the context (`contextOverflow: 'drop-oldest'`); else 0. */
+  droppedMessages: number
   timings: Timings
   requestId: string
 }
@@ -180,12 +202,29 @@ export interface Metrics {
   requestsQueued: number
   promptTokensTotal: number
   completionTokensTotal: number
+  /** Prompt tokens reused from slot caches. */
   cachedTokensTotal: number
+  /** Requests that reused at least one cached prompt token. */
+  cacheHits: number
+  /** Prompt tokens actually evaluated (prompt minus cached). */
+  promptTokensEvaluated: number
+  /** `decode` calls; each carries the tokens of every active request. */
   decodeCalls: number
   promptMsTotal: number
   generateMsTotal: number
   lastTtftMs: number
   lastTokensPerSecond: number
+  /** Aggregate prompt evaluation speed (each step's time split by token kind). */
+  promptTokensPerSecond: number
+  /** Aggregate generation speed over all slots. */
+  decodeTokensPerSecond: number
+  /** Time to first token over the last 1024 requests. */
+  ttftP50Ms: number
+  ttftP95Ms: number
+  ttftP99Ms: number
+  slotsBusy: number
+  slotsTotal: number
+  queueDepth: number
   uptimeMs: number
 }
 

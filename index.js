@@ -56,7 +56,16 @@ function invalid(message) {
   return new LlamaError(ErrorCode.INVALID_ARGUMENT, message)
 }
 
-const LOAD_NUMBERS = ['contextSize', 'batchSize', 'threads', 'gpuLayers', 'parallel', 'maxQueue', 'defaultTimeoutMs']
+const LOAD_NUMBERS = [
+  'contextSize',
+  'batchSize',
+  'threads',
+  'gpuLayers',
+  'parallel',
+  'maxQueue',
+  'defaultTimeoutMs',
+  'promptChunkSize',
+]
 const GENERATE_NUMBERS = [
   'maxTokens',
   'temperature',
@@ -69,7 +78,7 @@ const GENERATE_NUMBERS = [
   'seed',
   'timeoutMs',
 ]
-const GENERATE_STRINGS = ['grammar', 'requestId']
+const GENERATE_STRINGS = ['grammar', 'requestId', 'contextOverflow']
 
 function checkObject(name, value) {
   if (value === undefined || value === null) return {}
@@ -118,6 +127,7 @@ function loadOptions(options) {
     useMmap: o.useMmap,
     chatTemplate: o.chatTemplate,
     defaultTimeoutMs: o.defaultTimeoutMs,
+    promptChunkSize: o.promptChunkSize,
     logLevel: o.logLevel,
   })
 }
@@ -150,6 +160,9 @@ function generateOptions(options) {
     if (typeof jsonSchema !== 'object') throw invalid('jsonSchema must be an object or a JSON string')
     jsonSchema = JSON.stringify(jsonSchema)
   }
+  if (o.cachePrompt !== undefined && o.cachePrompt !== null && typeof o.cachePrompt !== 'boolean') {
+    throw invalid('cachePrompt must be a boolean')
+  }
   const signal = o.signal
   if (signal !== undefined && signal !== null) {
     if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' || typeof signal.addEventListener !== 'function') {
@@ -171,6 +184,8 @@ function generateOptions(options) {
     grammar: o.grammar,
     jsonSchema,
     requestId: o.requestId,
+    cachePrompt: o.cachePrompt,
+    contextOverflow: o.contextOverflow,
   })
   return { native, signal: signal || null }
 }
@@ -182,6 +197,7 @@ function toGeneration(g) {
     promptTokens: g.promptTokens,
     completionTokens: g.completionTokens,
     cachedTokens: g.cachedTokens,
+    droppedMessages: g.droppedMessages,
     timings: { ...g.timings },
     requestId: g.requestId,
   }
@@ -482,11 +498,21 @@ const ZERO_METRICS = Object.freeze({
   promptTokensTotal: 0,
   completionTokensTotal: 0,
   cachedTokensTotal: 0,
+  cacheHits: 0,
+  promptTokensEvaluated: 0,
   decodeCalls: 0,
   promptMsTotal: 0,
   generateMsTotal: 0,
   lastTtftMs: 0,
   lastTokensPerSecond: 0,
+  promptTokensPerSecond: 0,
+  decodeTokensPerSecond: 0,
+  ttftP50Ms: 0,
+  ttftP95Ms: 0,
+  ttftP99Ms: 0,
+  slotsBusy: 0,
+  slotsTotal: 0,
+  queueDepth: 0,
   uptimeMs: 0,
 })
 

@@ -14,7 +14,7 @@ const { ensureModel } = require('./fetch-model')
 
 function runCargo() {
   const env = buildEnv()
-  const r = spawnSync('cargo', ['test', '--release', '--lib', '--target', targetTriple()], {
+  const r = spawnSync('cargo', ['test', '--release', '--lib', '--target', targetTriple(), '--', '--test-threads=1'], {
     cwd: ROOT,
     env,
     encoding: 'utf8',

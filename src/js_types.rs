@@ -20,6 +20,7 @@ pub struct NativeLoadOptions {
     pub use_mmap: Option<bool>,
     pub chat_template: Option<String>,
     pub default_timeout_ms: Option<f64>,
+    pub prompt_chunk_size: Option<f64>,
     pub log_level: Option<String>,
 }
 
@@ -36,6 +37,7 @@ impl From<&NativeLoadOptions> for engine::LoadOptions {
             use_mmap: o.use_mmap,
             chat_template: o.chat_template.clone(),
             default_timeout_ms: o.default_timeout_ms,
+            prompt_chunk_size: o.prompt_chunk_size,
         }
     }
 }
@@ -56,6 +58,8 @@ pub struct NativeGenerateOptions {
     pub grammar: Option<String>,
     pub json_schema: Option<String>,
     pub request_id: Option<String>,
+    pub cache_prompt: Option<bool>,
+    pub context_overflow: Option<String>,
 }
 
 impl From<NativeGenerateOptions> for engine::GenerateOptions {
@@ -75,6 +79,8 @@ impl From<NativeGenerateOptions> for engine::GenerateOptions {
             grammar: o.grammar,
             json_schema: o.json_schema,
             request_id: o.request_id,
+            cache_prompt: o.cache_prompt,
+            context_overflow: o.context_overflow,
         }
     }
 }
@@ -168,6 +174,7 @@ pub struct NativeGeneration {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
     pub cached_tokens: u32,
+    pub dropped_messages: u32,
     pub timings: NativeTimings,
     pub request_id: String,
 }
@@ -180,6 +187,7 @@ impl From<Generation> for NativeGeneration {
             prompt_tokens: g.prompt_tokens,
             completion_tokens: g.completion_tokens,
             cached_tokens: g.cached_tokens,
+            dropped_messages: g.dropped_messages,
             timings: NativeTimings {
                 queue_ms: g.timings.queue_ms,
                 prompt_ms: g.timings.prompt_ms,
@@ -271,11 +279,21 @@ pub struct NativeMetrics {
     pub prompt_tokens_total: f64,
     pub completion_tokens_total: f64,
     pub cached_tokens_total: f64,
+    pub cache_hits: f64,
+    pub prompt_tokens_evaluated: f64,
     pub decode_calls: f64,
     pub prompt_ms_total: f64,
     pub generate_ms_total: f64,
     pub last_ttft_ms: f64,
     pub last_tokens_per_second: f64,
+    pub prompt_tokens_per_second: f64,
+    pub decode_tokens_per_second: f64,
+    pub ttft_p50_ms: f64,
+    pub ttft_p95_ms: f64,
+    pub ttft_p99_ms: f64,
+    pub slots_busy: u32,
+    pub slots_total: u32,
+    pub queue_depth: u32,
     pub uptime_ms: f64,
 }
 
@@ -292,11 +310,21 @@ impl From<Metrics> for NativeMetrics {
             prompt_tokens_total: m.prompt_tokens_total as f64,
             completion_tokens_total: m.completion_tokens_total as f64,
             cached_tokens_total: m.cached_tokens_total as f64,
+            cache_hits: m.cache_hits as f64,
+            prompt_tokens_evaluated: m.prompt_tokens_evaluated as f64,
             decode_calls: m.decode_calls as f64,
             prompt_ms_total: m.prompt_ms_total,
             generate_ms_total: m.generate_ms_total,
             last_ttft_ms: m.last_ttft_ms,
             last_tokens_per_second: m.last_tokens_per_second,
+            prompt_tokens_per_second: m.prompt_tokens_per_second,
+            decode_tokens_per_second: m.decode_tokens_per_second,
+            ttft_p50_ms: m.ttft_p50_ms,
+            ttft_p95_ms: m.ttft_p95_ms,
+            ttft_p99_ms: m.ttft_p99_ms,
+            slots_busy: m.slots_busy,
+            slots_total: m.slots_total,
+            queue_depth: m.queue_depth,
             uptime_ms: m.uptime_ms,
         }
     }

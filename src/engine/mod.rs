@@ -29,7 +29,7 @@ use tracing::{info, info_span, warn};
 
 pub use chat_template::{ChatMessage, Role, TemplateSource};
 pub use error::{EngineError, EngineResult, ErrorCode};
-pub use options::{EngineConfig, GenerateOptions, LoadOptions};
+pub use options::{EngineConfig, GenerateOptions, LoadOptions, OverflowPolicy};
 pub use request::{CancelFlag, CancelReason, Event, EventSink, FinishReason, Generation, Timings};
 pub use status::{EngineStatus, Health, Metrics};
 
@@ -216,22 +216,13 @@ impl Engine {
         if let Input::Text(t) = &input {
             tracing::trace!(prompt = %t, "prompt");
         }
-        let tokens = prompt_tokens(loaded, &input)?;
-        if tokens.len() + 1 > loaded.n_ctx_per_seq as usize {
-            return Err(EngineError::new(
-                ErrorCode::ContextOverflow,
-                format!(
-                    "the prompt is {} tokens but the context holds {} (one more is needed for the reply): shorten the input or raise contextSize",
-                    tokens.len(),
-                    loaded.n_ctx_per_seq
-                ),
-            ));
-        }
+        let (tokens, dropped_messages) = fit_prompt(loaded, &input, &params)?;
         let cancel = CancelFlag::default();
         let request_id = params.request_id.clone();
         let deadline = params.timeout.map(|t| submitted_at + t);
         let req = PreparedRequest {
             tokens,
+            dropped_messages,
             params,
             stream,
             submitted_at,
@@ -317,6 +308,90 @@ impl Drop for Engine {
 pub struct SubmittedRequest {
     pub cancel: CancelFlag,
     pub request_id: String,
+}
+
+fn overflow_error(prompt: usize, n_ctx: u32, hint: &str) -> EngineError {
+    EngineError::new(
+        ErrorCode::ContextOverflow,
+        format!(
+            "the prompt is {prompt} tokens but the context holds {n_ctx} (one more is needed for the reply): {hint}"
+        ),
+    )
+}
+
+/// Tokenizes the input and applies the request's context policy. Returns the prompt and how
+/// many chat messages were dropped to make it fit.
+fn fit_prompt(
+    loaded: &Loaded,
+    input: &Input,
+    params: &options::RequestParams,
+) -> EngineResult<(Vec<LlamaToken>, u32)> {
+    let n_ctx = loaded.n_ctx_per_seq;
+    let tokens = prompt_tokens(loaded, input)?;
+    let fits = |n: usize, reserve: usize| n + reserve <= n_ctx as usize;
+    if fits(tokens.len(), 1) {
+        return Ok((tokens, 0));
+    }
+    let messages = match (input, params.overflow) {
+        (_, OverflowPolicy::Error) => {
+            return Err(overflow_error(
+                tokens.len(),
+                n_ctx,
+                "shorten the input, raise contextSize, or pass contextOverflow: 'drop-oldest' for chat input",
+            ))
+        }
+        (Input::Text(_), OverflowPolicy::DropOldest) => {
+            return Err(overflow_error(
+                tokens.len(),
+                n_ctx,
+                "a raw prompt has no turns to drop: shorten it or raise contextSize",
+            ))
+        }
+        (Input::Chat(messages), OverflowPolicy::DropOldest) => messages,
+    };
+    // Leave room for a useful reply, not just one token: up to maxTokens, at most a quarter
+    // of the context.
+    let reserve = (params.max_tokens as usize).clamp(1, (n_ctx as usize / 4).max(1));
+    let mut kept: Vec<ChatMessage> = messages.clone();
+    let mut dropped = 0u32;
+    let mut best = tokens;
+    while let Some(i) = oldest_droppable(&kept) {
+        kept.remove(i);
+        dropped += 1;
+        // A conversation must not start with the assistant: drop whole turns.
+        while let Some(j) = oldest_droppable(&kept) {
+            if kept[j].role != Role::Assistant {
+                break;
+            }
+            kept.remove(j);
+            dropped += 1;
+        }
+        best = prompt_tokens(loaded, &Input::Chat(kept.clone()))?;
+        if fits(best.len(), reserve) {
+            break;
+        }
+    }
+    if fits(best.len(), 1) {
+        debug_assert!(dropped > 0);
+        tracing::debug!(
+            dropped,
+            prompt_tokens = best.len(),
+            "dropped old chat turns to fit the context"
+        );
+        Ok((best, dropped))
+    } else {
+        Err(overflow_error(
+            best.len(),
+            n_ctx,
+            "even with every older turn dropped the system prompt and last message do not fit: shorten them or raise contextSize",
+        ))
+    }
+}
+
+/// Index of the oldest message that may be dropped: not a system message, not the last one.
+fn oldest_droppable(messages: &[ChatMessage]) -> Option<usize> {
+    let last = messages.len().checked_sub(1)?;
+    messages[..last].iter().position(|m| m.role != Role::System)
 }
 
 fn prompt_tokens(loaded: &Loaded, input: &Input) -> EngineResult<Vec<LlamaToken>> {
@@ -431,6 +506,7 @@ fn inference_thread(
         report(Ok(info));
         let cfg = SchedulerConfig {
             n_batch: n_batch as usize,
+            prompt_chunk: config.prompt_chunk_size.min(n_batch) as usize,
             n_ctx_per_seq,
             parallel: config.parallel as usize,
             max_queue: config.max_queue,

@@ -20,6 +20,7 @@ pub struct LoadOptions {
     pub use_mmap: Option<bool>,
     pub chat_template: Option<String>,
     pub default_timeout_ms: Option<f64>,
+    pub prompt_chunk_size: Option<f64>,
 }
 
 /// Validated load configuration.
@@ -36,12 +37,20 @@ pub struct EngineConfig {
     pub use_mmap: bool,
     pub chat_template: Option<String>,
     pub default_timeout: Option<Duration>,
+    /// Prompt tokens a decode step may carry while other requests are generating.
+    pub prompt_chunk_size: u32,
 }
 
 pub const DEFAULT_CONTEXT_SIZE: u32 = 4096;
 pub const DEFAULT_BATCH_SIZE: u32 = 512;
 pub const DEFAULT_MAX_QUEUE: usize = 64;
+/// Slots (concurrent conversations). Four keeps a 2-core machine's batches full without
+/// making one stream much slower; each slot owns `contextSize` tokens of KV cache.
+pub const DEFAULT_PARALLEL: u32 = 4;
 pub const DEFAULT_MAX_TOKENS: u32 = 512;
+/// Small enough that a step with a prompt chunk in it costs a few generation steps, large
+/// enough that prompt evaluation keeps most of its batching speed.
+pub const DEFAULT_PROMPT_CHUNK: u32 = 128;
 const MAX_TIMEOUT_MS: f64 = 24.0 * 3600.0 * 1000.0;
 
 /// Reads an optional number, rejecting NaN, infinities, non-integers (when `integer`) and
@@ -90,7 +99,8 @@ impl LoadOptions {
             threads: threads as i32,
             gpu_layers: number("gpuLayers", self.gpu_layers, 0.0, 100_000.0, true)?
                 .map_or(0, |v| v as u32),
-            parallel: number("parallel", self.parallel, 1.0, 256.0, true)?.map_or(1, |v| v as u32),
+            parallel: number("parallel", self.parallel, 1.0, 256.0, true)?
+                .map_or(DEFAULT_PARALLEL, |v| v as u32),
             max_queue: number("maxQueue", self.max_queue, 0.0, 1_000_000.0, true)?
                 .map_or(DEFAULT_MAX_QUEUE, |v| v as usize),
             use_mmap: self.use_mmap.unwrap_or(true),
@@ -103,6 +113,14 @@ impl LoadOptions {
                 false,
             )?
             .map(|ms| Duration::from_micros((ms * 1000.0) as u64)),
+            prompt_chunk_size: number(
+                "promptChunkSize",
+                self.prompt_chunk_size,
+                1.0,
+                65_536.0,
+                true,
+            )?
+            .map_or(DEFAULT_PROMPT_CHUNK, |v| v as u32),
         })
     }
 }
@@ -124,6 +142,29 @@ pub struct GenerateOptions {
     pub grammar: Option<String>,
     pub json_schema: Option<String>,
     pub request_id: Option<String>,
+    pub cache_prompt: Option<bool>,
+    pub context_overflow: Option<String>,
+}
+
+/// What to do when a prompt does not fit the context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverflowPolicy {
+    /// Reject with `CONTEXT_OVERFLOW`.
+    Error,
+    /// Drop the oldest non-system chat turns until the prompt fits.
+    DropOldest,
+}
+
+impl OverflowPolicy {
+    fn parse(value: Option<&str>) -> EngineResult<Self> {
+        match value {
+            None | Some("error") => Ok(Self::Error),
+            Some("drop-oldest") => Ok(Self::DropOldest),
+            Some(other) => Err(EngineError::invalid_argument(format!(
+                "contextOverflow must be 'error' or 'drop-oldest', got '{other}'"
+            ))),
+        }
+    }
 }
 
 /// Validated sampling parameters.
@@ -151,6 +192,9 @@ pub struct RequestParams {
     pub stop: Vec<String>,
     pub timeout: Option<Duration>,
     pub request_id: String,
+    /// Reuse the longest cached prefix of a slot (llama-server's `cache_prompt`).
+    pub cache_prompt: bool,
+    pub overflow: OverflowPolicy,
 }
 
 const MAX_STOP_STRINGS: usize = 16;
@@ -240,6 +284,8 @@ impl GenerateOptions {
             stop,
             timeout,
             request_id,
+            cache_prompt: self.cache_prompt.unwrap_or(true),
+            overflow: OverflowPolicy::parse(self.context_overflow.as_deref())?,
         })
     }
 }
@@ -342,7 +388,28 @@ mod tests {
         .validate()
         .unwrap();
         assert!(cfg.threads >= 1);
-        assert_eq!(cfg.parallel, 1);
+        assert_eq!(cfg.parallel, DEFAULT_PARALLEL);
+    }
+
+    #[test]
+    fn overflow_policy_is_checked() {
+        let p = GenerateOptions::default().validate(None, id).unwrap();
+        assert_eq!(p.overflow, OverflowPolicy::Error);
+        assert!(p.cache_prompt);
+        let drop = GenerateOptions {
+            context_overflow: Some("drop-oldest".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            drop.validate(None, id).unwrap().overflow,
+            OverflowPolicy::DropOldest
+        );
+        let bad = GenerateOptions {
+            context_overflow: Some("truncate".into()),
+            ..Default::default()
+        };
+        let err = bad.validate(None, id).unwrap_err();
+        assert!(err.message.contains("contextOverflow"), "{}", err.message);
     }
 
     #[test]

@@ -50,7 +50,10 @@ pub struct Generation {
     pub finish_reason: FinishReason,
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
+    /// Prompt tokens reused from a slot's cache instead of evaluated.
     pub cached_tokens: u32,
+    /// Chat messages dropped to fit the context (`contextOverflow: 'drop-oldest'`).
+    pub dropped_messages: u32,
     pub timings: Timings,
     pub request_id: String,
 }
@@ -108,6 +111,8 @@ impl CancelFlag {
 /// A request whose prompt is rendered, tokenized and checked, ready for a slot.
 pub struct PreparedRequest {
     pub tokens: Vec<LlamaToken>,
+    /// Chat messages dropped by the `drop-oldest` context policy.
+    pub dropped_messages: u32,
     pub params: RequestParams,
     /// Send chunk events (stream) or only the final result (generate).
     pub stream: bool,

@@ -30,6 +30,8 @@ pub enum Command {
 
 pub struct SchedulerConfig {
     pub n_batch: usize,
+    /// Prompt tokens one step may carry while other slots are generating (see `fill_batch`).
+    pub prompt_chunk: usize,
     pub n_ctx_per_seq: u32,
     pub parallel: usize,
     pub max_queue: usize,
@@ -39,8 +41,10 @@ pub struct SchedulerConfig {
 struct Active {
     req: Box<PreparedRequest>,
     sampler: LlamaSampler,
-    /// Prompt tokens already placed in a batch.
+    /// Prompt tokens already placed in a batch (or reused from the slot's cache).
     prompt_fed: usize,
+    /// Prompt tokens reused from the slot's cache.
+    cached_tokens: usize,
     /// Position of the next token fed for this sequence.
     n_past: i32,
     /// Index in the current batch whose logits belong to this slot.
@@ -59,6 +63,11 @@ struct Active {
 struct Slot {
     seq_id: i32,
     active: Option<Active>,
+    /// The tokens whose keys and values this slot's sequence holds, in position order. Kept
+    /// after a request ends so that the next request sharing a prefix skips it.
+    cache: Vec<LlamaToken>,
+    /// Admission counter value when the slot was last taken (least recently used is evicted).
+    last_used: u64,
 }
 
 pub struct Scheduler<'m> {
@@ -69,6 +78,7 @@ pub struct Scheduler<'m> {
     queue: VecDeque<Box<PreparedRequest>>,
     cfg: SchedulerConfig,
     shared: &'m Shared,
+    admissions: u64,
 }
 
 fn ms(from: Instant, to: Instant) -> f64 {
@@ -86,6 +96,8 @@ impl<'m> Scheduler<'m> {
             .map(|i| Slot {
                 seq_id: i as i32,
                 active: None,
+                cache: Vec::new(),
+                last_used: 0,
             })
             .collect();
         Self {
@@ -96,6 +108,7 @@ impl<'m> Scheduler<'m> {
             queue: VecDeque::new(),
             cfg,
             shared,
+            admissions: 0,
         }
     }
 
@@ -142,6 +155,7 @@ impl<'m> Scheduler<'m> {
                 self.shared
                     .update(|c| c.last_error = Some(err.message.clone()));
                 self.fail_all_active(&err);
+                self.forget_all_caches();
             }
         }
         let err = EngineError::aborted("the engine was shut down before this request finished");
@@ -196,9 +210,11 @@ impl<'m> Scheduler<'m> {
         self.drop_cancelled();
         self.admit();
         self.publish_occupancy();
-        if self.fill_batch() == 0 {
+        let load = self.fill_batch();
+        if load.total() == 0 {
             return;
         }
+        let started = Instant::now();
         add(&self.shared.counters.decode_calls, 1);
         if let Err(e) = self.ctx.decode(&mut self.batch) {
             let err = EngineError::internal(format!("llama.cpp decode failed: {e}"));
@@ -206,10 +222,22 @@ impl<'m> Scheduler<'m> {
             self.shared
                 .update(|c| c.last_error = Some(err.message.clone()));
             self.fail_all_active(&err);
+            // A failed decode may have left part of the batch in the KV cache.
+            self.forget_all_caches();
             return;
         }
         self.sample_all();
+        self.shared
+            .record_step(load.prompt, load.generating, started.elapsed());
         self.publish_occupancy();
+    }
+
+    /// Empties every slot's KV sequence and cache record.
+    fn forget_all_caches(&mut self) {
+        self.ctx.clear_kv_cache();
+        for slot in &mut self.slots {
+            slot.cache.clear();
+        }
     }
 
     /// Ends queued and running requests whose caller cancelled or whose deadline passed.
@@ -246,11 +274,14 @@ impl<'m> Scheduler<'m> {
         }
     }
 
+    /// Moves queued requests (FIFO) into free slots. Each goes to the free slot whose cache
+    /// shares the longest prefix with its prompt (least recently used on a tie), and only the
+    /// rest of its prompt is evaluated.
     fn admit(&mut self) {
-        for i in 0..self.slots.len() {
-            if self.slots[i].active.is_some() {
-                continue;
-            }
+        while !self.queue.is_empty() {
+            let Some(i) = self.pick_slot(&self.queue[0]) else {
+                return;
+            };
             let Some(req) = self.queue.pop_front() else {
                 return;
             };
@@ -261,15 +292,17 @@ impl<'m> Scheduler<'m> {
                     continue;
                 }
             };
-            let seq = self.slots[i].seq_id;
-            let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
-            debug!(request_id = %req.params.request_id, slot = i, prompt_tokens = req.tokens.len(), "admitted");
+            let reused = self.reuse_prefix(i, &req);
+            self.admissions += 1;
+            self.slots[i].last_used = self.admissions;
+            debug!(request_id = %req.params.request_id, slot = i, prompt_tokens = req.tokens.len(), cached_tokens = reused, "admitted");
             let stops = req.params.stop.clone();
             self.slots[i].active = Some(Active {
                 req,
                 sampler,
-                prompt_fed: 0,
-                n_past: 0,
+                prompt_fed: reused,
+                cached_tokens: reused,
+                n_past: reused as i32,
                 logits_at: None,
                 pending_token: None,
                 utf8: Utf8Stream::new(),
@@ -283,56 +316,112 @@ impl<'m> Scheduler<'m> {
         }
     }
 
-    /// Builds this step's batch; returns the number of tokens in it.
-    fn fill_batch(&mut self) -> usize {
+    fn pick_slot(&self, req: &PreparedRequest) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.active.is_none())
+            .max_by_key(|(_, s)| {
+                let shared = if req.params.cache_prompt {
+                    common_prefix(&s.cache, &req.tokens)
+                } else {
+                    0
+                };
+                (shared, std::cmp::Reverse(s.last_used))
+            })
+            .map(|(i, _)| i)
+    }
+
+    /// Trims slot `i`'s sequence to the prefix it shares with the request's prompt and
+    /// returns how many prompt tokens need no evaluation. At least the last prompt token is
+    /// always evaluated again: its logits are needed to sample the first reply token.
+    fn reuse_prefix(&mut self, i: usize, req: &PreparedRequest) -> usize {
+        let slot = &mut self.slots[i];
+        let seq = slot.seq_id;
+        let mut keep = if req.params.cache_prompt {
+            common_prefix(&slot.cache, &req.tokens).min(req.tokens.len() - 1)
+        } else {
+            0
+        };
+        if keep > 0 {
+            let trimmed = matches!(
+                self.ctx
+                    .clear_kv_cache_seq(Some(seq as u32), Some(keep as u32), None),
+                Ok(true)
+            );
+            // A sliding-window cache may no longer hold the early positions: start over.
+            if !trimmed || self.ctx.kv_cache_seq_pos_min(seq) > 0 {
+                keep = 0;
+            }
+        }
+        if keep == 0 {
+            let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+        }
+        slot.cache.truncate(keep);
+        keep
+    }
+
+    /// Builds this step's batch. Generating slots come first, one token each, so that every
+    /// stream moves at every step; prompt chunks fill the room left, in admission order. While
+    /// any slot is generating, prompt tokens per step are capped at `prompt_chunk`, so that a
+    /// long prompt is spread over several steps instead of freezing the other streams.
+    fn fill_batch(&mut self) -> BatchLoad {
         self.batch.clear();
         let capacity = self.cfg.n_batch;
-        let mut used = 0usize;
-        // Generating slots first: one token each keeps every stream moving.
+        let mut load = BatchLoad::default();
         for slot in &mut self.slots {
             let Some(a) = slot.active.as_mut() else {
                 continue;
             };
             a.logits_at = None;
             if let Some(tok) = a.pending_token.take() {
-                if used < capacity && self.batch.add(tok, a.n_past, &[slot.seq_id], true).is_ok() {
-                    a.logits_at = Some(used as i32);
+                if load.total() < capacity
+                    && self.batch.add(tok, a.n_past, &[slot.seq_id], true).is_ok()
+                {
+                    a.logits_at = Some(load.total() as i32);
                     a.n_past += 1;
-                    used += 1;
+                    slot.cache.push(tok);
+                    load.generating += 1;
                 } else {
                     a.pending_token = Some(tok);
                 }
             }
         }
-        // Then prompt chunks, in slot order, with what room is left.
-        for slot in &mut self.slots {
+        let prompt_budget = if load.generating > 0 {
+            self.cfg.prompt_chunk
+        } else {
+            capacity
+        };
+        let mut order: Vec<usize> = (0..self.slots.len()).collect();
+        order.sort_by_key(|&i| self.slots[i].last_used);
+        for i in order {
+            let slot = &mut self.slots[i];
             let Some(a) = slot.active.as_mut() else {
                 continue;
             };
             let remaining = a.req.tokens.len() - a.prompt_fed;
-            if remaining == 0 || used >= capacity {
+            let room = (capacity - load.total()).min(prompt_budget - load.prompt);
+            if remaining == 0 || room == 0 {
                 continue;
             }
-            let take = remaining.min(capacity - used);
+            let take = remaining.min(room);
             for k in 0..take {
                 let idx = a.prompt_fed + k;
                 let last = idx + 1 == a.req.tokens.len();
-                if self
-                    .batch
-                    .add(a.req.tokens[idx], a.n_past, &[slot.seq_id], last)
-                    .is_err()
-                {
+                let tok = a.req.tokens[idx];
+                if self.batch.add(tok, a.n_past, &[slot.seq_id], last).is_err() {
                     break;
                 }
                 if last {
-                    a.logits_at = Some(used as i32);
+                    a.logits_at = Some(load.total() as i32);
                 }
                 a.n_past += 1;
-                used += 1;
+                slot.cache.push(tok);
+                load.prompt += 1;
             }
             a.prompt_fed += take;
         }
-        used
+        load
     }
 
     fn sample_all(&mut self) {
@@ -388,11 +477,10 @@ impl<'m> Scheduler<'m> {
         }
     }
 
+    /// Ends the slot's request. Its KV sequence stays: it is the prompt cache for the next
+    /// request that shares a prefix with it.
     fn free_slot(&mut self, i: usize) -> Option<Active> {
-        let seq = self.slots[i].seq_id;
-        let active = self.slots[i].active.take();
-        let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
-        active
+        self.slots[i].active.take()
     }
 
     fn finish(&mut self, i: usize, mut reason: FinishReason) {
@@ -435,7 +523,12 @@ impl<'m> Scheduler<'m> {
         add(&c.prompt_tokens_total, a.req.tokens.len() as u64);
         add(&c.completion_tokens_total, u64::from(a.completion_tokens));
         add(&c.generate_us_total, (generate_ms * 1000.0) as u64);
+        add(&c.cached_tokens_total, a.cached_tokens as u64);
+        if a.cached_tokens > 0 {
+            add(&c.cache_hits, 1);
+        }
         set(&c.last_ttft_us, (timings.ttft_ms * 1000.0) as u64);
+        self.shared.record_ttft(timings.ttft_ms);
         set(&c.last_tps_milli, (tokens_per_second * 1000.0) as u64);
         debug!(request_id = %a.req.params.request_id, reason = reason.as_str(), tokens = a.completion_tokens, invalid_utf8_bytes_dropped = a.utf8.dropped(), "finished");
         let generation = Generation {
@@ -443,7 +536,8 @@ impl<'m> Scheduler<'m> {
             finish_reason: reason,
             prompt_tokens: a.req.tokens.len() as u32,
             completion_tokens: a.completion_tokens,
-            cached_tokens: 0,
+            cached_tokens: a.cached_tokens as u32,
+            dropped_messages: a.req.dropped_messages,
             timings,
             request_id: a.req.params.request_id.clone(),
         };
@@ -463,6 +557,23 @@ impl<'m> Scheduler<'m> {
             self.fail_slot(i, err.clone());
         }
     }
+}
+
+/// Tokens one decode step carries, by kind.
+#[derive(Debug, Default, Clone, Copy)]
+struct BatchLoad {
+    prompt: usize,
+    generating: usize,
+}
+
+impl BatchLoad {
+    fn total(&self) -> usize {
+        self.prompt + self.generating
+    }
+}
+
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 fn timeout_error(req: &PreparedRequest) -> EngineError {

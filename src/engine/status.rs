@@ -1,8 +1,12 @@
 //! Health and counters shared between the inference thread (writer) and callers (readers).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// TTFT percentiles are computed over this many most recent requests.
+const TTFT_WINDOW: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineStatus {
@@ -47,11 +51,27 @@ pub struct Metrics {
     pub prompt_tokens_total: u64,
     pub completion_tokens_total: u64,
     pub cached_tokens_total: u64,
+    /// Requests that reused at least one cached prompt token.
+    pub cache_hits: u64,
+    /// Prompt tokens actually evaluated (prompt tokens minus cached ones).
+    pub prompt_tokens_evaluated: u64,
     pub decode_calls: u64,
     pub prompt_ms_total: f64,
     pub generate_ms_total: f64,
     pub last_ttft_ms: f64,
     pub last_tokens_per_second: f64,
+    /// Aggregate prompt evaluation speed over all decode steps (each step's time is split
+    /// between its prompt and generation tokens in proportion to their count).
+    pub prompt_tokens_per_second: f64,
+    /// Aggregate generation speed over all slots, measured the same way.
+    pub decode_tokens_per_second: f64,
+    /// Time to first token over the last 1024 completed requests (0 before any).
+    pub ttft_p50_ms: f64,
+    pub ttft_p95_ms: f64,
+    pub ttft_p99_ms: f64,
+    pub slots_busy: u32,
+    pub slots_total: u32,
+    pub queue_depth: u32,
     pub uptime_ms: f64,
 }
 
@@ -67,7 +87,13 @@ pub struct Counters {
     pub prompt_tokens_total: AtomicU64,
     pub completion_tokens_total: AtomicU64,
     pub cached_tokens_total: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub prompt_tokens_evaluated: AtomicU64,
+    pub decoded_tokens: AtomicU64,
     pub decode_calls: AtomicU64,
+    /// Decode-step time attributed to prompt and to generation tokens, in microseconds.
+    pub prompt_step_us: AtomicU64,
+    pub decode_step_us: AtomicU64,
     /// Microseconds, to keep integer atomics.
     pub prompt_us_total: AtomicU64,
     pub generate_us_total: AtomicU64,
@@ -97,6 +123,7 @@ pub struct Shared {
     pub started: Instant,
     pub counters: Counters,
     pub cell: Mutex<StatusCell>,
+    ttft_ms: Mutex<VecDeque<f64>>,
 }
 
 impl Default for Shared {
@@ -111,6 +138,7 @@ impl Default for Shared {
                 slots_total: 0,
                 last_error: None,
             }),
+            ttft_ms: Mutex::new(VecDeque::with_capacity(TTFT_WINDOW)),
         }
     }
 }
@@ -119,6 +147,29 @@ impl Shared {
     pub fn update(&self, f: impl FnOnce(&mut StatusCell)) {
         let mut cell = self.cell.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut cell);
+    }
+
+    /// Accounts one decode step of `prompt` prompt and `generating` generation tokens.
+    pub fn record_step(&self, prompt: usize, generating: usize, took: Duration) {
+        let total = prompt + generating;
+        if total == 0 {
+            return;
+        }
+        let us = took.as_micros() as u64;
+        let prompt_us = us * prompt as u64 / total as u64;
+        let c = &self.counters;
+        add(&c.prompt_tokens_evaluated, prompt as u64);
+        add(&c.decoded_tokens, generating as u64);
+        add(&c.prompt_step_us, prompt_us);
+        add(&c.decode_step_us, us - prompt_us);
+    }
+
+    pub fn record_ttft(&self, ms: f64) {
+        let mut window = self.ttft_ms.lock().unwrap_or_else(|p| p.into_inner());
+        if window.len() == TTFT_WINDOW {
+            window.pop_front();
+        }
+        window.push_back(ms);
     }
 
     pub fn status(&self) -> EngineStatus {
@@ -143,6 +194,26 @@ impl Shared {
     pub fn metrics(&self) -> Metrics {
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let rate = |tokens: u64, us: u64| {
+            if us == 0 {
+                0.0
+            } else {
+                tokens as f64 / (us as f64 / 1e6)
+            }
+        };
+        let mut ttft: Vec<f64> = self
+            .ttft_ms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        ttft.sort_by(f64::total_cmp);
+        let slots_total = self
+            .cell
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .slots_total;
         Metrics {
             requests_total: get(&c.requests_total),
             requests_completed: get(&c.requests_completed),
@@ -154,12 +225,56 @@ impl Shared {
             prompt_tokens_total: get(&c.prompt_tokens_total),
             completion_tokens_total: get(&c.completion_tokens_total),
             cached_tokens_total: get(&c.cached_tokens_total),
+            cache_hits: get(&c.cache_hits),
+            prompt_tokens_evaluated: get(&c.prompt_tokens_evaluated),
             decode_calls: get(&c.decode_calls),
             prompt_ms_total: get(&c.prompt_us_total) as f64 / 1000.0,
             generate_ms_total: get(&c.generate_us_total) as f64 / 1000.0,
             last_ttft_ms: get(&c.last_ttft_us) as f64 / 1000.0,
             last_tokens_per_second: get(&c.last_tps_milli) as f64 / 1000.0,
+            prompt_tokens_per_second: rate(get(&c.prompt_tokens_evaluated), get(&c.prompt_step_us)),
+            decode_tokens_per_second: rate(get(&c.decoded_tokens), get(&c.decode_step_us)),
+            ttft_p50_ms: percentile(&ttft, 0.50),
+            ttft_p95_ms: percentile(&ttft, 0.95),
+            ttft_p99_ms: percentile(&ttft, 0.99),
+            slots_busy: get(&c.requests_active) as u32,
+            slots_total,
+            queue_depth: get(&c.requests_queued) as u32,
             uptime_ms: self.started.elapsed().as_secs_f64() * 1000.0,
         }
+    }
+}
+
+/// Nearest-rank percentile of sorted values (0 when empty).
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.95), 95.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn step_time_is_split_by_token_kind() {
+        let s = Shared::default();
+        s.record_step(300, 100, Duration::from_millis(400));
+        let m = s.metrics();
+        assert_eq!(m.prompt_tokens_evaluated, 300);
+        assert!((m.prompt_tokens_per_second - 1000.0).abs() < 1e-6);
+        assert!((m.decode_tokens_per_second - 1000.0).abs() < 1e-6);
     }
 }

@@ -288,3 +288,176 @@ fn shutdown_aborts_work_in_flight() {
     assert_eq!(e.health().status, EngineStatus::Unloaded);
     assert_eq!(e.tokenize("x").unwrap_err().code, ErrorCode::ModelNotLoaded);
 }
+
+fn message(role: Role, content: &str) -> ChatMessage {
+    ChatMessage {
+        role,
+        content: content.into(),
+    }
+}
+
+/// An engine of its own, so that no other test evicts its slots' caches.
+fn private_engine(parallel: f64) -> Engine {
+    Engine::load_blocking(LoadOptions {
+        model_path: smollm2(),
+        threads: Some(2.0),
+        context_size: Some(512.0),
+        parallel: Some(parallel),
+        ..Default::default()
+    })
+    .expect("SmolLM2 loads")
+}
+
+#[test]
+fn a_second_chat_turn_reuses_the_first_turns_cache() {
+    let e = private_engine(2.0);
+    let mut chat = vec![
+        message(Role::System, "You are a helpful assistant."),
+        message(Role::User, "Name three colors."),
+    ];
+    let (_, first) = run(&e, Input::Chat(chat.clone()), greedy(16.0), false);
+    let first = first.unwrap();
+    assert_eq!(first.cached_tokens, 0);
+    chat.push(message(Role::Assistant, &first.text));
+    chat.push(message(Role::User, "Now name three animals."));
+    let (_, second) = run(&e, Input::Chat(chat), greedy(16.0), false);
+    let second = second.unwrap();
+    assert!(
+        second.cached_tokens >= first.prompt_tokens,
+        "cached {} of {}, first prompt {}",
+        second.cached_tokens,
+        second.prompt_tokens,
+        first.prompt_tokens
+    );
+    let m = e.metrics();
+    assert_eq!(m.cache_hits, 1);
+    assert_eq!(
+        m.prompt_tokens_evaluated,
+        u64::from(first.prompt_tokens + second.prompt_tokens - second.cached_tokens)
+    );
+    e.shutdown_blocking();
+}
+
+#[test]
+fn a_cached_prompt_gives_the_same_text_as_a_fresh_one() {
+    let e = private_engine(1.0);
+    let prompt = || Input::Text("The capital of France is".into());
+    let (_, fresh) = run(&e, prompt(), greedy(24.0), false);
+    let (_, cached) = run(&e, prompt(), greedy(24.0), false);
+    let no_cache = GenerateOptions {
+        cache_prompt: Some(false),
+        ..greedy(24.0)
+    };
+    let (_, uncached) = run(&e, prompt(), no_cache, false);
+    let (fresh, cached, uncached) = (fresh.unwrap(), cached.unwrap(), uncached.unwrap());
+    assert_eq!(fresh.cached_tokens, 0);
+    assert_eq!(cached.cached_tokens, cached.prompt_tokens - 1);
+    assert_eq!(uncached.cached_tokens, 0);
+    assert_eq!(fresh.text, cached.text);
+    assert_eq!(fresh.text, uncached.text);
+    e.shutdown_blocking();
+}
+
+#[test]
+fn drop_oldest_removes_old_turns_until_the_prompt_fits() {
+    let e = engine();
+    let filler = "This is a long message about the weather and the sea. ".repeat(8);
+    let mut chat = vec![message(Role::System, "You are terse.")];
+    for i in 0..12 {
+        chat.push(message(Role::User, &format!("Question {i}: {filler}")));
+        chat.push(message(Role::Assistant, &format!("Answer {i}: {filler}")));
+    }
+    chat.push(message(Role::User, "What is 2 + 2?"));
+    let err = e
+        .submit(
+            Input::Chat(chat.clone()),
+            &greedy(8.0),
+            false,
+            Box::new(mpsc::channel().0),
+        )
+        .err()
+        .unwrap();
+    assert_eq!(err.code, ErrorCode::ContextOverflow);
+    let dropping = GenerateOptions {
+        context_overflow: Some("drop-oldest".into()),
+        ..greedy(8.0)
+    };
+    let (_, g) = run(e, Input::Chat(chat.clone()), dropping.clone(), false);
+    let g = g.unwrap();
+    assert!(g.dropped_messages >= 2, "{}", g.dropped_messages);
+    assert_eq!(g.dropped_messages % 2, 0, "whole turns are dropped");
+    assert!(g.prompt_tokens + 8 <= 512, "{}", g.prompt_tokens);
+    // A last message that cannot fit on its own still overflows.
+    let huge = vec![message(Role::User, &"word ".repeat(2000))];
+    let err = e
+        .submit(
+            Input::Chat(huge),
+            &dropping,
+            false,
+            Box::new(mpsc::channel().0),
+        )
+        .err()
+        .unwrap();
+    assert_eq!(err.code, ErrorCode::ContextOverflow);
+}
+
+#[test]
+fn generation_that_fills_the_context_ends_with_length() {
+    let e = engine();
+    let prompt = "word ".repeat(400);
+    let (_, g) = run(e, Input::Text(prompt), greedy(1000.0), false);
+    let g = g.unwrap();
+    assert_eq!(g.finish_reason, FinishReason::Length);
+    // The last sampled token needs no KV cell of its own: it is returned, not decoded.
+    let total = g.prompt_tokens + g.completion_tokens;
+    assert!((500..=513).contains(&total), "{total}");
+    let (_, next) = run(e, user("hi"), greedy(4.0), false);
+    assert!(next.is_ok());
+}
+
+#[test]
+fn concurrent_requests_match_the_same_requests_run_alone() {
+    let e = private_engine(4.0);
+    let prompts = [
+        "The capital of France is",
+        "Once upon a time",
+        "My favourite food is",
+        "The sun rises in the",
+    ];
+    let options = |i: usize| GenerateOptions {
+        seed: Some(7.0 + i as f64),
+        temperature: Some(if i.is_multiple_of(2) { 0.0 } else { 0.8 }),
+        max_tokens: Some(24.0),
+        cache_prompt: Some(false),
+        ..Default::default()
+    };
+    let alone: Vec<String> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            run(&e, Input::Text((*p).into()), options(i), false)
+                .1
+                .unwrap()
+                .text
+        })
+        .collect();
+    let receivers: Vec<_> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (tx, rx) = mpsc::channel();
+            e.submit(Input::Text((*p).into()), &options(i), false, Box::new(tx))
+                .unwrap();
+            rx
+        })
+        .collect();
+    let together: Vec<String> = receivers
+        .iter()
+        .map(|rx| match final_event(rx) {
+            Event::Done(g) => g.text,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(alone, together);
+    e.shutdown_blocking();
+}
