@@ -1,0 +1,46 @@
+// napi-llama's side of the concurrency benchmark (bench/run.js): for each level N, N streams
+// started together on one engine with `slots` slots; aggregate tokens/s over the wall time
+// and each stream's time to first token. Prints one JSON line.
+//   node bench/ours-concurrency.js MODEL TOKENS REPS THREADS SLOTS LEVELS PROMPTS_JSON
+'use strict'
+const { monitorEventLoopDelay } = require('node:perf_hooks')
+const { Engine } = require('..')
+
+async function timedStream(engine, prompt, tokens, start) {
+  let first = null
+  let count = 0
+  for await (const chunk of engine.stream(prompt, { temperature: 0, maxTokens: tokens, cachePrompt: false })) {
+    if (first === null) first = performance.now()
+    count += chunk.tokens
+  }
+  return { ttftMs: first - start, tokens: count }
+}
+
+async function main() {
+  const [modelPath, tokens, reps, threads, slots, levels, promptsJson] = process.argv.slice(2)
+  const prompts = JSON.parse(promptsJson)
+  const engine = await Engine.load({ modelPath, threads: Number(threads), contextSize: 1024, parallel: Number(slots) })
+  const out = {}
+  const loop = monitorEventLoopDelay({ resolution: 1 })
+  for (const n of levels.split(',').map(Number)) {
+    const aggregateTps = []
+    const ttftMs = []
+    for (let rep = 0; rep < Number(reps) + 1; rep++) {
+      if (rep === 1 && n === 8) loop.enable()
+      const start = performance.now()
+      const results = await Promise.all(prompts.slice(0, n).map((p) => timedStream(engine, p, Number(tokens), start)))
+      const wall = (performance.now() - start) / 1000
+      if (rep === 0) continue // warm-up
+      aggregateTps.push(results.reduce((s, r) => s + r.tokens, 0) / wall)
+      ttftMs.push(...results.map((r) => r.ttftMs))
+    }
+    out[n] = { aggregateTps, ttftMs }
+  }
+  loop.disable()
+  await engine.unload()
+  console.log(JSON.stringify({ levels: out, loopDelayP99Ms: loop.percentile(99) / 1e6 }))
+}
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
