@@ -11,12 +11,16 @@ async function main() {
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' })
   const model = await llama.loadModel({ modelPath })
   const context = await model.createContext({ contextSize: 1024, sequences: Number(slots), threads: Number(threads) })
+  // All sequences are taken once and reused (cleared) between runs: node-llama-cpp hands a
+  // disposed sequence's id back only later, and getSequence() then throws "No sequences left".
+  const all = Array.from({ length: Number(slots) }, () => context.getSequence())
   const out = {}
   for (const n of levels.split(',').map(Number)) {
     const aggregateTps = []
     const ttftMs = []
     for (let rep = 0; rep < Number(reps) + 1; rep++) {
-      const sequences = prompts.slice(0, n).map(() => context.getSequence())
+      const sequences = all.slice(0, n)
+      await Promise.all(sequences.map((s) => s.clearHistory()))
       const start = performance.now()
       const results = await Promise.all(
         prompts.slice(0, n).map(async (prompt, i) => {
@@ -35,7 +39,6 @@ async function main() {
         }),
       )
       const wall = (performance.now() - start) / 1000
-      for (const s of sequences) s.dispose()
       if (rep === 0) continue
       aggregateTps.push(results.reduce((s, r) => s + r.tokens, 0) / wall)
       ttftMs.push(...results.map((r) => r.ttftMs))

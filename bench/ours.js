@@ -17,7 +17,8 @@ async function main() {
     let first = null
     let last = null
     let count = 0
-    for await (const chunk of llama.stream(prompt, { temperature: 0, maxTokens: Number(tokens) })) {
+    // cachePrompt: false: every repetition evaluates the whole prompt, as the baselines do.
+    for await (const chunk of llama.stream(prompt, { temperature: 0, maxTokens: Number(tokens), cachePrompt: false })) {
       if (chunk.done) break
       const now = process.hrtime.bigint()
       if (first === null) first = now

@@ -3,6 +3,7 @@
 // `npm test` (cargo test) and the benchmarks, so that all of them reuse one llama.cpp build
 // in target/ instead of compiling it again (a change of flags means a ~5 minute rebuild).
 
+const fs = require('node:fs')
 const path = require('node:path')
 
 const ROOT = path.join(__dirname, '..')
@@ -20,31 +21,86 @@ function targetTriple() {
   return triple
 }
 
+/** The GCC AMX fix header, at a path without spaces (CFLAGS is split on whitespace). */
+function amxFixHeader() {
+  const header = path.join(__dirname, 'gcc-amx-loadconfig-fix.h')
+  if (!/\s/.test(header)) return header
+  const copy = path.join(require('node:os').tmpdir(), 'napi-llama-gcc-amx-loadconfig-fix.h')
+  fs.copyFileSync(header, copy)
+  return copy
+}
+
+/** CPU feature flags of this machine (Linux /proc/cpuinfo), or null where unknown. */
+function cpuFlags() {
+  try {
+    const info = fs.readFileSync('/proc/cpuinfo', 'utf8')
+    const line = info.split('\n').find((l) => l.startsWith('flags'))
+    return line ? new Set(line.split(':')[1].trim().split(/\s+/)) : null
+  } catch {
+    return null
+  }
+}
+
+/** What the native build on this machine adds to ggml's portable AVX2 baseline. */
+const SAPPHIRE_RAPIDS = {
+  needs: ['avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx512vbmi', 'avx512_bf16', 'amx_tile', 'amx_int8'],
+  ggml: ['GGML_AVX512', 'GGML_AVX512_VBMI', 'GGML_AVX512_VNNI', 'GGML_AVX512_BF16', 'GGML_AMX_TILE', 'GGML_AMX_INT8'],
+}
+
+function addFlags(env, flags) {
+  env.CFLAGS = [env.CFLAGS, ...flags].filter(Boolean).join(' ')
+  env.CXXFLAGS = [env.CXXFLAGS, ...flags].filter(Boolean).join(' ')
+}
+
 /**
- * Environment for cargo. The default is ggml's portable x86-64 build (AVX2/FMA/F16C, chosen
- * at compile time without -march=native): measured on this project's 2-core machines it
- * decodes faster than every native variant tried (README, "Build flags"). NAPI_LLAMA_NATIVE=1
- * compiles for this CPU instead (-C target-cpu=native, which makes llama.cpp use -march=native).
+ * Which llama.cpp CPU build to make. NAPI_LLAMA_CPU:
+ *   auto (default)  this CPU's best ggml kernels, chosen from its feature flags. On CPUs with
+ *                   AMX (Sapphire/Emerald Rapids and later) that is ggml's "sapphirerapids"
+ *                   variant (AVX-512 VNNI/BF16 + AMX int8), the one node-llama-cpp loads there;
+ *                   elsewhere ggml's AVX2 build. Measured faster than -march=native (README).
+ *   portable        ggml's AVX2/FMA/F16C build for any x86-64-v3 CPU (the opt-out).
+ *   native          -C target-cpu=native (llama.cpp then compiles with -march=native).
  */
+function cpuBuild(env) {
+  if (env.NAPI_LLAMA_NATIVE === '1' || env.NAPI_LLAMA_NATIVE === 'true') return 'native'
+  const v = (env.NAPI_LLAMA_CPU || 'auto').toLowerCase()
+  if (!['auto', 'portable', 'native'].includes(v)) {
+    throw new Error(`NAPI_LLAMA_CPU must be auto, portable or native, got '${env.NAPI_LLAMA_CPU}'`)
+  }
+  return v
+}
+
+/** Environment for cargo: the one place build flags are decided. */
 function buildEnv(base = process.env) {
   const env = { ...base }
-  const native = env.NAPI_LLAMA_NATIVE === '1' || env.NAPI_LLAMA_NATIVE === 'true'
-  if (native && process.arch === 'x64') {
+  if (process.arch !== 'x64') return env
+  const build = cpuBuild(env)
+  if (build === 'native') {
     env.RUSTFLAGS = [env.RUSTFLAGS, '-C target-cpu=native'].filter(Boolean).join(' ')
-    // -march=native turns on AMX where the CPU lists it, but some VMs list AMX without
-    // enabling its register state, and ggml's AMX kernels then die with SIGILL. AVX-512 is
-    // off too (slower here); NAPI_LLAMA_AVX512=1 keeps it.
-    // CFLAGS/CXXFLAGS (not CMAKE_C_FLAGS) so the cmake crate keeps its own -fPIC and -m64.
-    const off = ['-mno-amx-tile', '-mno-amx-int8', '-mno-amx-bf16']
-    if (env.NAPI_LLAMA_AVX512 !== '1') off.push('-mno-avx512f')
-    env.CFLAGS = [env.CFLAGS, ...off].filter(Boolean).join(' ')
-    env.CXXFLAGS = [env.CXXFLAGS, ...off].filter(Boolean).join(' ')
+    // -march=native turns AMX on where the CPU has it: GCC 12 then needs the tile-config fix.
+    addFlags(env, ['-include', amxFixHeader()])
+  } else if (build === 'auto') {
+    const flags = cpuFlags()
+    if (flags && SAPPHIRE_RAPIDS.needs.every((f) => flags.has(f))) {
+      for (const k of SAPPHIRE_RAPIDS.ggml) env[k] = 'ON'
+      addFlags(env, ['-include', amxFixHeader()])
+    }
   }
+  // llama-cpp-sys-2 reruns its build when a GGML_* variable it saw changes (not when CFLAGS
+  // do): this one carries the whole choice, so a different CPU build recompiles llama.cpp.
+  env.GGML_NAPI_LLAMA_BUILD = [build, env.CFLAGS, env.RUSTFLAGS].filter(Boolean).join(' ').replace(/\s+/g, '_')
   return env
+}
+
+/** A one-line description of the CPU build, for logs. */
+function describeBuild(env = buildEnv()) {
+  const build = cpuBuild(env)
+  if (build === 'auto') return env.GGML_AMX_INT8 === 'ON' ? 'auto: AVX-512 + AMX (sapphirerapids)' : 'auto: AVX2'
+  return build
 }
 
 function targetDir(env = process.env) {
   return env.CARGO_TARGET_DIR ? path.resolve(env.CARGO_TARGET_DIR) : path.join(ROOT, 'target')
 }
 
-module.exports = { ROOT, targetTriple, buildEnv, targetDir }
+module.exports = { ROOT, targetTriple, buildEnv, describeBuild, targetDir }

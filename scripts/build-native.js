@@ -7,7 +7,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { ROOT, targetTriple, buildEnv, targetDir } = require('./build-env')
+const { ROOT, targetTriple, buildEnv, describeBuild, targetDir } = require('./build-env')
 
 function say(msg) {
   process.stderr.write(`[napi-llama] ${msg}\n`)
@@ -78,7 +78,7 @@ function main() {
   ensureSystemTools()
   const triple = targetTriple()
   const env = buildEnv()
-  say(`building the native addon (release, ${triple}${/target-cpu=native/.test(env.RUSTFLAGS || '') ? ', tuned for this CPU' : ', portable AVX2'}); the first build compiles llama.cpp and takes several minutes`)
+  say(`building the native addon (release, ${triple}, llama.cpp CPU build: ${describeBuild(env)}); the first build compiles llama.cpp and takes several minutes`)
   const build = spawnSync('cargo', ['build', '--release', '--lib', '--target', triple], { cwd: ROOT, env, stdio: 'inherit' })
   if (build.status !== 0) {
     say(`cargo build failed (exit ${build.status})`)
