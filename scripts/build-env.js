@@ -21,13 +21,23 @@ function targetTriple() {
   return triple
 }
 
-/** The GCC AMX fix header, at a path without spaces (CFLAGS is split on whitespace). */
-function amxFixHeader() {
-  const header = path.join(__dirname, 'gcc-amx-loadconfig-fix.h')
-  if (!/\s/.test(header)) return header
-  const copy = path.join(require('node:os').tmpdir(), 'napi-llama-gcc-amx-loadconfig-fix.h')
-  fs.copyFileSync(header, copy)
-  return copy
+/**
+ * The GCC AMX fix header, copied into the cargo target directory: the path ends up in CFLAGS,
+ * which are part of llama.cpp's build key, so it must not depend on where the checkout is (a
+ * target directory shared by several checkouts keeps one llama.cpp build). CFLAGS are split on
+ * whitespace, so a target path with spaces falls back to the temp directory.
+ */
+function amxFixHeader(env) {
+  const source = path.join(__dirname, 'gcc-amx-loadconfig-fix.h')
+  let dir = path.join(targetDir(env), 'napi-llama')
+  if (/\s/.test(dir)) dir = path.join(require('node:os').tmpdir(), 'napi-llama')
+  const dest = path.join(dir, 'gcc-amx-loadconfig-fix.h')
+  const text = fs.readFileSync(source)
+  if (!fs.existsSync(dest) || !fs.readFileSync(dest).equals(text)) {
+    fs.mkdirSync(dir, { recursive: true })
+    fs.writeFileSync(dest, text)
+  }
+  return dest
 }
 
 /** CPU feature flags of this machine (Linux /proc/cpuinfo), or null where unknown. */
@@ -78,12 +88,12 @@ function buildEnv(base = process.env) {
   if (build === 'native') {
     env.RUSTFLAGS = [env.RUSTFLAGS, '-C target-cpu=native'].filter(Boolean).join(' ')
     // -march=native turns AMX on where the CPU has it: GCC 12 then needs the tile-config fix.
-    addFlags(env, ['-include', amxFixHeader()])
+    addFlags(env, ['-include', amxFixHeader(env)])
   } else if (build === 'auto') {
     const flags = cpuFlags()
     if (flags && SAPPHIRE_RAPIDS.needs.every((f) => flags.has(f))) {
       for (const k of SAPPHIRE_RAPIDS.ggml) env[k] = 'ON'
-      addFlags(env, ['-include', amxFixHeader()])
+      addFlags(env, ['-include', amxFixHeader(env)])
     }
   }
   // llama-cpp-sys-2 reruns its build when a GGML_* variable it saw changes (not when CFLAGS
