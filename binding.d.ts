@@ -109,6 +109,8 @@ export interface NativeLoadOptions {
   defaultTimeoutMs?: number
   promptChunkSize?: number
   logLevel?: string
+  /** Test-only fault injection (see src/engine/faults.rs); not in index.d.ts. */
+  __faults?: string
 }
 
 export interface NativeMetrics {

@@ -129,6 +129,8 @@ function loadOptions(options) {
     defaultTimeoutMs: o.defaultTimeoutMs,
     promptChunkSize: o.promptChunkSize,
     logLevel: o.logLevel,
+    // Test-only fault injection (src/engine/faults.rs); deliberately not in index.d.ts.
+    __faults: typeof o.__faults === 'string' ? o.__faults : undefined,
   })
 }
 

@@ -22,6 +22,9 @@ pub struct NativeLoadOptions {
     pub default_timeout_ms: Option<f64>,
     pub prompt_chunk_size: Option<f64>,
     pub log_level: Option<String>,
+    /// Test-only fault injection (see src/engine/faults.rs); not in index.d.ts.
+    #[napi(js_name = "__faults")]
+    pub faults: Option<String>,
 }
 
 impl From<&NativeLoadOptions> for engine::LoadOptions {
@@ -38,6 +41,7 @@ impl From<&NativeLoadOptions> for engine::LoadOptions {
             chat_template: o.chat_template.clone(),
             default_timeout_ms: o.default_timeout_ms,
             prompt_chunk_size: o.prompt_chunk_size,
+            faults: o.faults.clone(),
         }
     }
 }

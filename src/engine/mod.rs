@@ -4,6 +4,7 @@
 mod backend;
 pub mod chat_template;
 pub mod error;
+mod faults;
 mod model_file;
 pub mod options;
 pub mod request;
@@ -505,6 +506,7 @@ fn inference_thread(
         });
         report(Ok(info));
         let cfg = SchedulerConfig {
+            faults: config.faults.clone(),
             n_batch: n_batch as usize,
             prompt_chunk: config.prompt_chunk_size.min(n_batch) as usize,
             n_ctx_per_seq,

@@ -21,6 +21,8 @@ pub struct LoadOptions {
     pub chat_template: Option<String>,
     pub default_timeout_ms: Option<f64>,
     pub prompt_chunk_size: Option<f64>,
+    /// Test-only fault injection spec (see `faults.rs`); `None` = the environment's.
+    pub faults: Option<String>,
 }
 
 /// Validated load configuration.
@@ -39,6 +41,7 @@ pub struct EngineConfig {
     pub default_timeout: Option<Duration>,
     /// Prompt tokens a decode step may carry while other requests are generating.
     pub prompt_chunk_size: u32,
+    pub faults: Option<String>,
 }
 
 pub const DEFAULT_CONTEXT_SIZE: u32 = 4096;
@@ -121,6 +124,7 @@ impl LoadOptions {
                 true,
             )?
             .map_or(DEFAULT_PROMPT_CHUNK, |v| v as u32),
+            faults: self.faults.clone(),
         })
     }
 }

@@ -17,6 +17,7 @@ use llama_cpp_2::token::LlamaToken;
 use tracing::{debug, warn};
 
 use super::error::{panic_to_error, EngineError, ErrorCode};
+use super::faults::Faults;
 use super::request::{CancelReason, Event, FinishReason, Generation, PreparedRequest, Timings};
 use super::sampler::build_sampler;
 use super::status::{add, set, Shared};
@@ -29,6 +30,7 @@ pub enum Command {
 }
 
 pub struct SchedulerConfig {
+    pub faults: Option<String>,
     pub n_batch: usize,
     /// Prompt tokens one step may carry while other slots are generating (see `fill_batch`).
     pub prompt_chunk: usize,
@@ -79,6 +81,7 @@ pub struct Scheduler<'m> {
     cfg: SchedulerConfig,
     shared: &'m Shared,
     admissions: u64,
+    faults: Faults,
 }
 
 fn ms(from: Instant, to: Instant) -> f64 {
@@ -100,6 +103,7 @@ impl<'m> Scheduler<'m> {
                 last_used: 0,
             })
             .collect();
+        let faults = Faults::new(cfg.faults.as_deref());
         Self {
             model,
             ctx,
@@ -109,6 +113,7 @@ impl<'m> Scheduler<'m> {
             cfg,
             shared,
             admissions: 0,
+            faults,
         }
     }
 
@@ -207,6 +212,7 @@ impl<'m> Scheduler<'m> {
     }
 
     fn step(&mut self) {
+        self.faults.maybe_panic();
         self.drop_cancelled();
         self.admit();
         self.publish_occupancy();
@@ -216,7 +222,12 @@ impl<'m> Scheduler<'m> {
         }
         let started = Instant::now();
         add(&self.shared.counters.decode_calls, 1);
-        if let Err(e) = self.ctx.decode(&mut self.batch) {
+        let decoded = if self.faults.decode_fails() {
+            Err("injected fault".to_string())
+        } else {
+            self.ctx.decode(&mut self.batch).map_err(|e| e.to_string())
+        };
+        if let Err(e) = decoded {
             let err = EngineError::internal(format!("llama.cpp decode failed: {e}"));
             warn!(error = %err, "decode failed");
             self.shared
@@ -456,10 +467,11 @@ impl<'m> Scheduler<'m> {
                 a.text.push_str(&outcome.text);
                 if a.req.stream {
                     let tokens = std::mem::take(&mut a.tokens_since_chunk);
-                    if !a.req.sink.send(Event::Chunk {
+                    let delivered = a.req.sink.send(Event::Chunk {
                         text: outcome.text,
                         tokens,
-                    }) {
+                    });
+                    if !delivered || self.faults.sink_lost() {
                         // Nobody listens any more: stop spending compute on it.
                         a.req.cancel.cancel(CancelReason::Aborted);
                     }

@@ -1,0 +1,97 @@
+//! Fault injection for tests of the recovery paths. Off unless the environment variable
+//! `NAPI_LLAMA_FAULTS` is set when an engine starts, or the load options carry the test-only
+//! `__faults` field (Jest gives tests a copy of `process.env`, so they use that); not part of
+//! the typed public API.
+//!
+//! `decode:3,panic:5,sink:2` makes the 3rd `decode` call fail, the 5th
+//! scheduler step panic, and the 2nd chunk delivery behave as if its listener were gone.
+//! Counts start at 1 for each engine; each fault fires once.
+
+use std::cell::Cell;
+
+pub const ENV: &str = "NAPI_LLAMA_FAULTS";
+
+#[derive(Debug, Default)]
+pub struct Faults {
+    decode_at: Option<u64>,
+    panic_at: Option<u64>,
+    sink_at: Option<u64>,
+    decodes: Cell<u64>,
+    steps: Cell<u64>,
+    sends: Cell<u64>,
+}
+
+impl Faults {
+    /// The given spec, else the environment's, else none.
+    pub fn new(spec: Option<&str>) -> Self {
+        match spec {
+            Some(spec) => Self::parse(spec),
+            None => std::env::var(ENV)
+                .map(|spec| Self::parse(&spec))
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn parse(spec: &str) -> Self {
+        let mut faults = Self::default();
+        for part in spec.split(',') {
+            let Some((kind, n)) = part.trim().split_once(':') else {
+                continue;
+            };
+            let Ok(n) = n.trim().parse::<u64>() else {
+                continue;
+            };
+            match kind.trim() {
+                "decode" => faults.decode_at = Some(n),
+                "panic" => faults.panic_at = Some(n),
+                "sink" => faults.sink_at = Some(n),
+                _ => {}
+            }
+        }
+        if faults.decode_at.is_some() || faults.panic_at.is_some() || faults.sink_at.is_some() {
+            tracing::warn!(spec, "fault injection is on ({ENV})");
+        }
+        faults
+    }
+
+    fn tick(counter: &Cell<u64>, at: Option<u64>) -> bool {
+        let n = counter.get() + 1;
+        counter.set(n);
+        at == Some(n)
+    }
+
+    /// True when this decode call should fail.
+    pub fn decode_fails(&self) -> bool {
+        Self::tick(&self.decodes, self.decode_at)
+    }
+
+    /// Panics when this step should.
+    pub fn maybe_panic(&self) {
+        if Self::tick(&self.steps, self.panic_at) {
+            panic!("injected fault: scheduler step panic ({ENV})");
+        }
+    }
+
+    /// True when this chunk delivery should be treated as undeliverable.
+    pub fn sink_lost(&self) -> bool {
+        Self::tick(&self.sends, self.sink_at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_fault_fires_once_at_its_count() {
+        let f = Faults::parse("decode:2, panic:1,sink:x,bogus:3");
+        assert!(!f.decode_fails());
+        assert!(f.decode_fails());
+        assert!(!f.decode_fails());
+        assert!(
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.maybe_panic())).is_err()
+        );
+        f.maybe_panic();
+        assert!(!f.sink_lost());
+    }
+}
