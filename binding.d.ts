@@ -66,6 +66,7 @@ export interface NativeGenerateOptions {
   requestId?: string
   cachePrompt?: boolean
   contextOverflow?: string
+  parseSpecialTokens?: boolean
 }
 
 export interface NativeGeneration {

@@ -130,6 +130,12 @@ export interface GenerateOptions {
    * min(maxTokens, contextSize / 4) tokens of reply fit, and reports `droppedMessages`.
    */
   contextOverflow?: 'error' | 'drop-oldest'
+  /**
+   * Parse control-token text in the input (`<|im_start|>` in a raw prompt or in a message's
+   * content) as control tokens. Default false: such text stays text, so a user cannot forge a
+   * turn; the chat template's own markers are always control tokens.
+   */
+  parseSpecialTokens?: boolean
 }
 
 export interface Timings {

@@ -162,8 +162,8 @@ function generateOptions(options) {
     if (typeof jsonSchema !== 'object') throw invalid('jsonSchema must be an object or a JSON string')
     jsonSchema = JSON.stringify(jsonSchema)
   }
-  if (o.cachePrompt !== undefined && o.cachePrompt !== null && typeof o.cachePrompt !== 'boolean') {
-    throw invalid('cachePrompt must be a boolean')
+  for (const key of ['cachePrompt', 'parseSpecialTokens']) {
+    if (o[key] !== undefined && o[key] !== null && typeof o[key] !== 'boolean') throw invalid(`${key} must be a boolean`)
   }
   const signal = o.signal
   if (signal !== undefined && signal !== null) {
@@ -188,6 +188,7 @@ function generateOptions(options) {
     requestId: o.requestId,
     cachePrompt: o.cachePrompt,
     contextOverflow: o.contextOverflow,
+    parseSpecialTokens: o.parseSpecialTokens,
   })
   return { native, signal: signal || null }
 }

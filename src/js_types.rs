@@ -64,6 +64,7 @@ pub struct NativeGenerateOptions {
     pub request_id: Option<String>,
     pub cache_prompt: Option<bool>,
     pub context_overflow: Option<String>,
+    pub parse_special_tokens: Option<bool>,
 }
 
 impl From<NativeGenerateOptions> for engine::GenerateOptions {
@@ -85,6 +86,7 @@ impl From<NativeGenerateOptions> for engine::GenerateOptions {
             request_id: o.request_id,
             cache_prompt: o.cache_prompt,
             context_overflow: o.context_overflow,
+            parse_special_tokens: o.parse_special_tokens,
         }
     }
 }

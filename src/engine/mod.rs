@@ -7,6 +7,7 @@ pub mod error;
 mod faults;
 mod model_file;
 pub mod options;
+mod prompt;
 pub mod request;
 mod sampler;
 mod scheduler;
@@ -196,7 +197,7 @@ impl Engine {
     /// Number of tokens the input costs as a prompt (chat input is rendered first).
     pub fn count_tokens(&self, input: &Input) -> EngineResult<usize> {
         let loaded = self.loaded()?;
-        Ok(prompt_tokens(loaded, input)?.len())
+        Ok(prompt::prompt_tokens(loaded, input, false)?.len())
     }
 
     /// Validates, renders and tokenizes on the caller's thread, then queues the request.
@@ -217,7 +218,7 @@ impl Engine {
         if let Input::Text(t) = &input {
             tracing::trace!(prompt = %t, "prompt");
         }
-        let (tokens, dropped_messages) = fit_prompt(loaded, &input, &params)?;
+        let (tokens, dropped_messages) = prompt::fit_prompt(loaded, &input, &params)?;
         let cancel = CancelFlag::default();
         let request_id = params.request_id.clone();
         let deadline = params.timeout.map(|t| submitted_at + t);
@@ -309,120 +310,6 @@ impl Drop for Engine {
 pub struct SubmittedRequest {
     pub cancel: CancelFlag,
     pub request_id: String,
-}
-
-fn overflow_error(prompt: usize, n_ctx: u32, hint: &str) -> EngineError {
-    EngineError::new(
-        ErrorCode::ContextOverflow,
-        format!(
-            "the prompt is {prompt} tokens but the context holds {n_ctx} (one more is needed for the reply): {hint}"
-        ),
-    )
-}
-
-/// Tokenizes the input and applies the request's context policy. Returns the prompt and how
-/// many chat messages were dropped to make it fit.
-fn fit_prompt(
-    loaded: &Loaded,
-    input: &Input,
-    params: &options::RequestParams,
-) -> EngineResult<(Vec<LlamaToken>, u32)> {
-    let n_ctx = loaded.n_ctx_per_seq;
-    let tokens = prompt_tokens(loaded, input)?;
-    let fits = |n: usize, reserve: usize| n + reserve <= n_ctx as usize;
-    if fits(tokens.len(), 1) {
-        return Ok((tokens, 0));
-    }
-    let messages = match (input, params.overflow) {
-        (_, OverflowPolicy::Error) => {
-            return Err(overflow_error(
-                tokens.len(),
-                n_ctx,
-                "shorten the input, raise contextSize, or pass contextOverflow: 'drop-oldest' for chat input",
-            ))
-        }
-        (Input::Text(_), OverflowPolicy::DropOldest) => {
-            return Err(overflow_error(
-                tokens.len(),
-                n_ctx,
-                "a raw prompt has no turns to drop: shorten it or raise contextSize",
-            ))
-        }
-        (Input::Chat(messages), OverflowPolicy::DropOldest) => messages,
-    };
-    // Leave room for a useful reply, not just one token: up to maxTokens, at most a quarter
-    // of the context.
-    let reserve = (params.max_tokens as usize).clamp(1, (n_ctx as usize / 4).max(1));
-    let mut kept: Vec<ChatMessage> = messages.clone();
-    let mut dropped = 0u32;
-    let mut best = tokens;
-    while let Some(i) = oldest_droppable(&kept) {
-        kept.remove(i);
-        dropped += 1;
-        // A conversation must not start with the assistant: drop whole turns.
-        while let Some(j) = oldest_droppable(&kept) {
-            if kept[j].role != Role::Assistant {
-                break;
-            }
-            kept.remove(j);
-            dropped += 1;
-        }
-        best = prompt_tokens(loaded, &Input::Chat(kept.clone()))?;
-        if fits(best.len(), reserve) {
-            break;
-        }
-    }
-    if fits(best.len(), 1) {
-        debug_assert!(dropped > 0);
-        tracing::debug!(
-            dropped,
-            prompt_tokens = best.len(),
-            "dropped old chat turns to fit the context"
-        );
-        Ok((best, dropped))
-    } else {
-        Err(overflow_error(
-            best.len(),
-            n_ctx,
-            "even with every older turn dropped the system prompt and last message do not fit: shorten them or raise contextSize",
-        ))
-    }
-}
-
-/// Index of the oldest message that may be dropped: not a system message, not the last one.
-fn oldest_droppable(messages: &[ChatMessage]) -> Option<usize> {
-    let last = messages.len().checked_sub(1)?;
-    messages[..last].iter().position(|m| m.role != Role::System)
-}
-
-fn prompt_tokens(loaded: &Loaded, input: &Input) -> EngineResult<Vec<LlamaToken>> {
-    let vocab = loaded.model.vocab();
-    let tokens = match input {
-        Input::Text(text) => {
-            if text.is_empty() {
-                return Err(EngineError::invalid_argument("the prompt is empty"));
-            }
-            vocab.tokenize(text.as_bytes(), vocab.should_add_bos(), false)
-        }
-        Input::Chat(messages) => {
-            if messages.is_empty() {
-                return Err(EngineError::invalid_argument(
-                    "messages is empty: pass at least one message",
-                ));
-            }
-            let rendered = loaded.template.render(&loaded.model, messages)?;
-            tracing::trace!(prompt = %rendered, "rendered chat prompt");
-            let add_bos = vocab.should_add_bos() && !loaded.template.starts_with_bos(&rendered);
-            vocab.tokenize(rendered.as_bytes(), add_bos, true)
-        }
-    };
-    if tokens.is_empty() {
-        return Err(EngineError::invalid_argument(
-            "the input produced no tokens",
-        ));
-    }
-    tracing::trace!(tokens = ?tokens.iter().map(|t| t.0).collect::<Vec<_>>(), "prompt tokens");
-    Ok(tokens)
 }
 
 fn inference_thread(

@@ -148,6 +148,7 @@ pub struct GenerateOptions {
     pub request_id: Option<String>,
     pub cache_prompt: Option<bool>,
     pub context_overflow: Option<String>,
+    pub parse_special_tokens: Option<bool>,
 }
 
 /// What to do when a prompt does not fit the context.
@@ -199,6 +200,9 @@ pub struct RequestParams {
     /// Reuse the longest cached prefix of a slot (llama-server's `cache_prompt`).
     pub cache_prompt: bool,
     pub overflow: OverflowPolicy,
+    /// Parse control-token text in the input (raw prompts and message contents) as control
+    /// tokens instead of text.
+    pub parse_special: bool,
 }
 
 const MAX_STOP_STRINGS: usize = 16;
@@ -290,6 +294,7 @@ impl GenerateOptions {
             request_id,
             cache_prompt: self.cache_prompt.unwrap_or(true),
             overflow: OverflowPolicy::parse(self.context_overflow.as_deref())?,
+            parse_special: self.parse_special_tokens.unwrap_or(false),
         })
     }
 }

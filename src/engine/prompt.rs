@@ -1,0 +1,202 @@
+//! From caller input to prompt tokens: chat rendering, tokenization with control-token text
+//! kept as text, and the context policy (reject, or drop the oldest turns).
+
+use llama_cpp_2::token::LlamaToken;
+
+use super::chat_template::{ChatMessage, Role};
+use super::error::{EngineError, EngineResult, ErrorCode};
+use super::options::{OverflowPolicy, RequestParams};
+use super::{Input, Loaded};
+
+fn overflow_error(prompt: usize, n_ctx: u32, hint: &str) -> EngineError {
+    EngineError::new(
+        ErrorCode::ContextOverflow,
+        format!(
+            "the prompt is {prompt} tokens but the context holds {n_ctx} (one more is needed for the reply): {hint}"
+        ),
+    )
+}
+
+/// Tokenizes the input and applies the request's context policy. Returns the prompt and how
+/// many chat messages were dropped to make it fit.
+pub(super) fn fit_prompt(
+    loaded: &Loaded,
+    input: &Input,
+    params: &RequestParams,
+) -> EngineResult<(Vec<LlamaToken>, u32)> {
+    let n_ctx = loaded.n_ctx_per_seq;
+    let tokens = prompt_tokens(loaded, input, params.parse_special)?;
+    let fits = |n: usize, reserve: usize| n + reserve <= n_ctx as usize;
+    if fits(tokens.len(), 1) {
+        return Ok((tokens, 0));
+    }
+    let messages = match (input, params.overflow) {
+        (_, OverflowPolicy::Error) => {
+            return Err(overflow_error(
+                tokens.len(),
+                n_ctx,
+                "shorten the input, raise contextSize, or pass contextOverflow: 'drop-oldest' for chat input",
+            ))
+        }
+        (Input::Text(_), OverflowPolicy::DropOldest) => {
+            return Err(overflow_error(
+                tokens.len(),
+                n_ctx,
+                "a raw prompt has no turns to drop: shorten it or raise contextSize",
+            ))
+        }
+        (Input::Chat(messages), OverflowPolicy::DropOldest) => messages,
+    };
+    // Leave room for a useful reply, not just one token: up to maxTokens, at most a quarter
+    // of the context.
+    let reserve = (params.max_tokens as usize).clamp(1, (n_ctx as usize / 4).max(1));
+    let mut kept: Vec<ChatMessage> = messages.clone();
+    let mut dropped = 0u32;
+    let mut best = tokens;
+    while let Some(i) = oldest_droppable(&kept) {
+        kept.remove(i);
+        dropped += 1;
+        // A conversation must not start with the assistant: drop whole turns.
+        while let Some(j) = oldest_droppable(&kept) {
+            if kept[j].role != Role::Assistant {
+                break;
+            }
+            kept.remove(j);
+            dropped += 1;
+        }
+        best = prompt_tokens(loaded, &Input::Chat(kept.clone()), params.parse_special)?;
+        if fits(best.len(), reserve) {
+            break;
+        }
+    }
+    if fits(best.len(), 1) {
+        debug_assert!(dropped > 0);
+        tracing::debug!(
+            dropped,
+            prompt_tokens = best.len(),
+            "dropped old chat turns to fit the context"
+        );
+        Ok((best, dropped))
+    } else {
+        Err(overflow_error(
+            best.len(),
+            n_ctx,
+            "even with every older turn dropped the system prompt and last message do not fit: shorten them or raise contextSize",
+        ))
+    }
+}
+
+/// Index of the oldest message that may be dropped: not a system message, not the last one.
+fn oldest_droppable(messages: &[ChatMessage]) -> Option<usize> {
+    let last = messages.len().checked_sub(1)?;
+    messages[..last].iter().position(|m| m.role != Role::System)
+}
+
+/// The prompt's tokens. Raw text is tokenized as text. Chat messages are rendered with the
+/// chat template, whose own markers (`<|im_start|>` …) become control tokens, while text that
+/// looks like a control token inside a message's content stays text, so a user cannot forge a
+/// system turn, unless `parse_special` asks for it.
+pub(super) fn prompt_tokens(
+    loaded: &Loaded,
+    input: &Input,
+    parse_special: bool,
+) -> EngineResult<Vec<LlamaToken>> {
+    let vocab = loaded.model.vocab();
+    let tokens = match input {
+        Input::Text(text) => {
+            if text.is_empty() {
+                return Err(EngineError::invalid_argument("the prompt is empty"));
+            }
+            vocab.tokenize(text.as_bytes(), vocab.should_add_bos(), parse_special)
+        }
+        Input::Chat(messages) => {
+            if messages.is_empty() {
+                return Err(EngineError::invalid_argument(
+                    "messages is empty: pass at least one message",
+                ));
+            }
+            chat_tokens(loaded, messages, parse_special)?
+        }
+    };
+    if tokens.is_empty() {
+        return Err(EngineError::invalid_argument(
+            "the input produced no tokens",
+        ));
+    }
+    tracing::trace!(tokens = ?tokens.iter().map(|t| t.0).collect::<Vec<_>>(), "prompt tokens");
+    Ok(tokens)
+}
+
+/// Marks a message's place in a rendered template: private-use characters that no template
+/// produces and no text needs.
+fn placeholder(i: usize) -> String {
+    format!("\u{E000}napi-llama-message-{i}\u{E001}")
+}
+
+fn chat_tokens(
+    loaded: &Loaded,
+    messages: &[ChatMessage],
+    parse_special: bool,
+) -> EngineResult<Vec<LlamaToken>> {
+    let vocab = loaded.model.vocab();
+    let rendered = loaded.template.render(&loaded.model, messages)?;
+    tracing::trace!(prompt = %rendered, "rendered chat prompt");
+    let add_bos = vocab.should_add_bos() && !loaded.template.starts_with_bos(&rendered);
+    let has_special_text = |m: &ChatMessage| {
+        vocab.tokenize(m.content.as_bytes(), false, true)
+            != vocab.tokenize(m.content.as_bytes(), false, false)
+    };
+    // The common case, and the one whose tokens prompt caches see: one tokenization of the
+    // whole text, exactly as llama.cpp's own server does it.
+    if parse_special || !messages.iter().any(has_special_text) {
+        return Ok(vocab.tokenize(rendered.as_bytes(), add_bos, true));
+    }
+    // Some content contains control-token text: render again with placeholders to learn where
+    // each content sits, then tokenize the template's text with control tokens and the
+    // contents as plain text.
+    let marked: Vec<ChatMessage> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| ChatMessage {
+            role: m.role,
+            content: placeholder(i),
+        })
+        .collect();
+    let skeleton = loaded.template.render(&loaded.model, &marked)?;
+    let mut segments: Vec<(&str, bool)> = Vec::new(); // (text, is_content)
+    let mut rest = skeleton.as_str();
+    let mut rebuilt = String::with_capacity(rendered.len());
+    for (i, m) in messages.iter().enumerate() {
+        let mark = placeholder(i);
+        let Some(at) = rest.find(&mark) else {
+            return Err(special_text_error());
+        };
+        segments.push((&rest[..at], false));
+        segments.push((m.content.as_str(), true));
+        rebuilt.push_str(&rest[..at]);
+        rebuilt.push_str(&m.content);
+        rest = &rest[at + mark.len()..];
+    }
+    segments.push((rest, false));
+    rebuilt.push_str(rest);
+    // A template that transforms content (trims it, say) cannot be split this way.
+    if rebuilt != rendered {
+        return Err(special_text_error());
+    }
+    let mut tokens = Vec::new();
+    let mut first = true;
+    for (text, is_content) in segments {
+        if text.is_empty() {
+            continue;
+        }
+        tokens.extend(vocab.tokenize(text.as_bytes(), first && add_bos, !is_content));
+        first = false;
+    }
+    Ok(tokens)
+}
+
+fn special_text_error() -> EngineError {
+    EngineError::invalid_argument(
+        "a message contains control-token text (like <|im_start|>) that this chat template would turn into control tokens: remove it, or pass parseSpecialTokens: true if it is meant",
+    )
+}
