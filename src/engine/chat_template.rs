@@ -159,22 +159,7 @@ impl ChatTemplate {
     /// Renders messages into prompt text ending with the assistant's turn opener.
     pub fn render(&self, model: &LlamaModel, messages: &[ChatMessage]) -> EngineResult<String> {
         match &self.renderer {
-            Renderer::Jinja(env) => {
-                let tmpl = env
-                    .get_template(TEMPLATE_NAME)
-                    .map_err(|e| EngineError::internal(format!("chat template lost: {e}")))?;
-                tmpl.render(context! {
-                    messages => messages,
-                    add_generation_prompt => true,
-                    bos_token => &self.bos_token,
-                    eos_token => &self.eos_token,
-                })
-                .map_err(|e| {
-                    EngineError::invalid_argument(format!(
-                        "chat template rejected the messages: {e:#}"
-                    ))
-                })
-            }
+            Renderer::Jinja(env) => render_jinja(env, messages, &self.bos_token, &self.eos_token),
             Renderer::Builtin(tmpl) => {
                 let chat = messages
                     .iter()
@@ -202,6 +187,26 @@ impl ChatTemplate {
 
 fn raise_exception(message: String) -> Result<String, JinjaError> {
     Err(JinjaError::new(ErrorKind::InvalidOperation, message))
+}
+
+fn render_jinja(
+    env: &Environment<'static>,
+    messages: &[ChatMessage],
+    bos_token: &str,
+    eos_token: &str,
+) -> EngineResult<String> {
+    let tmpl = env
+        .get_template(TEMPLATE_NAME)
+        .map_err(|e| EngineError::internal(format!("chat template lost: {e}")))?;
+    tmpl.render(context! {
+        messages => messages,
+        add_generation_prompt => true,
+        bos_token => bos_token,
+        eos_token => eos_token,
+    })
+    .map_err(|e| {
+        EngineError::invalid_argument(format!("chat template rejected the messages: {e:#}"))
+    })
 }
 
 fn jinja_environment(source: String) -> EngineResult<Environment<'static>> {
@@ -236,4 +241,26 @@ pub fn parse_messages<'a>(
         ));
     }
     Ok(messages)
+}
+
+/// Jinja rendering without a model, for the property tests.
+#[cfg(test)]
+pub mod tests_support {
+    use super::*;
+
+    /// The ChatML template SmolLM2's GGUF carries.
+    pub fn chatml() -> Environment<'static> {
+        jinja_environment(
+            "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+                .to_string(),
+        )
+        .expect("ChatML compiles")
+    }
+
+    pub fn render_jinja(
+        env: &Environment<'static>,
+        messages: &[ChatMessage],
+    ) -> EngineResult<String> {
+        super::render_jinja(env, messages, "", "")
+    }
 }

@@ -464,4 +464,6 @@ fn model_info(
 }
 
 #[cfg(test)]
+mod property_tests;
+#[cfg(test)]
 mod tests;
