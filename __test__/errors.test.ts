@@ -184,4 +184,29 @@ describe('shutdown', () => {
     await llama.shutdown()
     await llama.shutdown()
   })
+
+  test('with requests running and queued: all settle ABORTED, then initialize works again', async () => {
+    await llama.initialize({ modelPath: SMOLLM2, ...FAST, parallel: 1 })
+    const running = failure(llama.generate(LONG_PROMPT, { maxTokens: 500 }))
+    const queued = [1, 2, 3].map((i) => failure(llama.generate(`${LONG_PROMPT} ${i}`, { maxTokens: 500 })))
+    await new Promise((r) => setTimeout(r, 100))
+    expect(llama.health().queueDepth).toBe(3)
+    await llama.shutdown()
+    for (const p of [running, ...queued]) expect((await p).code).toBe('ABORTED')
+    await llama.initialize({ modelPath: SMOLLM2, ...FAST })
+    await ok()
+    await llama.shutdown()
+  })
+
+  test('initialize twice at once: one loads, the other is ALREADY_INITIALIZED', async () => {
+    const results = await Promise.allSettled([
+      llama.initialize({ modelPath: SMOLLM2, ...FAST }),
+      llama.initialize({ modelPath: SMOLLM2, ...FAST }),
+    ])
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
+    const rejected = results.find((r) => r.status === 'rejected') as PromiseRejectedResult
+    expect(rejected.reason.code).toBe('ALREADY_INITIALIZED')
+    await ok()
+    await llama.shutdown()
+  })
 })
