@@ -8,28 +8,13 @@ use super::chat_template::{self, ChatMessage, Role};
 use super::stop_matcher::StopMatcher;
 use super::utf8_stream::Utf8Stream;
 
-/// Splits `bytes` at the given (sorted, deduplicated, clamped) cut points.
-fn split_at(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
-    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
-    cuts.sort_unstable();
-    cuts.dedup();
-    let mut out = Vec::new();
-    let mut from = 0;
-    for c in cuts {
-        out.push(bytes[from..c].to_vec());
-        from = c;
-    }
-    out.push(bytes[from..].to_vec());
-    out
-}
-
-/// Splits `text` on char boundaries near the given cut points.
-fn split_text(text: &str, cuts: &[usize]) -> Vec<String> {
+/// Sorted, distinct cut points in `0..=len`, each moved down until `ok` accepts it.
+fn cut_points(len: usize, cuts: &[usize], ok: impl Fn(usize) -> bool) -> Vec<usize> {
     let mut points: Vec<usize> = cuts
         .iter()
         .map(|c| {
-            let mut c = c % (text.len() + 1);
-            while !text.is_char_boundary(c) {
+            let mut c = c % (len + 1);
+            while !ok(c) {
                 c -= 1;
             }
             c
@@ -37,14 +22,34 @@ fn split_text(text: &str, cuts: &[usize]) -> Vec<String> {
         .collect();
     points.sort_unstable();
     points.dedup();
-    let mut out = Vec::new();
+    points.push(len);
+    points
+}
+
+/// Splits `bytes` at arbitrary byte positions, as byte-level tokens do.
+fn split_at(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
     let mut from = 0;
-    for p in points {
-        out.push(text[from..p].to_string());
-        from = p;
-    }
-    out.push(text[from..].to_string());
-    out
+    cut_points(bytes.len(), cuts, |_| true)
+        .into_iter()
+        .map(|to| {
+            let piece = bytes[from..to].to_vec();
+            from = to;
+            piece
+        })
+        .collect()
+}
+
+/// Splits `text` on char boundaries near the given cut points.
+fn split_text(text: &str, cuts: &[usize]) -> Vec<String> {
+    let mut from = 0;
+    cut_points(text.len(), cuts, |c| text.is_char_boundary(c))
+        .into_iter()
+        .map(|to| {
+            let piece = text[from..to].to_string();
+            from = to;
+            piece
+        })
+        .collect()
 }
 
 const REPLACEMENT: char = '\u{FFFD}';
