@@ -144,7 +144,7 @@ pub struct NativeRequest {
 
 #[napi]
 impl NativeRequest {
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn request_id(&self) -> String {
         self.request_id.clone()
     }
