@@ -187,11 +187,13 @@ describe('shutdown', () => {
 
   test('with requests running and queued: all settle ABORTED, then initialize works again', async () => {
     await llama.initialize({ modelPath: SMOLLM2, ...FAST, parallel: 1 })
-    const running = failure(llama.generate(LONG_PROMPT, { maxTokens: 500 }))
+    const running = failure(llama.generate(LONG_PROMPT, { maxTokens: 500, temperature: 0 }))
     const queued = [1, 2, 3].map((i) => failure(llama.generate(`${LONG_PROMPT} ${i}`, { maxTokens: 500 })))
-    await new Promise((r) => setTimeout(r, 100))
-    expect(llama.health().queueDepth).toBe(3)
+    // The counters are published between decode steps (the first may be slow on a busy machine).
+    for (let i = 0; i < 200 && llama.health().queueDepth < 3; i++) await new Promise((r) => setTimeout(r, 25))
+    const { queueDepth, slotsBusy } = llama.health()
     await llama.shutdown()
+    expect({ queueDepth, slotsBusy }).toEqual({ queueDepth: 3, slotsBusy: 1 })
     for (const p of [running, ...queued]) expect((await p).code).toBe('ABORTED')
     await llama.initialize({ modelPath: SMOLLM2, ...FAST })
     await ok()
@@ -199,6 +201,7 @@ describe('shutdown', () => {
   })
 
   test('initialize twice at once: one loads, the other is ALREADY_INITIALIZED', async () => {
+    await llama.shutdown() // whatever an earlier test left
     const results = await Promise.allSettled([
       llama.initialize({ modelPath: SMOLLM2, ...FAST }),
       llama.initialize({ modelPath: SMOLLM2, ...FAST }),
