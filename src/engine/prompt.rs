@@ -50,33 +50,47 @@ pub(super) fn fit_prompt(
     // Leave room for a useful reply, not just one token: up to maxTokens, at most a quarter
     // of the context.
     let reserve = (params.max_tokens as usize).clamp(1, (n_ctx as usize / 4).max(1));
-    let mut kept: Vec<ChatMessage> = messages.clone();
-    let mut dropped = 0u32;
-    let mut best = tokens;
-    while let Some(i) = oldest_droppable(&kept) {
-        kept.remove(i);
-        dropped += 1;
-        // A conversation must not start with the assistant: drop whole turns.
-        while let Some(j) = oldest_droppable(&kept) {
-            if kept[j].role != Role::Assistant {
-                break;
-            }
-            kept.remove(j);
-            dropped += 1;
-        }
-        best = prompt_tokens(loaded, &Input::Chat(kept.clone()), params.parse_special)?;
-        if fits(best.len(), reserve) {
-            break;
+    // Drop points: how many of the droppable messages (oldest first) go. A conversation must
+    // not start with the assistant, so whole turns go: never stop right before an assistant
+    // message. The prompt shrinks as more goes, so a binary search needs only O(log n)
+    // renderings (this runs on the caller's thread).
+    let droppable: Vec<usize> = droppable_indices(messages);
+    let cuts: Vec<usize> = (1..=droppable.len())
+        .filter(|&k| k == droppable.len() || messages[droppable[k]].role != Role::Assistant)
+        .collect();
+    let render = |k: usize| {
+        let kept: Vec<ChatMessage> = messages
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !droppable[..k].contains(i))
+            .map(|(_, m)| m.clone())
+            .collect();
+        prompt_tokens(loaded, &Input::Chat(kept), params.parse_special)
+    };
+    let (mut lo, mut hi) = (0usize, cuts.len());
+    let mut found: Option<(Vec<LlamaToken>, usize)> = None;
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        let tokens = render(cuts[mid])?;
+        if fits(tokens.len(), reserve) {
+            found = Some((tokens, cuts[mid]));
+            hi = mid;
+        } else {
+            lo = mid + 1;
         }
     }
-    if fits(best.len(), 1) {
-        debug_assert!(dropped > 0);
+    let (best, dropped) = match (found, cuts.last()) {
+        (Some(f), _) => f,
+        (None, Some(&all)) => (render(all)?, all),
+        (None, None) => (tokens, 0),
+    };
+    if dropped > 0 && fits(best.len(), 1) {
         tracing::debug!(
             dropped,
             prompt_tokens = best.len(),
             "dropped old chat turns to fit the context"
         );
-        Ok((best, dropped))
+        Ok((best, dropped as u32))
     } else {
         Err(overflow_error(
             best.len(),
@@ -86,10 +100,13 @@ pub(super) fn fit_prompt(
     }
 }
 
-/// Index of the oldest message that may be dropped: not a system message, not the last one.
-fn oldest_droppable(messages: &[ChatMessage]) -> Option<usize> {
-    let last = messages.len().checked_sub(1)?;
-    messages[..last].iter().position(|m| m.role != Role::System)
+/// Indices of the messages that may be dropped, oldest first: not system messages, not the
+/// last message.
+fn droppable_indices(messages: &[ChatMessage]) -> Vec<usize> {
+    let last = messages.len().saturating_sub(1);
+    (0..last)
+        .filter(|&i| messages[i].role != Role::System)
+        .collect()
 }
 
 /// The prompt's tokens. Raw text is tokenized as text. Chat messages are rendered with the

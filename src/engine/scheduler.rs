@@ -416,8 +416,8 @@ impl<'m> Scheduler<'m> {
                 continue;
             }
             let take = remaining.min(room);
-            for k in 0..take {
-                let idx = a.prompt_fed + k;
+            for _ in 0..take {
+                let idx = a.prompt_fed;
                 let last = idx + 1 == a.req.tokens.len();
                 let tok = a.req.tokens[idx];
                 if self.batch.add(tok, a.n_past, &[slot.seq_id], last).is_err() {
@@ -427,10 +427,10 @@ impl<'m> Scheduler<'m> {
                     a.logits_at = Some(load.total() as i32);
                 }
                 a.n_past += 1;
+                a.prompt_fed += 1;
                 slot.cache.push(tok);
                 load.prompt += 1;
             }
-            a.prompt_fed += take;
         }
         load
     }
