@@ -1,0 +1,92 @@
+// Test harness: the real app on the real Gemma 3 model, listening on a random loopback port.
+import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:http'
+import type express from 'express'
+import { createApp } from '../src/app'
+import { type Config, loadConfig } from '../src/config'
+import { LlmService } from '../src/llm'
+import type { ServiceMetrics } from '../src/metrics'
+
+/** Persian letters (Arabic block plus Persian-specific ones). */
+export const PERSIAN = /[\u0600-\u06FF]/
+
+/** Small, fast defaults for tests; each suite overrides what it exercises. */
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({
+    LLM_CONTEXT_SIZE: '1024',
+    LLM_MAX_TOKENS: '16',
+    LLM_PARALLEL: '4',
+    LLM_THREADS: '2',
+    LOG_REQUESTS: 'false',
+    RATE_LIMIT_PER_MINUTE: '0',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    ...(process.env.LLM_MODEL_PATH ? { LLM_MODEL_PATH: process.env.LLM_MODEL_PATH } : {}),
+    ...env,
+  })
+}
+
+export interface TestService {
+  config: Config
+  llm: LlmService
+  app: express.Express
+  metrics: ServiceMetrics
+  server: Server
+  url: string
+  close(): Promise<void>
+}
+
+/** Starts the app; `load: false` leaves the model unloaded (for 503 tests). */
+export async function startTestService(env: Record<string, string> = {}, load = true): Promise<TestService> {
+  const config = testConfig(env)
+  const llm = new LlmService(config)
+  if (load) await llm.start()
+  const { app, metrics } = createApp(config, llm)
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s))
+  })
+  const { port } = server.address() as AddressInfo
+  return {
+    config,
+    llm,
+    app,
+    metrics,
+    server,
+    url: `http://127.0.0.1:${port}`,
+    async close() {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await llm.stop()
+    },
+  }
+}
+
+/** Polls `check` until it returns true (the engine publishes counters between decode steps). */
+export async function waitFor(check: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+/** Parses an SSE body into events. */
+export function parseSse(body: string): { event: string; data: string }[] {
+  return body
+    .split('\n\n')
+    .filter((frame) => frame.trim() !== '')
+    .map((frame) => {
+      let event = 'message'
+      const data: string[] = []
+      for (const line of frame.split('\n')) {
+        if (line.startsWith('event: ')) event = line.slice(7)
+        else if (line.startsWith('data: ')) data.push(line.slice(6))
+      }
+      return { event, data: data.join('\n') }
+    })
+}
+
+/** Reads a streamed HTTP body as raw bytes (to check that UTF-8 survives any chunking). */
+export async function rawBody(res: Response): Promise<Buffer> {
+  return Buffer.from(await res.arrayBuffer())
+}

@@ -1,0 +1,119 @@
+// The Express application: middleware order is the policy.
+//   request id + log + HTTP metrics → /health, /metrics (open) →
+//   /api and /v1: per-IP rate limit → API key → JSON body (size-limited) → routes →
+//   the web page (static) → JSON 404 for anything else → one error handler (OpenAI-style body, never a stack trace).
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
+import express, { type NextFunction, type Request, type Response } from 'express'
+import { rateLimit } from 'express-rate-limit'
+import type { Config } from './config'
+import { ApiError, toApiError } from './errors'
+import type { LlmService } from './llm'
+import { ServiceMetrics } from './metrics'
+import { chatRouter } from './routes/chat'
+import { openaiRouter } from './routes/openai'
+import { systemRouter } from './routes/system'
+
+/** The package's root (holds public/), from src/ under ts-jest or dist/src/ when built. */
+function packageRoot(): string {
+  let dir = __dirname
+  while (!fs.existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir)
+  return dir
+}
+
+export const PUBLIC_DIR = path.join(packageRoot(), 'public')
+
+export interface App {
+  app: express.Express
+  metrics: ServiceMetrics
+}
+
+const ROUTES = ['/api/chat', '/v1/chat/completions', '/v1/models', '/health', '/metrics']
+
+/** A bounded set of route labels for metrics (raw URLs would grow without limit). */
+function routeLabel(req: Request): string {
+  const pathname = req.originalUrl.split('?')[0]
+  if (ROUTES.includes(pathname)) return pathname
+  if (pathname.startsWith('/v1/models/')) return '/v1/models/:id'
+  return req.method === 'GET' ? 'static' : 'unmatched'
+}
+
+function requestContext(config: Config, metrics: ServiceMetrics) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const started = process.hrtime.bigint()
+    const requestId = crypto.randomUUID()
+    res.locals.requestId = requestId
+    res.setHeader('X-Request-Id', requestId)
+    res.on('close', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9
+      const route = routeLabel(req)
+      const status = res.writableFinished ? String(res.statusCode) : 'disconnected'
+      metrics.httpRequests.inc({ method: req.method, route, status })
+      metrics.httpDuration.observe({ route }, seconds)
+      if (config.logRequests) {
+        const line = { time: new Date().toISOString(), requestId, ip: req.ip, method: req.method, path: req.path, status, ms: Math.round(seconds * 1000) }
+        process.stdout.write(JSON.stringify(line) + '\n')
+      }
+    })
+    next()
+  }
+}
+
+function requireApiKey(apiKey: string | undefined) {
+  const expected = apiKey ? Buffer.from(apiKey) : null
+  return (req: Request, _res: Response, next: NextFunction) => {
+    if (!expected) return next()
+    const header = req.get('authorization') ?? ''
+    const match = /^Bearer\s+(.+)$/i.exec(header.trim())
+    const given = Buffer.from(match ? match[1] : '')
+    if (given.length === expected.length && crypto.timingSafeEqual(given, expected)) return next()
+    next(new ApiError(401, 'authentication_error', 'invalid_api_key', 'Missing or invalid API key (send Authorization: Bearer <key>)'))
+  }
+}
+
+function perIpRateLimit(config: Config) {
+  if (config.rateLimitPerMinute === 0) return (_req: Request, _res: Response, next: NextFunction) => next()
+  return rateLimit({
+    windowMs: 60_000,
+    limit: config.rateLimitPerMinute,
+    standardHeaders: 'draft-7',
+    legacyHeaders: false,
+    handler: (_req, _res, next) =>
+      next(new ApiError(429, 'rate_limit_error', 'rate_limit_exceeded', `Too many requests: at most ${config.rateLimitPerMinute} per minute per client`)),
+  })
+}
+
+export function createApp(config: Config, llm: LlmService): App {
+  const metrics = new ServiceMetrics(llm)
+  const app = express()
+  app.disable('x-powered-by')
+  app.set('trust proxy', config.trustProxy)
+
+  app.use(requestContext(config, metrics))
+  app.use(systemRouter(llm, metrics))
+
+  const api = [perIpRateLimit(config), requireApiKey(config.apiKey), express.json({ limit: config.bodyLimit })]
+  app.use('/api', ...api, chatRouter(config, llm, metrics))
+  app.use('/v1', ...api, openaiRouter(config, llm, metrics))
+  app.use((_req, res, next) => {
+    // The page loads only its own files (no CDN, no inline script).
+    res.setHeader('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; style-src 'self'")
+    res.setHeader('X-Content-Type-Options', 'nosniff')
+    next()
+  })
+  app.use(express.static(PUBLIC_DIR, { index: 'index.html', maxAge: 0 }))
+  app.use((req: Request) => {
+    throw new ApiError(404, 'not_found_error', 'not_found', `No route for ${req.method} ${req.path}`)
+  })
+
+  // Express recognises an error handler by its four parameters.
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const apiError = toApiError(err)
+    if (apiError.status === 500) console.error('[persian-chat] internal error:', err)
+    if (res.headersSent || res.destroyed) return void res.end()
+    res.status(apiError.status).json(apiError.toBody())
+  })
+
+  return { app, metrics }
+}

@@ -1,0 +1,129 @@
+// Service configuration, read once from the environment (and `.env`, see server.ts). Every value
+// is checked here, so a typo in `.env` stops the service at start with a message naming the
+// variable instead of surfacing later as a confusing request error.
+import path from 'node:path'
+
+export interface Config {
+  /** GGUF model file. Default: Gemma 3 270M from the addon's fetch script. */
+  modelPath: string
+  /** True when `LLM_MODEL_PATH` was not set (the default model may be fetched at start). */
+  modelPathIsDefault: boolean
+  contextSize: number
+  /** Cap on reply tokens: requests asking for more are clamped to it. */
+  maxTokens: number
+  temperature: number
+  topP: number
+  /** Penalty for repeating recent tokens (1 = off); small models loop without it. */
+  repeatPenalty: number
+  threads: number | undefined
+  gpuLayers: number
+  parallel: number
+  /** Requests that may wait for a slot before 429. */
+  maxQueue: number
+  /** Per-request deadline (queue wait included); 504 after it. */
+  timeoutMs: number
+  port: number
+  host: string
+  /** Bearer token required on /api and /v1 when set. */
+  apiKey: string | undefined
+  systemPrompt: string
+  /** express.json body limit, e.g. '64kb'. */
+  bodyLimit: string
+  /** Longest single message, in characters. */
+  maxMessageChars: number
+  /** Most history messages /api/chat accepts (and most messages /v1 accepts). */
+  maxHistoryMessages: number
+  /** Requests per IP per minute on /api and /v1; 0 disables. */
+  rateLimitPerMinute: number
+  /** Express `trust proxy` (set when behind a reverse proxy so per-IP limits see real IPs). */
+  trustProxy: boolean | number | string
+  /** One log line per request on stdout. */
+  logRequests: boolean
+}
+
+export const DEFAULT_SYSTEM_PROMPT =
+  'تو یک دستیار هوشمند، مؤدب و دقیق هستی. همیشه به زبان فارسی روان و ساده پاسخ بده، ' +
+  'پاسخ‌ها را کوتاه و مفید نگه دار، و اگر چیزی را نمی‌دانی صادقانه بگو.'
+
+/** Where the addon's fetch script keeps Gemma 3 (`npm run fetch-model gemma3` in the addon). */
+export function defaultModelPath(): string {
+  // Resolved through the addon package so it works from a linked or an installed copy.
+  const addonRoot = path.dirname(require.resolve('napi-llama/package.json'))
+  const modelsDir = process.env.NAPI_LLAMA_MODELS_DIR || path.join(addonRoot, 'models')
+  return path.join(modelsDir, 'gemma-3-270m-q4_k_m.gguf')
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw.trim() === '') return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer in [${min}, ${max}], got "${raw}"`)
+  }
+  return value
+}
+
+function num(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw.trim() === '') return fallback
+  const value = Number(raw)
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be a number in [${min}, ${max}], got "${raw}"`)
+  }
+  return value
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase()
+  if (raw === undefined || raw === '') return fallback
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false
+  throw new ConfigError(`${name} must be true or false, got "${env[name]}"`)
+}
+
+function trustProxy(raw: string | undefined): boolean | number | string {
+  if (raw === undefined || raw.trim() === '') return false
+  if (raw === 'true') return true
+  if (raw === 'false') return false
+  if (/^\d+$/.test(raw)) return Number(raw)
+  return raw // a subnet list such as 'loopback, 10.0.0.0/8'
+}
+
+/** Builds the configuration from environment variables (see `.env.example`). */
+export function loadConfig(env: Env = process.env): Config {
+  const modelPath = env.LLM_MODEL_PATH?.trim()
+  const apiKey = env.API_KEY?.trim()
+  const bodyLimit = env.BODY_LIMIT?.trim() || '64kb'
+  if (!/^\d+(b|kb|mb)?$/i.test(bodyLimit)) {
+    throw new ConfigError(`BODY_LIMIT must look like 64kb or 1mb, got "${bodyLimit}"`)
+  }
+  const threads = int(env, 'LLM_THREADS', 0, 0, 1024)
+  return {
+    modelPath: modelPath ? path.resolve(modelPath) : defaultModelPath(),
+    modelPathIsDefault: !modelPath,
+    contextSize: int(env, 'LLM_CONTEXT_SIZE', 4096, 256, 1 << 20),
+    maxTokens: int(env, 'LLM_MAX_TOKENS', 512, 1, 1 << 20),
+    temperature: num(env, 'LLM_TEMPERATURE', 0.7, 0, 2),
+    topP: num(env, 'LLM_TOP_P', 0.9, 0, 1),
+    repeatPenalty: num(env, 'LLM_REPEAT_PENALTY', 1.1, 0.5, 2),
+    threads: threads === 0 ? undefined : threads,
+    gpuLayers: int(env, 'LLM_GPU_LAYERS', 0, 0, 10_000),
+    parallel: int(env, 'LLM_PARALLEL', 4, 1, 64),
+    maxQueue: int(env, 'LLM_MAX_QUEUE', 32, 0, 100_000),
+    timeoutMs: int(env, 'LLM_TIMEOUT_MS', 120_000, 1, 3_600_000),
+    port: int(env, 'PORT', 3000, 0, 65535),
+    host: env.HOST?.trim() || '127.0.0.1',
+    apiKey: apiKey ? apiKey : undefined,
+    systemPrompt: env.SYSTEM_PROMPT?.trim() || DEFAULT_SYSTEM_PROMPT,
+    bodyLimit,
+    maxMessageChars: int(env, 'MAX_MESSAGE_CHARS', 4000, 1, 1_000_000),
+    maxHistoryMessages: int(env, 'MAX_HISTORY_MESSAGES', 50, 0, 10_000),
+    rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 60, 0, 1_000_000),
+    trustProxy: trustProxy(env.TRUST_PROXY?.trim()),
+    logRequests: bool(env, 'LOG_REQUESTS', true),
+  }
+}

@@ -1,0 +1,69 @@
+// One error type for every endpoint, rendered as OpenAI's error body
+// `{ error: { message, type, param, code } }` with the matching HTTP status. Every failure path
+// (validation, auth, rate limit, the addon's LlamaError codes, body parsing) ends up here, so a
+// client never sees a stack trace or an HTML error page.
+
+export type ErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'not_found_error'
+  | 'rate_limit_error'
+  | 'timeout_error'
+  | 'service_unavailable_error'
+  | 'server_error'
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: ErrorType,
+    readonly code: string,
+    message: string,
+    readonly param: string | null = null,
+  ) {
+    super(message)
+  }
+
+  toBody() {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } }
+  }
+}
+
+export const badRequest = (message: string, param: string | null = null, code = 'invalid_request') =>
+  new ApiError(400, 'invalid_request_error', code, message, param)
+
+/**
+ * The addon's stable error codes (napi-llama `LlamaError.code`) mapped to HTTP. ABORTED only
+ * happens when the client went away, so its status is never seen; 499 is what proxies log.
+ */
+const LLAMA_ERRORS: Record<string, [number, ErrorType, string]> = {
+  INVALID_ARGUMENT: [400, 'invalid_request_error', 'invalid_request'],
+  CONTEXT_OVERFLOW: [400, 'invalid_request_error', 'context_length_exceeded'],
+  TIMEOUT: [504, 'timeout_error', 'timeout'],
+  QUEUE_FULL: [429, 'rate_limit_error', 'queue_full'],
+  MODEL_NOT_LOADED: [503, 'service_unavailable_error', 'model_not_loaded'],
+  MODEL_LOAD_FAILED: [503, 'service_unavailable_error', 'model_not_loaded'],
+  ABORTED: [499, 'invalid_request_error', 'aborted'],
+  INTERNAL: [500, 'server_error', 'internal_error'],
+}
+
+/** Converts anything thrown into an ApiError; unknown errors become a 500 without details. */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err
+  const code = (err as { code?: unknown } | null)?.code
+  if (typeof code === 'string' && code in LLAMA_ERRORS) {
+    const [status, type, apiCode] = LLAMA_ERRORS[code]
+    return new ApiError(status, type, apiCode, (err as Error).message)
+  }
+  // body-parser errors carry `type` and `status` (bad JSON, too large, bad charset).
+  const parser = err as { type?: unknown; status?: unknown; message?: unknown }
+  if (parser && parser.type === 'entity.parse.failed') {
+    return badRequest(`Request body is not valid JSON: ${String(parser.message)}`, null, 'invalid_json')
+  }
+  if (parser && parser.type === 'entity.too.large') {
+    return new ApiError(413, 'invalid_request_error', 'request_too_large', 'Request body is too large')
+  }
+  if (parser && typeof parser.status === 'number' && parser.status >= 400 && parser.status < 500) {
+    return new ApiError(parser.status, 'invalid_request_error', 'invalid_request', String(parser.message))
+  }
+  return new ApiError(500, 'server_error', 'internal_error', 'Internal server error')
+}

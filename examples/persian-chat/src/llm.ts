@@ -1,0 +1,131 @@
+// The model, through napi-llama's default engine (`initialize` / `generate` / `stream`). This
+// module owns the load state the HTTP layer reports and applies the service's policy to every
+// request: default sampling, the max-tokens cap and the per-request deadline.
+import path from 'node:path'
+import * as llama from 'napi-llama'
+import type { ChatMessage, GenerateOptions, Generation, Health, Metrics, ModelInfo, StreamChunk } from 'napi-llama'
+import type { ReadableStream } from 'node:stream/web'
+import type { Config } from './config'
+
+export type LlmState = 'idle' | 'loading' | 'ready' | 'failed' | 'stopped'
+
+/** What a route may choose per request; everything else is the service's policy. */
+export interface ReplyOptions {
+  maxTokens?: number
+  temperature?: number
+  topP?: number
+  presencePenalty?: number
+  frequencyPenalty?: number
+  seed?: number
+  stop?: string[]
+  jsonSchema?: object
+  contextOverflow?: 'error' | 'drop-oldest'
+  requestId?: string
+  signal?: AbortSignal
+}
+
+export class LlmService {
+  private currentState: LlmState = 'idle'
+  private loaded: ModelInfo | null = null
+  private failure: string | null = null
+  private loading: Promise<ModelInfo> | null = null
+
+  constructor(private readonly config: Config) {}
+
+  get state(): LlmState {
+    return this.currentState
+  }
+
+  get info(): ModelInfo | null {
+    return this.loaded
+  }
+
+  get loadError(): string | null {
+    return this.failure
+  }
+
+  /** The id `/v1/models` reports: the model file's name without `.gguf`. */
+  get modelId(): string {
+    return path.basename(this.config.modelPath).replace(/\.gguf$/i, '')
+  }
+
+  /** Loads the model; safe to call again while loading (same promise). */
+  start(): Promise<ModelInfo> {
+    if (this.loading) return this.loading
+    this.currentState = 'loading'
+    this.failure = null
+    this.loading = llama
+      .initialize({
+        modelPath: this.config.modelPath,
+        contextSize: this.config.contextSize,
+        threads: this.config.threads,
+        gpuLayers: this.config.gpuLayers,
+        parallel: this.config.parallel,
+        maxQueue: this.config.maxQueue,
+        defaultTimeoutMs: this.config.timeoutMs,
+      })
+      .then(
+        (info) => {
+          this.loaded = info
+          this.currentState = 'ready'
+          return info
+        },
+        (err: Error) => {
+          this.failure = err.message
+          this.currentState = 'failed'
+          this.loading = null
+          throw err
+        },
+      )
+    return this.loading
+  }
+
+  generate(messages: ChatMessage[], options: ReplyOptions): Promise<Generation> {
+    return llama.generate(messages, this.requestOptions(options))
+  }
+
+  stream(messages: ChatMessage[], options: ReplyOptions): ReadableStream<StreamChunk> {
+    return llama.stream(messages, this.requestOptions(options))
+  }
+
+  /** Prompt tokens of a chat, for callers that want to check before sending. */
+  countTokens(messages: ChatMessage[]): number {
+    return llama.countTokens(messages)
+  }
+
+  health(): Health {
+    return llama.health()
+  }
+
+  /** The engine's counters (all zero while no model is loaded). */
+  metrics(): Metrics {
+    return llama.metrics()
+  }
+
+  /** Cancels in-flight requests and frees the model. */
+  async stop(): Promise<void> {
+    this.currentState = 'stopped'
+    this.loading = null
+    this.loaded = null
+    await llama.shutdown()
+  }
+
+  private requestOptions(options: ReplyOptions): GenerateOptions {
+    const requested = options.maxTokens ?? this.config.maxTokens
+    return {
+      maxTokens: Math.min(requested, this.config.maxTokens),
+      temperature: options.temperature ?? this.config.temperature,
+      topP: options.topP ?? this.config.topP,
+      repeatPenalty: this.config.repeatPenalty,
+      presencePenalty: options.presencePenalty,
+      frequencyPenalty: options.frequencyPenalty,
+      seed: options.seed,
+      stop: options.stop,
+      jsonSchema: options.jsonSchema,
+      contextOverflow: options.contextOverflow ?? 'error',
+      requestId: options.requestId,
+      signal: options.signal,
+      timeoutMs: this.config.timeoutMs,
+    }
+  }
+}

@@ -1,0 +1,103 @@
+// GET /metrics in Prometheus text format: HTTP and process metrics from prom-client, plus the
+// engine's own counters (napi-llama `metrics()`) read at scrape time.
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { LlmService } from './llm'
+
+export class ServiceMetrics {
+  readonly registry = new Registry()
+
+  readonly httpRequests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests by method, route and status.',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [this.registry],
+  })
+
+  readonly httpDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration (whole streamed reply included).',
+    labelNames: ['route'] as const,
+    buckets: [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  })
+
+  readonly clientDisconnects = new Counter({
+    name: 'chat_client_disconnects_total',
+    help: 'Chat requests whose client went away before the reply was complete (generation cancelled).',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  })
+
+  constructor(private readonly llm: LlmService) {
+    collectDefaultMetrics({ register: this.registry })
+  }
+
+  async render(): Promise<string> {
+    const base = await this.registry.metrics()
+    return (base.endsWith('\n') ? base : base + '\n') + this.engineMetrics()
+  }
+
+  get contentType(): string {
+    return this.registry.contentType
+  }
+
+  private engineMetrics(): string {
+    const lines: string[] = []
+    const metric = (name: string, type: 'counter' | 'gauge', help: string, value: number, labels = '') => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${labels} ${formatNumber(value)}`)
+    }
+    const info = this.llm.info
+    const ready = this.llm.state === 'ready'
+    metric('llm_model_loaded', 'gauge', 'Whether the model is loaded and serving (1) or not (0).', ready ? 1 : 0)
+    if (info) {
+      metric(
+        'llm_model_info',
+        'gauge',
+        'The loaded model.',
+        1,
+        `{model="${escapeLabel(this.llm.modelId)}",architecture="${escapeLabel(info.architecture)}",context_size="${info.contextSize}",parallel="${info.parallel}"}`,
+      )
+    }
+    const m = this.llm.metrics()
+    const counters: [string, number, string][] = [
+      ['llm_requests_total', m.requestsTotal, 'Generation requests received by the engine.'],
+      ['llm_requests_completed_total', m.requestsCompleted, 'Requests that finished with a reply.'],
+      ['llm_requests_failed_total', m.requestsFailed, 'Requests that failed.'],
+      ['llm_requests_aborted_total', m.requestsAborted, 'Requests cancelled (client gone or stop pressed).'],
+      ['llm_requests_timed_out_total', m.requestsTimedOut, 'Requests that hit their deadline.'],
+      ['llm_prompt_tokens_total', m.promptTokensTotal, 'Prompt tokens of all requests.'],
+      ['llm_prompt_tokens_evaluated_total', m.promptTokensEvaluated, 'Prompt tokens actually evaluated (not served from the cache).'],
+      ['llm_cached_tokens_total', m.cachedTokensTotal, 'Prompt tokens reused from the slot caches.'],
+      ['llm_cache_hits_total', m.cacheHits, 'Requests that reused cached prompt tokens.'],
+      ['llm_completion_tokens_total', m.completionTokensTotal, 'Generated tokens.'],
+      ['llm_decode_calls_total', m.decodeCalls, 'llama.cpp decode steps (each batches every active request).'],
+    ]
+    for (const [name, value, help] of counters) metric(name, 'counter', help, value)
+    const gauges: [string, number, string][] = [
+      ['llm_requests_active', m.requestsActive, 'Requests holding a slot.'],
+      ['llm_requests_queued', m.requestsQueued, 'Requests waiting for a slot.'],
+      ['llm_slots_busy', m.slotsBusy, 'Busy slots.'],
+      ['llm_slots_total', m.slotsTotal, 'Slots (requests decoded together).'],
+      ['llm_prompt_tokens_per_second', m.promptTokensPerSecond, 'Aggregate prompt evaluation speed.'],
+      ['llm_decode_tokens_per_second', m.decodeTokensPerSecond, 'Aggregate generation speed over all slots.'],
+      ['llm_uptime_seconds', m.uptimeMs / 1000, 'Seconds since the model was loaded.'],
+    ]
+    for (const [name, value, help] of gauges) metric(name, 'gauge', help, value)
+    lines.push(
+      '# HELP llm_time_to_first_token_seconds Time to first token over the last 1024 requests.',
+      '# TYPE llm_time_to_first_token_seconds gauge',
+      `llm_time_to_first_token_seconds{quantile="0.5"} ${formatNumber(m.ttftP50Ms / 1000)}`,
+      `llm_time_to_first_token_seconds{quantile="0.95"} ${formatNumber(m.ttftP95Ms / 1000)}`,
+      `llm_time_to_first_token_seconds{quantile="0.99"} ${formatNumber(m.ttftP99Ms / 1000)}`,
+    )
+    return lines.join('\n') + '\n'
+  }
+}
+
+function formatNumber(value: number): string {
+  return Number.isFinite(value) ? String(value) : 'NaN'
+}
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
+}

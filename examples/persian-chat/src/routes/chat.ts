@@ -1,0 +1,68 @@
+// POST /api/chat — the service's own API, used by the web page.
+//   { message, history?, stream? } → { reply, finishReason, usage, … }
+//   stream: true → SSE: `data: {"text"}` per piece, then `event: done` with the summary, or
+//   `event: error` with `{ error }` if generation fails after the first piece.
+// Long conversations keep working: the oldest turns are dropped when the context is full.
+import { Router } from 'express'
+import type { Generation, StreamFinalChunk } from 'napi-llama'
+import type { Config } from '../config'
+import { toApiError } from '../errors'
+import type { LlmService } from '../llm'
+import type { ServiceMetrics } from '../metrics'
+import { abortOnDisconnect, allChunks, openStream, sendEvent, startEventStream } from '../sse'
+import { parseChatRequest } from '../validate'
+
+function summary(g: Omit<Generation, 'text'>, model: string) {
+  return {
+    finishReason: g.finishReason,
+    model,
+    requestId: g.requestId,
+    droppedMessages: g.droppedMessages,
+    usage: {
+      promptTokens: g.promptTokens,
+      completionTokens: g.completionTokens,
+      totalTokens: g.promptTokens + g.completionTokens,
+      cachedTokens: g.cachedTokens,
+    },
+    timings: g.timings,
+  }
+}
+
+export function chatRouter(config: Config, llm: LlmService, metrics: ServiceMetrics): Router {
+  const router = Router()
+
+  router.post('/chat', async (req, res) => {
+    const { messages, stream } = parseChatRequest(req.body, config)
+    const controller = abortOnDisconnect(req, res, () => metrics.clientDisconnects.inc({ route: '/api/chat' }))
+    const options = {
+      contextOverflow: 'drop-oldest' as const,
+      requestId: res.locals.requestId as string,
+      signal: controller.signal,
+    }
+
+    if (!stream) {
+      const g = await llm.generate(messages, options)
+      res.json({ reply: g.text, ...summary(g, llm.modelId) })
+      return
+    }
+
+    const opened = await openStream(llm.stream(messages, options))
+    startEventStream(res)
+    try {
+      for await (const chunk of allChunks(opened)) {
+        if (chunk.done) {
+          const final = chunk as StreamFinalChunk
+          await sendEvent(res, JSON.stringify({ reply: final.generation.text, ...summary(final, llm.modelId) }), 'done')
+        } else if (chunk.text) {
+          await sendEvent(res, JSON.stringify({ text: chunk.text }))
+        }
+      }
+    } catch (err) {
+      if (!controller.signal.aborted) await sendEvent(res, JSON.stringify(toApiError(err).toBody()), 'error')
+    } finally {
+      res.end()
+    }
+  })
+
+  return router
+}

@@ -1,0 +1,114 @@
+// The OpenAI-compatible API: POST /v1/chat/completions (JSON or SSE) and GET /v1/models, shaped
+// so the official `openai` client works unchanged. Unlike /api/chat, a prompt that does not fit
+// the context is a 400 `context_length_exceeded`, as OpenAI does.
+import { Router } from 'express'
+import type { Generation, StreamFinalChunk } from 'napi-llama'
+import type { Config } from '../config'
+import { ApiError, toApiError } from '../errors'
+import type { LlmService } from '../llm'
+import type { ServiceMetrics } from '../metrics'
+import { abortOnDisconnect, allChunks, openStream, sendEvent, startEventStream } from '../sse'
+import { parseCompletionRequest } from '../validate'
+
+/** The server's start time, used as every model's `created`. */
+const STARTED_AT = Math.floor(Date.now() / 1000)
+
+/** OpenAI has no 'eos': the model ending its turn is 'stop' there. */
+const finishReason = (reason: Generation['finishReason']) => (reason === 'length' ? 'length' : 'stop')
+
+function usage(g: Omit<Generation, 'text'>) {
+  return {
+    prompt_tokens: g.promptTokens,
+    completion_tokens: g.completionTokens,
+    total_tokens: g.promptTokens + g.completionTokens,
+    prompt_tokens_details: { cached_tokens: g.cachedTokens },
+  }
+}
+
+export function openaiRouter(config: Config, llm: LlmService, metrics: ServiceMetrics): Router {
+  const router = Router()
+
+  const modelObject = () => ({ id: llm.modelId, object: 'model', created: STARTED_AT, owned_by: 'napi-llama' })
+
+  router.get('/models', (_req, res) => {
+    res.json({ object: 'list', data: [modelObject()] })
+  })
+
+  router.get('/models/:id', (req, res) => {
+    if (req.params.id !== llm.modelId) {
+      throw new ApiError(404, 'not_found_error', 'model_not_found', `The model '${req.params.id}' does not exist`, 'model')
+    }
+    res.json(modelObject())
+  })
+
+  router.post('/chat/completions', async (req, res) => {
+    const request = parseCompletionRequest(req.body, config)
+    const controller = abortOnDisconnect(req, res, () => metrics.clientDisconnects.inc({ route: '/v1/chat/completions' }))
+    const requestId = res.locals.requestId as string
+    const options = { ...request.options, contextOverflow: 'error' as const, requestId, signal: controller.signal }
+    const id = `chatcmpl-${requestId}`
+    const created = Math.floor(Date.now() / 1000)
+    const model = llm.modelId
+
+    if (!request.stream) {
+      const g = await llm.generate(request.messages, options)
+      res.json({
+        id,
+        object: 'chat.completion',
+        created,
+        model,
+        choices: [
+          {
+            index: 0,
+            message: { role: 'assistant', content: g.text, refusal: null },
+            logprobs: null,
+            finish_reason: finishReason(g.finishReason),
+          },
+        ],
+        usage: usage(g),
+        system_fingerprint: null,
+      })
+      return
+    }
+
+    const opened = await openStream(llm.stream(request.messages, options))
+    startEventStream(res)
+    const chunk = (delta: object, finish: string | null, extra: object = {}) =>
+      JSON.stringify({
+        id,
+        object: 'chat.completion.chunk',
+        created,
+        model,
+        system_fingerprint: null,
+        choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+        ...(request.includeUsage ? { usage: null } : {}),
+        ...extra,
+      })
+    try {
+      await sendEvent(res, chunk({ role: 'assistant', content: '' }, null))
+      for await (const piece of allChunks(opened)) {
+        if (!piece.done) {
+          if (piece.text) await sendEvent(res, chunk({ content: piece.text }, null))
+          continue
+        }
+        const final = piece as StreamFinalChunk
+        await sendEvent(res, chunk({}, finishReason(final.finishReason)))
+        if (request.includeUsage) {
+          // OpenAI's usage chunk: no choices, usage filled in.
+          await sendEvent(
+            res,
+            JSON.stringify({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: null, choices: [], usage: usage(final) }),
+          )
+        }
+      }
+      await sendEvent(res, '[DONE]')
+    } catch (err) {
+      // The openai client raises an APIError for a `data: { error }` event mid-stream.
+      if (!controller.signal.aborted) await sendEvent(res, JSON.stringify(toApiError(err).toBody()))
+    } finally {
+      res.end()
+    }
+  })
+
+  return router
+}
