@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // `npm test`: fetches the test models, runs the engine's cargo tests (same build flags as the
-// addon, so llama.cpp is not compiled again) and the Jest suites, then prints one summary line
-// `N passed, N failed` and exits non-zero on any failure.
-//   node scripts/test.js [--only cargo|jest] [extra jest args]
+// addon, so llama.cpp is not compiled again), the addon's Jest suites and the Persian chat
+// service's suites (examples/persian-chat: installs its dependencies and Chromium when missing),
+// then prints one summary line `N passed, N failed` and exits non-zero on any failure.
+//   node scripts/test.js [--only cargo|jest|example] [extra jest args]
 'use strict'
 
 const fs = require('node:fs')
@@ -11,6 +12,8 @@ const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const { ROOT, targetTriple, buildEnv } = require('./build-env')
 const { ensureModel } = require('./fetch-model')
+
+const EXAMPLE = path.join(ROOT, 'examples', 'persian-chat')
 
 function runCargo() {
   const env = buildEnv()
@@ -32,11 +35,12 @@ function runCargo() {
   return { passed, failed }
 }
 
-function runJest(extra) {
+/** Runs Jest in `cwd` and counts its results from the JSON report. */
+function runJest(cwd, extra) {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'napi-llama-jest-')), 'result.json')
-  const jest = path.join(ROOT, 'node_modules', 'jest', 'bin', 'jest.js')
+  const jest = path.join(cwd, 'node_modules', 'jest', 'bin', 'jest.js')
   const r = spawnSync(process.execPath, [jest, '--runInBand', '--json', `--outputFile=${out}`, ...extra], {
-    cwd: ROOT,
+    cwd,
     stdio: 'inherit',
   })
   let passed = 0
@@ -52,6 +56,27 @@ function runJest(extra) {
   return { passed, failed }
 }
 
+/** The example service's dependencies, installed when missing or older than its lockfile. */
+function ensureExampleInstalled() {
+  const installed = path.join(EXAMPLE, 'node_modules', '.package-lock.json')
+  const lock = path.join(EXAMPLE, 'package-lock.json')
+  if (fs.existsSync(installed) && fs.statSync(installed).mtimeMs >= fs.statSync(lock).mtimeMs) return true
+  process.stderr.write('[test] installing examples/persian-chat dependencies (npm ci)\n')
+  const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: EXAMPLE, stdio: ['ignore', 2, 2] })
+  return r.status === 0
+}
+
+function runExample(extra) {
+  if (!ensureExampleInstalled()) return { passed: 0, failed: 1 }
+  try {
+    require(path.join(EXAMPLE, 'scripts', 'ensure-chromium.js')).ensureChromium()
+  } catch (err) {
+    process.stderr.write(`[test] ${err.message}\n`)
+    return { passed: 0, failed: 1 }
+  }
+  return runJest(EXAMPLE, extra)
+}
+
 function main() {
   const args = process.argv.slice(2)
   const onlyAt = args.indexOf('--only')
@@ -61,7 +86,8 @@ function main() {
   const totals = { passed: 0, failed: 0 }
   for (const [name, run] of [
     ['cargo', () => runCargo()],
-    ['jest', () => runJest(args)],
+    ['jest', () => runJest(ROOT, args)],
+    ['example', () => runExample(only === 'example' ? args : [])],
   ]) {
     if (only && only !== name) continue
     const r = run()

@@ -1,0 +1,97 @@
+// The command-line tools, built with tsc and run as `npm run` would: detect-hardware, and
+// health-check against a running service, a dead port and (--local) the model itself.
+import { spawn, spawnSync } from 'node:child_process'
+import path from 'node:path'
+import { type TestService, startTestService } from './helpers'
+
+const ROOT = path.join(__dirname, '..')
+
+function run(script: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'scripts', script), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+beforeAll(() => {
+  const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' })
+  expect(tsc.stdout + tsc.stderr).toBe('')
+  expect(tsc.status).toBe(0)
+})
+
+test('detect-hardware reports cores, memory, SIMD, GPU and recommendations', async () => {
+  const { code, stdout } = await run('detect-hardware.js', ['--json'])
+  expect(code).toBe(0)
+  const report = JSON.parse(stdout)
+  expect(report.cpu.logicalCores).toBeGreaterThan(0)
+  expect(report.cpu.physicalCores).toBeGreaterThan(0)
+  expect(report.memory.totalBytes).toBeGreaterThan(0)
+  expect(Array.isArray(report.cpu.simd)).toBe(true)
+  expect(Array.isArray(report.gpus)).toBe(true)
+  const rec = report.recommended
+  expect(rec.LLM_THREADS).toBeGreaterThan(0)
+  expect(rec.LLM_THREADS).toBeLessThanOrEqual(report.cpu.logicalCores)
+  expect(rec.LLM_PARALLEL).toBeGreaterThan(0)
+  expect(rec.LLM_CONTEXT_SIZE).toBeGreaterThanOrEqual(512)
+  expect(rec.LLM_CONTEXT_SIZE % 256).toBe(0)
+
+  const text = await run('detect-hardware.js', [])
+  expect(text.code).toBe(0)
+  expect(text.stdout).toMatch(/^ {2}LLM_THREADS=\d+$/m)
+  expect(text.stdout).toMatch(/^ {2}LLM_PARALLEL=\d+$/m)
+  expect(text.stdout).toMatch(/^ {2}LLM_CONTEXT_SIZE=\d+$/m)
+})
+
+describe('health-check against a running service', () => {
+  let service: TestService
+  beforeAll(async () => {
+    service = await startTestService({ API_KEY: 'hc-key' })
+  })
+  afterAll(() => service.close())
+
+  test('all components ✅ and exit 0', async () => {
+    const { code, stdout } = await run('health-check.js', ['--url', service.url, '--api-key', 'hc-key'])
+    expect(stdout).toMatch(/✅ HTTP server/)
+    expect(stdout).toMatch(/✅ Model/)
+    expect(stdout).toMatch(/✅ Generation/)
+    expect(stdout).toMatch(/✅ Streaming/)
+    expect(stdout).toMatch(/✅ Metrics/)
+    expect(stdout).not.toMatch(/❌/)
+    expect(code).toBe(0)
+  })
+
+  test('a wrong API key makes generation ❌ and exit 1', async () => {
+    const { code, stdout } = await run('health-check.js', ['--url', service.url, '--api-key', 'nope'])
+    expect(stdout).toMatch(/✅ HTTP server/)
+    expect(stdout).toMatch(/❌ Generation .*401/)
+    expect(code).toBe(1)
+  })
+})
+
+test('health-check against a dead port: ❌ and exit 1', async () => {
+  const { code, stdout } = await run('health-check.js', ['--url', 'http://127.0.0.1:9', '--timeout', '3000'])
+  expect(stdout).toMatch(/❌ HTTP server/)
+  expect(code).toBe(1)
+})
+
+test('health-check --local loads the model itself', async () => {
+  const { code, stdout } = await run('health-check.js', ['--local'], { LLM_CONTEXT_SIZE: '1024', LLM_PARALLEL: '1' })
+  expect(stdout).toMatch(/✅ Model load/)
+  expect(stdout).toMatch(/✅ Tokenizer/)
+  expect(stdout).toMatch(/✅ Generation/)
+  expect(stdout).toMatch(/✅ Streaming/)
+  expect(code).toBe(0)
+})
+
+test('health-check --local with a bad model path: ❌ and exit 1', async () => {
+  const { code, stdout } = await run('health-check.js', ['--local'], { LLM_MODEL_PATH: '/nonexistent/model.gguf' })
+  expect(stdout).toMatch(/❌ Model file/)
+  expect(code).toBe(1)
+})

@@ -1,0 +1,196 @@
+// The web page in a real headless Chromium (Debian's `chromium` driven by playwright-core):
+// a Persian message gets a streamed reply, the stop button cancels, and a server error shows the
+// error state whose retry button sends the message again.
+import { type Browser, type Page, chromium } from 'playwright-core'
+import { PERSIAN, type TestService, startTestService, waitFor } from './helpers'
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { ensureChromium } = require('../scripts/ensure-chromium') as { ensureChromium(): string }
+
+let browser: Browser
+
+beforeAll(async () => {
+  browser = await chromium.launch({
+    executablePath: ensureChromium(),
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-extensions',
+      '--disable-sync',
+      '--no-first-run',
+      '--mute-audio',
+    ],
+  })
+})
+
+afterAll(async () => {
+  await browser?.close()
+})
+
+async function openPage(service: TestService): Promise<Page> {
+  const page = await browser.newPage()
+  const pageErrors: string[] = []
+  page.on('pageerror', (err) => pageErrors.push(err.message))
+  page.on('requestfailed', (req) => {
+    // Only same-origin requests exist; anything else would be a CDN or tracker.
+    if (!req.url().startsWith(service.url)) pageErrors.push(`external request ${req.url()}`)
+  })
+  ;(page as Page & { errors: string[] }).errors = pageErrors
+  await page.goto(service.url)
+  await page.waitForSelector('#status[data-state="ok"]')
+  return page
+}
+
+/** Records every text the latest assistant bubble shows, and whether it was in the loading state. */
+async function watchAssistant(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const w = window as unknown as { seen: string[]; sawLoading: boolean; sawBusy: boolean }
+    w.seen = []
+    w.sawLoading = false
+    w.sawBusy = false
+    new MutationObserver(() => {
+      if (document.body.dataset.state === 'busy') w.sawBusy = true
+      const bubbles = document.querySelectorAll('.message.assistant')
+      const last = bubbles[bubbles.length - 1]
+      if (!last) return
+      if (last.classList.contains('loading')) w.sawLoading = true
+      else if (last.textContent && w.seen[w.seen.length - 1] !== last.textContent) w.seen.push(last.textContent)
+    }).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true })
+  })
+}
+
+describe('chatting', () => {
+  let service: TestService
+  let page: Page
+
+  beforeAll(async () => {
+    service = await startTestService({ LLM_MAX_TOKENS: '40' })
+    page = await openPage(service)
+  })
+  afterAll(async () => {
+    await page.close()
+    await service.close()
+  })
+
+  test('the page is right-to-left Persian', async () => {
+    expect(await page.evaluate(() => getComputedStyle(document.documentElement).direction)).toBe('rtl')
+    expect(await page.getAttribute('html', 'lang')).toBe('fa')
+    expect(await page.textContent('h1')).toMatch(PERSIAN)
+  })
+
+  test('a Persian message gets a streamed Persian reply', async () => {
+    await watchAssistant(page)
+    await page.fill('#message-input', 'سلام! لطفاً دربارهٔ شیراز بگو.')
+    await page.click('#send-button')
+    const bubble = page.locator('.message.assistant[data-done="true"]')
+    await bubble.waitFor({ timeout: 60_000 })
+    const reply = (await bubble.textContent()) ?? ''
+    expect(reply).toMatch(PERSIAN)
+    expect(reply).not.toContain('\uFFFD')
+    const { seen, sawLoading, sawBusy } = await page.evaluate(() => {
+      const w = window as unknown as { seen: string[]; sawLoading: boolean; sawBusy: boolean }
+      return { seen: w.seen, sawLoading: w.sawLoading, sawBusy: w.sawBusy }
+    })
+    expect(sawLoading).toBe(true) // the typing indicator showed before the first piece
+    expect(sawBusy).toBe(true)
+    expect(seen.length).toBeGreaterThan(2) // the reply grew piece by piece
+    for (let i = 1; i < seen.length; i++) expect(seen[i].startsWith(seen[i - 1])).toBe(true)
+    expect(seen[seen.length - 1]).toBe(reply)
+    expect(await page.textContent('.message.user')).toBe('سلام! لطفاً دربارهٔ شیراز بگو.')
+    expect(await page.isEnabled('#send-button')).toBe(true)
+    expect(await page.isHidden('#stop-button')).toBe(true)
+    expect(await page.isHidden('#error')).toBe(true)
+  })
+
+  test('the second message carries the history (Enter sends)', async () => {
+    const before = service.llm.metrics().promptTokensTotal
+    await page.fill('#message-input', 'ممنون!')
+    await page.press('#message-input', 'Enter')
+    await page.locator('.message.assistant[data-done="true"]').nth(1).waitFor({ timeout: 60_000 })
+    expect(await page.locator('.message.user').count()).toBe(2)
+    // The prompt held the first exchange too.
+    expect(service.llm.metrics().promptTokensTotal - before).toBeGreaterThan(40)
+    expect((page as Page & { errors: string[] }).errors).toEqual([])
+  })
+})
+
+describe('stop, errors and retry', () => {
+  let service: TestService
+  let page: Page
+
+  beforeAll(async () => {
+    // One slot and no queue, so a busy slot makes the server answer 429; a long cap, so stop matters.
+    service = await startTestService({ LLM_MAX_TOKENS: '400', LLM_PARALLEL: '1', LLM_MAX_QUEUE: '0', MAX_MESSAGE_CHARS: '200' })
+    page = await openPage(service)
+  })
+  afterAll(async () => {
+    await page.close()
+    await service.close()
+  })
+
+  test('the stop button cancels the reply and keeps what arrived', async () => {
+    const aborted = service.llm.metrics().requestsAborted
+    await page.fill('#message-input', 'یک داستان خیلی بلند دربارهٔ دریا بنویس.')
+    await page.click('#send-button')
+    await page.waitForFunction(() => {
+      const b = document.querySelector('.message.assistant')
+      return b && !b.classList.contains('loading') && (b.textContent ?? '').length > 0
+    })
+    expect(await page.isVisible('#stop-button')).toBe(true)
+    await page.click('#stop-button')
+    await page.locator('.message.assistant[data-done="stopped"]').waitFor()
+    expect(await page.textContent('.message.assistant .note')).toContain('متوقف شد')
+    await waitFor(() => service.llm.metrics().requestsAborted === aborted + 1, 10_000, 'the server-side abort')
+    await waitFor(() => service.llm.metrics().requestsActive === 0, 10_000, 'the slot to be freed')
+    expect(await page.isEnabled('#send-button')).toBe(true)
+  })
+
+  test('a server error shows the error state, and retry sends the message again', async () => {
+    // Occupy the only slot from outside the page.
+    const occupier = new AbortController()
+    const busy = fetch(`${service.url}/api/chat`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ message: 'یک داستان خیلی بلند بنویس.', stream: true }),
+      signal: occupier.signal,
+    }).then((r) => r.body?.cancel(), () => undefined)
+    await waitFor(() => service.llm.metrics().requestsActive === 1, 10_000, 'the slot to be taken')
+
+    await page.fill('#message-input', 'سلام دوباره')
+    await page.click('#send-button')
+    await page.locator('#error').waitFor({ state: 'visible' })
+    expect(await page.textContent('#error-text')).toContain('سرور در حال حاضر مشغول است')
+    expect(await page.textContent('#error-detail')).toContain('queue_full')
+    expect(await page.locator('.message.user.failed').count()).toBe(1)
+    expect(await page.isEnabled('#send-button')).toBe(true)
+
+    occupier.abort()
+    await busy
+    await waitFor(() => service.llm.metrics().requestsActive === 0, 10_000, 'the slot to be freed')
+
+    await page.click('#retry-button')
+    await page.locator('#error').waitFor({ state: 'hidden' })
+    expect(await page.locator('.message.user.failed').count()).toBe(0)
+    // The retried message streams a reply; stop it rather than wait for 400 tokens.
+    await page.waitForFunction(() => {
+      const all = document.querySelectorAll('.message.assistant')
+      const b = all[all.length - 1]
+      return b && !b.classList.contains('loading') && (b.textContent ?? '').length > 0
+    })
+    await page.click('#stop-button')
+    await page.locator('.message.assistant[data-done="stopped"]').nth(1).waitFor()
+    expect(await page.locator('.message.user').last().textContent()).toBe('سلام دوباره')
+  })
+
+  test('a validation error (message too long) shows the error state too', async () => {
+    await page.fill('#message-input', 'خیلی '.repeat(60))
+    await page.click('#send-button')
+    await page.locator('#error').waitFor({ state: 'visible' })
+    expect(await page.textContent('#error-text')).toContain('پیام بیش از حد طولانی است')
+    expect((page as Page & { errors: string[] }).errors).toEqual([])
+  })
+})
