@@ -1,6 +1,9 @@
 // The command-line tools, built with tsc and run as `npm run` would: detect-hardware, and
-// health-check against a running service, a dead port and (--local) the model itself.
+// health-check against a running service, a dead port and (--local) the model itself, and the
+// server `npm start` runs.
 import { spawn, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { type TestService, startTestService } from './helpers'
 
@@ -94,4 +97,52 @@ test('health-check --local with a bad model path: ❌ and exit 1', async () => {
   const { code, stdout } = await run('health-check.js', ['--local'], { LLM_MODEL_PATH: '/nonexistent/model.gguf' })
   expect(stdout).toMatch(/❌ Model file/)
   expect(code).toBe(1)
+})
+
+test('the server `npm start` runs: reads .env, serves, and exits cleanly on SIGTERM mid-stream', async () => {
+  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'persian-chat-env-'))
+  fs.writeFileSync(path.join(cwd, '.env'), 'PORT=0\nLLM_MAX_TOKENS=300\nLLM_CONTEXT_SIZE=1024\nLLM_PARALLEL=1\nLOG_REQUESTS=false\n')
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'server.js')], { cwd, env: { ...process.env, PORT: '' } })
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no listening line: ${stderr}`)), 30_000)
+      child.stderr.on('data', () => {
+        const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(stderr)
+        if (m) {
+          clearTimeout(timer)
+          resolve(m[1])
+        }
+      })
+    })
+    let health = await fetch(`${url}/health`)
+    while (health.status !== 200) {
+      await new Promise((r) => setTimeout(r, 100))
+      health = await fetch(`${url}/health`)
+    }
+    // A long reply (.env's cap is 300 tokens) is still streaming when SIGTERM arrives.
+    const res = await fetch(`${url}/api/chat`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ message: 'یک داستان خیلی بلند بنویس.', stream: true }),
+    })
+    const reader = res.body!.getReader()
+    await reader.read() // the first piece: the stream is running
+    child.kill('SIGTERM')
+    let rest = ''
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }))
+      if (done) break
+      rest += Buffer.from(value!).toString('utf8')
+    }
+    expect(await exited).toBe(0)
+    expect(stderr).toMatch(/SIGTERM: shutting down/)
+    // The stream was ended by the shutdown (an error event), not left hanging.
+    expect(rest).toMatch(/event: error/)
+  } finally {
+    child.kill('SIGKILL')
+    fs.rmSync(cwd, { recursive: true, force: true })
+  }
 })

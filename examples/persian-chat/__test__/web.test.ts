@@ -191,6 +191,9 @@ describe('stop, errors and retry', () => {
     await page.click('#send-button')
     await page.locator('#error').waitFor({ state: 'visible' })
     expect(await page.textContent('#error-text')).toContain('پیام بیش از حد طولانی است')
+    // Sending it again would fail the same way: no retry, the text is back in the input to edit.
+    expect(await page.isHidden('#retry-button')).toBe(true)
+    expect(await page.inputValue('#message-input')).toBe('خیلی '.repeat(60).trim())
     expect((page as Page & { errors: string[] }).errors).toEqual([])
   })
 })

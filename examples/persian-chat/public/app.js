@@ -16,6 +16,8 @@ const ERROR_TEXT = {
   network: 'ارتباط با سرور برقرار نشد.',
 }
 const DEFAULT_ERROR_TEXT = 'خطایی رخ داد. دوباره تلاش کنید.'
+/** Errors that sending the same message again cannot fix: the message goes back to the input. */
+const NEEDS_EDIT = new Set(['message_too_long', 'request_too_large', 'invalid_request', 'invalid_json'])
 
 const $ = (id) => document.getElementById(id)
 const ui = {
@@ -84,6 +86,7 @@ function setBusy(busy) {
 function showError(err) {
   ui.errorText.textContent = ERROR_TEXT[err.code] || DEFAULT_ERROR_TEXT
   ui.errorDetail.textContent = err.message && err.code !== 'network' ? `${err.code}: ${err.message}` : ''
+  ui.retry.hidden = NEEDS_EDIT.has(err.code)
   ui.error.hidden = false
   if (err.code === 'invalid_api_key') ui.apiKeyRow.hidden = false
 }
@@ -184,9 +187,16 @@ async function send(text) {
       if (reply) history.push({ role: 'user', content: text }, { role: 'assistant', content: reply })
     } else {
       bubble.remove()
-      userBubble.classList.add('failed')
-      failedMessage = { text, bubble: userBubble }
-      showError(err instanceof ChatError ? err : new ChatError('network', String(err)))
+      const error = err instanceof ChatError ? err : new ChatError('network', String(err))
+      if (NEEDS_EDIT.has(error.code)) {
+        // Retrying would fail the same way: give the text back for editing instead.
+        userBubble.remove()
+        ui.input.value = text
+      } else {
+        userBubble.classList.add('failed')
+        failedMessage = { text, bubble: userBubble }
+      }
+      showError(error)
     }
   } finally {
     inFlight = null
