@@ -85,8 +85,3 @@ export function parseSse(body: string): { event: string; data: string }[] {
       return { event, data: data.join('\n') }
     })
 }
-
-/** Reads a streamed HTTP body as raw bytes (to check that UTF-8 survives any chunking). */
-export async function rawBody(res: Response): Promise<Buffer> {
-  return Buffer.from(await res.arrayBuffer())
-}

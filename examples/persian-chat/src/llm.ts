@@ -88,11 +88,6 @@ export class LlmService {
     return llama.stream(messages, this.requestOptions(options))
   }
 
-  /** Prompt tokens of a chat, for callers that want to check before sending. */
-  countTokens(messages: ChatMessage[]): number {
-    return llama.countTokens(messages)
-  }
-
   health(): Health {
     return llama.health()
   }
