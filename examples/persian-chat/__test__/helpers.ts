@@ -15,6 +15,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({
     LLM_CONTEXT_SIZE: '1024',
     LLM_MAX_TOKENS: '16',
+    LLM_TEMPERATURE: '0', // greedy: the same reply on every run
     LLM_PARALLEL: '4',
     LLM_THREADS: '2',
     LOG_REQUESTS: 'false',
