@@ -32,8 +32,8 @@ export const badRequest = (message: string, param: string | null = null, code = 
   new ApiError(400, 'invalid_request_error', code, message, param)
 
 /**
- * The addon's stable error codes (napi-llama `LlamaError.code`) mapped to HTTP. ABORTED only
- * happens when the client went away, so its status is never seen; 499 is what proxies log.
+ * The addon's stable error codes (napi-llama `LlamaError.code`) mapped to HTTP. ABORTED happens
+ * when the client went away (nobody sees the status) or when the service shuts down mid-request.
  */
 const LLAMA_ERRORS: Record<string, [number, ErrorType, string]> = {
   INVALID_ARGUMENT: [400, 'invalid_request_error', 'invalid_request'],
@@ -42,7 +42,7 @@ const LLAMA_ERRORS: Record<string, [number, ErrorType, string]> = {
   QUEUE_FULL: [429, 'rate_limit_error', 'queue_full'],
   MODEL_NOT_LOADED: [503, 'service_unavailable_error', 'model_not_loaded'],
   MODEL_LOAD_FAILED: [503, 'service_unavailable_error', 'model_not_loaded'],
-  ABORTED: [499, 'invalid_request_error', 'aborted'],
+  ABORTED: [503, 'service_unavailable_error', 'aborted'],
   INTERNAL: [500, 'server_error', 'internal_error'],
 }
 

@@ -3,7 +3,7 @@
 //     (bad options, context overflow, queue full, timeout in the queue) get a real HTTP status.
 //  2. A client that goes away cancels its generation: the request's AbortSignal fires and the
 //     engine frees the slot at its next decode step.
-import type { Request, Response } from 'express'
+import type { Response } from 'express'
 import type { StreamChunk } from 'napi-llama'
 import type { ReadableStream, ReadableStreamDefaultReader } from 'node:stream/web'
 
@@ -11,17 +11,10 @@ import type { ReadableStream, ReadableStreamDefaultReader } from 'node:stream/we
  * An AbortController that aborts when the client disconnects before the response is complete.
  * `onGone` runs once in that case (for metrics and logs).
  */
-export function abortOnDisconnect(req: Request, res: Response, onGone: () => void): AbortController {
+export function abortOnDisconnect(res: Response, onGone: () => void): AbortController {
   const controller = new AbortController()
   res.on('close', () => {
     if (!res.writableFinished && !controller.signal.aborted) {
-      controller.abort()
-      onGone()
-    }
-  })
-  // The request side closing early (client aborted while the body was read) counts too.
-  req.on('aborted', () => {
-    if (!controller.signal.aborted) {
       controller.abort()
       onGone()
     }

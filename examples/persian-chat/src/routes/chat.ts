@@ -33,7 +33,7 @@ export function chatRouter(config: Config, llm: LlmService, metrics: ServiceMetr
 
   router.post('/chat', async (req, res) => {
     const { messages, stream } = parseChatRequest(req.body, config)
-    const controller = abortOnDisconnect(req, res, () => metrics.clientDisconnects.inc({ route: '/api/chat' }))
+    const controller = abortOnDisconnect(res, () => metrics.clientDisconnects.inc({ route: '/api/chat' }))
     const options = {
       contextOverflow: 'drop-oldest' as const,
       requestId: res.locals.requestId as string,

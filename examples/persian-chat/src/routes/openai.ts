@@ -43,7 +43,7 @@ export function openaiRouter(config: Config, llm: LlmService, metrics: ServiceMe
 
   router.post('/chat/completions', async (req, res) => {
     const request = parseCompletionRequest(req.body, config)
-    const controller = abortOnDisconnect(req, res, () => metrics.clientDisconnects.inc({ route: '/v1/chat/completions' }))
+    const controller = abortOnDisconnect(res, () => metrics.clientDisconnects.inc({ route: '/v1/chat/completions' }))
     const requestId = res.locals.requestId as string
     const options = { ...request.options, contextOverflow: 'error' as const, requestId, signal: controller.signal }
     const id = `chatcmpl-${requestId}`
