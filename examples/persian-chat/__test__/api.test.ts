@@ -108,6 +108,15 @@ describe('bad input gets a 400 with a clear message, and the next request still 
     expect(res.text).not.toMatch(/at .*\.(ts|js):\d+/) // no stack trace
   })
 
+  test('earlier assistant replies are not held to the per-message limit (only what users type is)', async () => {
+    const history = [
+      { role: 'user', content: 'یک متن بلند بنویس.' },
+      { role: 'assistant', content: 'متن '.repeat(200) }, // 800 characters > MAX_MESSAGE_CHARS 500
+    ]
+    const res = await request(service.app).post('/api/chat').send({ message: 'ممنون', history })
+    expect(res.status).toBe(200)
+  })
+
   test('a body over the size limit is a 413 JSON error', async () => {
     const res = await request(service.app).post('/api/chat').send({ message: 'x'.repeat(10_000) })
     expect(res.status).toBe(413)
@@ -149,7 +158,7 @@ describe('health, metrics, page', () => {
     expect(res.text).toMatch(/^process_resident_memory_bytes \d+/m)
     // Every sample line is `name{labels} value`.
     for (const line of res.text.split('\n').filter((l) => l && !l.startsWith('#'))) {
-      expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? -?[\d.e+-]+|NaN$/)
+      expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? (-?[\d.e+-]+|NaN)$/)
     }
   })
 

@@ -19,7 +19,9 @@ describe('503 while the model is not loaded', () => {
       const health = await request(service.app).get('/health')
       expect(health.status).toBe(503)
       expect(health.body.status).toBe('unloaded')
-      expectOpenAiError(await chat(service), 503, 'model_not_loaded')
+      const unloaded = await chat(service)
+      expectOpenAiError(unloaded, 503, 'model_not_loaded')
+      expect(unloaded.headers['retry-after']).toBe('5')
       expectOpenAiError(await chat(service, { message: 'سلام', stream: true }), 503, 'model_not_loaded')
       const v1 = await request(service.app).post('/v1/chat/completions').send({ messages: [{ role: 'user', content: 'سلام' }] })
       expectOpenAiError(v1, 503, 'model_not_loaded')
@@ -74,6 +76,29 @@ describe('401 with API_KEY set', () => {
   })
 })
 
+describe('CORS (CORS_ORIGINS)', () => {
+  test('allowed origins get CORS headers and preflights pass before the API key check; others get none', async () => {
+    const service = await startTestService({ CORS_ORIGINS: 'http://app.example', API_KEY: 'k' }, false)
+    try {
+      const preflight = await request(service.app)
+        .options('/v1/chat/completions')
+        .set('Origin', 'http://app.example')
+        .set('Access-Control-Request-Method', 'POST')
+        .set('Access-Control-Request-Headers', 'authorization, content-type')
+      expect(preflight.status).toBe(204)
+      expect(preflight.headers['access-control-allow-origin']).toBe('http://app.example')
+      expect(preflight.headers['access-control-allow-headers']).toMatch(/authorization/)
+      const denied = await request(service.app).get('/v1/models').set('Origin', 'http://evil.example')
+      expect(denied.headers['access-control-allow-origin']).toBeUndefined()
+      const allowed = await request(service.app).get('/v1/models').set('Origin', 'http://app.example').set('Authorization', 'Bearer k')
+      expect(allowed.status).toBe(200)
+      expect(allowed.headers['access-control-allow-origin']).toBe('http://app.example')
+    } finally {
+      await service.close()
+    }
+  })
+})
+
 describe('429', () => {
   test('per-IP rate limit: rate_limit_exceeded with Retry-After, other endpoints unaffected', async () => {
     const service = await startTestService({ RATE_LIMIT_PER_MINUTE: '3' })
@@ -99,6 +124,7 @@ describe('429', () => {
       await waitFor(() => service.llm.metrics().requestsQueued === 1, 10_000, 'the second request to queue')
       const rejected = await chat(service)
       expectOpenAiError(rejected, 429, 'queue_full')
+      expect(rejected.headers['retry-after']).toBe('1')
       const v1 = await request(service.app).post('/v1/chat/completions').send({ messages: [{ role: 'user', content: 'x' }], stream: true })
       expectOpenAiError(v1, 429, 'queue_full') // before the first chunk: a status, not an SSE error
       expect((await runningDone).status).toBe(200)
@@ -121,6 +147,8 @@ describe('504 timeout', () => {
     const res = await chat(service, { message: 'یک داستان خیلی بلند دربارهٔ دریا بنویس.' })
     expectOpenAiError(res, 504, 'timeout')
     expect(res.body.error.type).toBe('timeout_error')
+    // The openai client would otherwise retry it twice, holding a slot for two more timeouts.
+    expect(res.headers['x-should-retry']).toBe('false')
     const v1 = await request(service.app).post('/v1/chat/completions').send({ messages: [{ role: 'user', content: 'یک داستان خیلی بلند بنویس.' }] })
     expectOpenAiError(v1, 504, 'timeout')
   })

@@ -161,6 +161,24 @@ describe('raw OpenAI wire format', () => {
     expect(many.body.error.param).toBe('n')
   })
 
+  test('what common clients send is accepted: empty tools, tool_choice none, null assistant content, 64-bit seeds', async () => {
+    const res = await request(service.app)
+      .post('/v1/chat/completions')
+      .set(auth)
+      .send({
+        tools: [],
+        tool_choice: 'none',
+        seed: -9007199254740991,
+        max_tokens: 4,
+        messages: [
+          { role: 'user', content: 'سلام' },
+          { role: 'assistant', content: null },
+          { role: 'user', content: 'سلام دوباره' },
+        ],
+      })
+    expect(res.status).toBe(200)
+  })
+
   test('the streaming wire format ends with data: [DONE]', async () => {
     const res = await request(service.app)
       .post('/v1/chat/completions')

@@ -116,6 +116,26 @@ describe('chatting', () => {
     expect(service.llm.metrics().promptTokensTotal - before).toBeGreaterThan(40)
     expect((page as Page & { errors: string[] }).errors).toEqual([])
   })
+
+  test('a long conversation sends only its recent whole turns (within the server limits)', async () => {
+    const sent = await page.evaluate(() => {
+      const w = window as unknown as { history: { role: string; content: string }[]; recentHistory(): { role: string; content: string }[] }
+      // The page's script is a classic script: its top-level names are reachable here.
+      const history = (0, eval)('history') as typeof w.history
+      const recentHistory = (0, eval)('recentHistory') as typeof w.recentHistory
+      const saved = history.splice(0)
+      for (let i = 0; i < 40; i++) history.push({ role: 'user', content: `پرسش ${i}` }, { role: 'assistant', content: 'پاسخ '.repeat(i === 39 ? 10 : 300) })
+      const recent = recentHistory()
+      history.splice(0, history.length, ...saved)
+      return { count: recent.length, chars: recent.reduce((n, m) => n + m.content.length, 0), first: recent[0], last: recent[recent.length - 1] }
+    })
+    expect(sent.count).toBeGreaterThan(0)
+    expect(sent.count).toBeLessThanOrEqual(20)
+    expect(sent.count % 2).toBe(0)
+    expect(sent.chars).toBeLessThanOrEqual(12000)
+    expect(sent.first.role).toBe('user')
+    expect(sent.last.content).toBe('پاسخ '.repeat(10))
+  })
 })
 
 describe('stop, errors and retry', () => {

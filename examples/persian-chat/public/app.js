@@ -36,8 +36,26 @@ const ui = {
   apiKey: $('api-key'),
 }
 
-/** Completed turns sent back as `history` with each new message. */
+/** Completed turns; the most recent of them go back as `history` with each new message. */
 const history = []
+// What is sent stays well inside the server's default limits (50 messages, a 64 kB body), so a
+// long conversation keeps working: older turns are left out (the server also drops turns that
+// no longer fit the model's context).
+const HISTORY_MAX_MESSAGES = 20
+const HISTORY_MAX_CHARS = 12000
+
+function recentHistory() {
+  let chars = 0
+  let start = history.length
+  // Whole turns (user + assistant), newest first.
+  while (start >= 2 && history.length - (start - 2) <= HISTORY_MAX_MESSAGES) {
+    const turn = history[start - 2].content.length + history[start - 1].content.length
+    if (chars + turn > HISTORY_MAX_CHARS) break
+    chars += turn
+    start -= 2
+  }
+  return history.slice(start)
+}
 let inFlight = null // { controller, text }
 let failedMessage = null // { text, bubble } of the last message that got an error
 
@@ -150,7 +168,7 @@ async function send(text) {
       res = await fetch('/api/chat', {
         method: 'POST',
         headers: headers(),
-        body: JSON.stringify({ message: text, history, stream: true }),
+        body: JSON.stringify({ message: text, history: recentHistory(), stream: true }),
         signal: controller.signal,
       })
     } catch (err) {

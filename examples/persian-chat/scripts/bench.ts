@@ -95,7 +95,14 @@ async function startService(env: Record<string, string>): Promise<{ url: string;
       if (m) resolve(m[1])
     })
   })
-  while ((await fetch(`${url}/health`)).status !== 200) await new Promise((r) => setTimeout(r, 100))
+  const deadline = Date.now() + 120_000
+  for (;;) {
+    const health = await fetch(`${url}/health`)
+    if (health.status === 200) break
+    const body = await health.json()
+    if (body.status === 'error' || Date.now() > deadline) throw new Error(`the service did not load its model: ${JSON.stringify(body)}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
   return { url, stop: () => child.kill('SIGTERM') }
 }
 

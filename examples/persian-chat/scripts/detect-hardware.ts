@@ -168,7 +168,13 @@ function main(): void {
   const cpu = detectCpu()
   const memory = detectMemory()
   const gpus = detectGpus()
-  const modelPath = loadConfig().modelPath
+  let modelPath: string
+  try {
+    modelPath = loadConfig().modelPath
+  } catch (err) {
+    console.error(`configuration error: ${(err as Error).message}`)
+    process.exit(2)
+  }
   const rec = recommend(cpu, memory, modelPath)
   const report = { cpu, memory, gpus, addonBuild: addonBuild(), modelPath, recommended: rec }
 

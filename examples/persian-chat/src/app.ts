@@ -1,6 +1,6 @@
 // The Express application: middleware order is the policy.
 //   request id + log + HTTP metrics → /health, /metrics (open) →
-//   /api and /v1: per-IP rate limit → API key → JSON body (size-limited) → routes →
+//   /api and /v1: CORS (opt-in) → per-IP rate limit → API key → JSON body (size-limited) → routes →
 //   the web page (static) → JSON 404 for anything else → one error handler (OpenAI-style body, never a stack trace).
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -72,6 +72,26 @@ function requireApiKey(apiKey: string | undefined) {
   }
 }
 
+/**
+ * CORS for browser clients on other origins, only when CORS_ORIGINS allows them: a local model
+ * should not be callable by any web page a user happens to open. Preflights end here, before
+ * the API key check (browsers send them without credentials).
+ */
+function cors(origins: string[]) {
+  const any = origins.includes('*')
+  return (req: Request, res: Response, next: NextFunction) => {
+    const origin = req.get('origin')
+    if (!origin || origins.length === 0 || (!any && !origins.includes(origin))) return next()
+    res.setHeader('Access-Control-Allow-Origin', any ? '*' : origin)
+    res.setHeader('Vary', 'Origin')
+    if (req.method !== 'OPTIONS') return next()
+    res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS')
+    res.setHeader('Access-Control-Allow-Headers', req.get('access-control-request-headers') ?? 'Authorization, Content-Type')
+    res.setHeader('Access-Control-Max-Age', '600')
+    res.status(204).end()
+  }
+}
+
 function perIpRateLimit(config: Config) {
   if (config.rateLimitPerMinute === 0) return (_req: Request, _res: Response, next: NextFunction) => next()
   return rateLimit({
@@ -93,7 +113,7 @@ export function createApp(config: Config, llm: LlmService): App {
   app.use(requestContext(config, metrics))
   app.use(systemRouter(llm, metrics))
 
-  const api = [perIpRateLimit(config), requireApiKey(config.apiKey), express.json({ limit: config.bodyLimit })]
+  const api = [cors(config.corsOrigins), perIpRateLimit(config), requireApiKey(config.apiKey), express.json({ limit: config.bodyLimit })]
   app.use('/api', ...api, chatRouter(config, llm, metrics))
   app.use('/v1', ...api, openaiRouter(config, llm, metrics))
   app.use((_req, res, next) => {
@@ -112,7 +132,7 @@ export function createApp(config: Config, llm: LlmService): App {
     const apiError = toApiError(err)
     if (apiError.status === 500) console.error('[persian-chat] internal error:', err)
     if (res.headersSent || res.destroyed) return void res.end()
-    res.status(apiError.status).json(apiError.toBody())
+    res.set(apiError.headers).status(apiError.status).json(apiError.toBody())
   })
 
   return { app, metrics }

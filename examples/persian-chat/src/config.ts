@@ -39,6 +39,8 @@ export interface Config {
   trustProxy: boolean | number | string
   /** One log line per request on stdout. */
   logRequests: boolean
+  /** Browser origins allowed to call /api and /v1 (CORS); '*' for any; empty: same origin only. */
+  corsOrigins: string[]
 }
 
 export const DEFAULT_SYSTEM_PROMPT =
@@ -125,5 +127,9 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 60, 0, 1_000_000),
     trustProxy: trustProxy(env.TRUST_PROXY?.trim()),
     logRequests: bool(env, 'LOG_REQUESTS', true),
+    corsOrigins: (env.CORS_ORIGINS ?? '')
+      .split(',')
+      .map((o) => o.trim())
+      .filter(Boolean),
   }
 }

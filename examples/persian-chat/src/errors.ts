@@ -23,6 +23,18 @@ export class ApiError extends Error {
     super(message)
   }
 
+  /**
+   * Hints for clients that retry on their own (the `openai` client retries 408/429/5xx twice):
+   * come back later when busy or loading; never repeat a request that ran into its deadline,
+   * which would only hold a slot for another full timeout when the server is already slow.
+   */
+  get headers(): Record<string, string> {
+    if (this.code === 'queue_full') return { 'Retry-After': '1' }
+    if (this.code === 'model_not_loaded') return { 'Retry-After': '5' }
+    if (this.code === 'timeout' || this.code === 'aborted') return { 'x-should-retry': 'false' }
+    return {}
+  }
+
   toBody() {
     return { error: { message: this.message, type: this.type, param: this.param, code: this.code } }
   }

@@ -29,6 +29,8 @@ export class LlmService {
   private loaded: ModelInfo | null = null
   private failure: string | null = null
   private loading: Promise<ModelInfo> | null = null
+  private lastDecodeCalls = 0
+  private lastProgressAt = Date.now()
 
   constructor(private readonly config: Config) {}
 
@@ -49,13 +51,17 @@ export class LlmService {
     return path.basename(this.config.modelPath).replace(/\.gguf$/i, '')
   }
 
-  /** Loads the model; safe to call again while loading (same promise). */
-  start(): Promise<ModelInfo> {
+  /**
+   * Loads the model; safe to call again while loading (same promise). `prepare` runs first, in
+   * the loading state (the server uses it to fetch the default model on first start).
+   */
+  start(prepare?: () => Promise<void>): Promise<ModelInfo> {
     if (this.loading) return this.loading
     this.currentState = 'loading'
     this.failure = null
-    this.loading = llama
-      .initialize({
+    const load = async (): Promise<ModelInfo> => {
+      if (prepare) await prepare()
+      return llama.initialize({
         modelPath: this.config.modelPath,
         contextSize: this.config.contextSize,
         threads: this.config.threads,
@@ -64,20 +70,43 @@ export class LlmService {
         maxQueue: this.config.maxQueue,
         defaultTimeoutMs: this.config.timeoutMs,
       })
-      .then(
-        (info) => {
-          this.loaded = info
-          this.currentState = 'ready'
-          return info
-        },
-        (err: Error) => {
+    }
+    const loading = load().then(
+      (info) => {
+        // stop() during the load wins: the model it loaded is freed by that stop's shutdown.
+        if (this.loading !== loading) return info
+        this.loaded = info
+        this.currentState = 'ready'
+        this.lastProgressAt = Date.now()
+        return info
+      },
+      (err: Error) => {
+        if (this.loading === loading) {
           this.failure = err.message
           this.currentState = 'failed'
           this.loading = null
-          throw err
-        },
-      )
-    return this.loading
+        }
+        throw err
+      },
+    )
+    this.loading = loading
+    return loading
+  }
+
+  /**
+   * True while requests are active but no decode step has finished for `stallMs`: the inference
+   * thread is stuck, so the model does not answer even though it is loaded.
+   */
+  isStalled(stallMs: number): boolean {
+    if (this.currentState !== 'ready') return false
+    const m = llama.metrics()
+    const now = Date.now()
+    if (m.requestsActive === 0 || m.decodeCalls !== this.lastDecodeCalls) {
+      this.lastDecodeCalls = m.decodeCalls
+      this.lastProgressAt = now
+      return false
+    }
+    return now - this.lastProgressAt > stallMs
   }
 
   generate(messages: ChatMessage[], options: ReplyOptions): Promise<Generation> {
@@ -99,9 +128,12 @@ export class LlmService {
 
   /** Cancels in-flight requests and frees the model. */
   async stop(): Promise<void> {
+    const loading = this.loading
     this.currentState = 'stopped'
     this.loading = null
     this.loaded = null
+    // A load in flight finishes first, so that shutdown() frees what it loaded.
+    if (loading) await loading.catch(() => undefined)
     await llama.shutdown()
   }
 

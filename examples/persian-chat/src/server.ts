@@ -3,6 +3,7 @@
 // accepting connections, cancel in-flight generations, free the model.
 import fs from 'node:fs'
 import path from 'node:path'
+import { spawn } from 'node:child_process'
 import type { Server } from 'node:http'
 import dotenv from 'dotenv'
 import { createApp } from './app'
@@ -13,13 +14,20 @@ function log(message: string): void {
   process.stderr.write(`[persian-chat] ${message}\n`)
 }
 
-/** Fetches the default model (Gemma 3) with the addon's fetch script when it is missing. */
-function ensureDefaultModel(config: Config): void {
-  if (!config.modelPathIsDefault || fs.existsSync(config.modelPath)) return
-  log(`model not found at ${config.modelPath}; fetching Gemma 3 with napi-llama's fetch script`)
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const fetchModel = require('napi-llama/scripts/fetch-model') as { ensureModel(name: string): string }
-  fetchModel.ensureModel('gemma3')
+/**
+ * Fetches the default model (Gemma 3) with the addon's fetch script when it is missing. Runs in
+ * a child process while the server already answers (/health says 503 loading meanwhile).
+ */
+function fetchDefaultModel(config: Config): (() => Promise<void>) | undefined {
+  if (!config.modelPathIsDefault || fs.existsSync(config.modelPath)) return undefined
+  return () =>
+    new Promise<void>((resolve, reject) => {
+      const script = require.resolve('napi-llama/scripts/fetch-model.js')
+      log(`model not found at ${config.modelPath}; fetching Gemma 3 with napi-llama's fetch script`)
+      const child = spawn(process.execPath, [script, 'gemma3'], { stdio: ['ignore', 'ignore', 'inherit'] })
+      child.on('error', reject)
+      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`fetching the default model failed (exit ${code}); set LLM_MODEL_PATH`))))
+    })
 }
 
 export interface RunningService {
@@ -36,11 +44,8 @@ export async function startService(config: Config): Promise<RunningService> {
     const s = app.listen(config.port, config.host, () => resolve(s))
     s.once('error', reject)
   })
-  // Streams can be long; Node's default 5 s keep-alive and request timeouts are for short requests.
-  server.requestTimeout = 0
-  server.headersTimeout = 60_000
   const started = Date.now()
-  llm.start().then(
+  llm.start(fetchDefaultModel(config)).then(
     (info) => log(`model "${info.name}" loaded in ${Date.now() - started} ms (context ${info.contextSize}, ${info.parallel} slots, ${info.threads} threads)`),
     (err: Error) => log(`model failed to load: ${err.message} — /health reports 503`),
   )
@@ -69,7 +74,6 @@ async function main(): Promise<void> {
     }
     throw err
   }
-  ensureDefaultModel(config)
   const service = await startService(config)
   const address = service.server.address()
   const where = typeof address === 'object' && address ? `http://${config.host}:${address.port}` : String(address)
@@ -77,7 +81,10 @@ async function main(): Promise<void> {
 
   let stopping = false
   const stop = (signal: string) => {
-    if (stopping) return
+    if (stopping) {
+      log(`${signal} again: exiting now`)
+      process.exit(1)
+    }
     stopping = true
     log(`${signal}: shutting down`)
     service.close().then(

@@ -73,7 +73,8 @@ export function startEventStream(res: Response): void {
 
 /**
  * Writes one event; waits for the socket to drain when the client reads slower than we write,
- * so a slow reader cannot make the server buffer a whole reply in memory.
+ * so the socket's buffer stays small (the engine's stream still queues the pieces generated
+ * meanwhile: at most the reply itself, which `LLM_MAX_TOKENS` bounds).
  */
 export async function sendEvent(res: Response, data: string, event?: string): Promise<void> {
   if (res.writableEnded || res.destroyed) return

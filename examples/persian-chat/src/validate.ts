@@ -39,12 +39,16 @@ function optionalNumber(
   return v
 }
 
+function checkNul(text: string, field: string): string {
+  if (text.includes('\u0000')) throw badRequest(`'${field}' contains a NUL character`, field)
+  return text
+}
+
 function checkText(text: string, field: string, limits: Limits): string {
   if (text.length > limits.maxMessageChars) {
     throw badRequest(`'${field}' is longer than ${limits.maxMessageChars} characters`, field, 'message_too_long')
   }
-  if (text.includes('\u0000')) throw badRequest(`'${field}' contains a NUL character`, field)
-  return text
+  return checkNul(text, field)
 }
 
 // ---- POST /api/chat ----------------------------------------------------------------------------
@@ -74,7 +78,10 @@ export function parseChatRequest(body: unknown, limits: Limits): ChatRequest {
         throw badRequest(`'${field}.role' must be 'user' or 'assistant'`, `${field}.role`)
       }
       if (typeof item.content !== 'string') throw badRequest(`'${field}.content' must be a string`, `${field}.content`)
-      history.push({ role: item.role, content: checkText(item.content, `${field}.content`, limits) })
+      // Earlier replies are the model's own text, bounded by the reply cap and the body limit;
+      // the per-message limit is for what users type.
+      const content = item.role === 'user' ? checkText(item.content, `${field}.content`, limits) : checkNul(item.content, `${field}.content`)
+      history.push({ role: item.role, content })
     })
   }
   return {
@@ -114,7 +121,12 @@ function messageContent(content: unknown, field: string, limits: Limits): string
 export function parseCompletionRequest(body: unknown, limits: Limits): CompletionRequest {
   const b = requireObjectBody(body)
   for (const field of UNSUPPORTED) {
-    if (b[field] !== undefined && b[field] !== null) throw badRequest(`'${field}' is not supported by this server`, field, 'unsupported_parameter')
+    const value = b[field]
+    // Clients often send an empty tool list, or tool_choice 'none'/'auto' with no tools: no tools.
+    const noTools = (Array.isArray(value) && value.length === 0) || (field === 'tool_choice' && (value === 'none' || value === 'auto'))
+    if (value !== undefined && value !== null && !noTools) {
+      throw badRequest(`'${field}' is not supported by this server`, field, 'unsupported_parameter')
+    }
   }
   if (b.model !== undefined && typeof b.model !== 'string') throw badRequest("'model' must be a string", 'model')
   if (b.n !== undefined && b.n !== null && b.n !== 1) throw badRequest("'n' must be 1 (one choice per request)", 'n', 'unsupported_parameter')
@@ -133,7 +145,10 @@ export function parseCompletionRequest(body: unknown, limits: Limits): Completio
     if (role !== 'system' && role !== 'user' && role !== 'assistant') {
       throw badRequest(`'${field}.role' must be 'system', 'developer', 'user' or 'assistant'`, `${field}.role`)
     }
-    return { role, content: messageContent(item.content, `${field}.content`, limits) }
+    // An assistant turn may have null content (it carried tool calls in the client's history).
+    if (role === 'assistant' && (item.content === null || item.content === undefined)) return { role, content: '' }
+    const content = messageContent(item.content, `${field}.content`, role === 'assistant' ? { ...limits, maxMessageChars: Infinity } : limits)
+    return { role, content }
   })
   if (messages[messages.length - 1].role === 'assistant') {
     throw badRequest("the last message must not be from the assistant (prefill is not supported)", 'messages')
@@ -173,11 +188,17 @@ export function parseCompletionRequest(body: unknown, limits: Limits): Completio
       topP: optionalNumber(b, 'top_p', 0, 1),
       presencePenalty: optionalNumber(b, 'presence_penalty', -2, 2),
       frequencyPenalty: optionalNumber(b, 'frequency_penalty', -2, 2),
-      seed: optionalNumber(b, 'seed', 0, 0xffffffff, true),
+      seed: seed(b),
       stop,
       jsonSchema: responseFormatSchema(b.response_format),
     },
   }
+}
+
+/** OpenAI takes any 64-bit seed; the engine's seeds are 32-bit, so larger or negative ones wrap. */
+function seed(b: Record<string, unknown>): number | undefined {
+  const value = optionalNumber(b, 'seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, true)
+  return value === undefined ? undefined : ((value % 2 ** 32) + 2 ** 32) % 2 ** 32
 }
 
 /** `response_format`: 'text' (default), 'json_object', or 'json_schema' with a schema. */

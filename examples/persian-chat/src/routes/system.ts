@@ -1,8 +1,12 @@
-// GET /health (200 when the model is loaded and its inference thread answers, 503 while loading
-// or after a failed load) and GET /metrics (Prometheus text).
+// GET /health (200 when the model is loaded and its inference thread makes progress, 503 while
+// loading, after a failed load, or when requests are active but no decode step has finished for
+// STALL_MS) and GET /metrics (Prometheus text).
 import { Router } from 'express'
 import type { LlmService } from '../llm'
 import type { ServiceMetrics } from '../metrics'
+
+/** A decode step takes milliseconds to a few seconds (a long prompt chunk on a slow CPU). */
+const STALL_MS = 30_000
 
 /** 'ok' | 'loading' | 'error' | 'unloaded', as napi-llama's `health().status`. */
 function serviceStatus(llm: LlmService, engineStatus: string): string {
@@ -23,9 +27,11 @@ export function systemRouter(llm: LlmService, metrics: ServiceMetrics): Router {
 
   router.get('/health', (_req, res) => {
     const engine = llm.health()
-    const ok = llm.state === 'ready' && engine.status === 'ok'
+    const stalled = llm.isStalled(STALL_MS)
+    const ok = llm.state === 'ready' && engine.status === 'ok' && !stalled
+    if (!ok && llm.state === 'loading') res.setHeader('Retry-After', '5')
     res.status(ok ? 200 : 503).json({
-      status: ok ? 'ok' : serviceStatus(llm, engine.status),
+      status: ok ? 'ok' : stalled ? 'stalled' : serviceStatus(llm, engine.status),
       model: llm.modelId,
       modelLoaded: ok,
       contextSize: engine.contextSize,
