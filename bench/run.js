@@ -6,8 +6,12 @@
 //   concurrency  1, 2, 4, 8 streams at once: aggregate tokens/s and TTFT p50/p95, vs a plain
 //                batched Rust loop ("raw batched") and node-llama-cpp with one context of 8 sequences
 //   cache        a 4-turn Persian chat on Gemma 3: each turn's TTFT with and without prompt-cache reuse
-//   npm run bench -- [--suites single,concurrency,cache] [--reps 5] [--tokens 128]
+//   npm run bench -- [--suites single,concurrency,cache] [--rounds 5] [--reps 2] [--tokens 128]
 //                    [--concurrent-tokens 64] [--threads 2] [--models smollm2,gemma3] [--no-nlc]
+// The machine is shared and its speed drifts by tens of percent within minutes, so the runners
+// being compared take turns: each round runs every runner once (a fresh process, one warm-up,
+// then --reps measured repetitions), starting with a different runner each round. A ratio is
+// the median over rounds of that round's ratio, so drift between rounds cancels out.
 'use strict'
 
 const fs = require('node:fs')
@@ -23,7 +27,8 @@ function arg(name, fallback) {
   return i >= 0 ? process.argv[i + 1] : fallback
 }
 
-const reps = Number(arg('reps', 5))
+const rounds = Number(arg('rounds', 5))
+const reps = Number(arg('reps', 2))
 const tokens = Number(arg('tokens', 128))
 const threads = Number(arg('threads', 2))
 const models = arg('models', 'smollm2,gemma3').split(',')
@@ -85,6 +90,39 @@ function ensureNodeLlamaCpp() {
   return r.status === 0
 }
 
+/**
+ * Runs every runner once per round, rotating which goes first. Returns, per runner key, the
+ * list of per-round results (null where a runner failed).
+ */
+function interleaved(runners) {
+  const results = Object.fromEntries(runners.map((r) => [r.key, []]))
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < runners.length; i++) {
+      const runner = runners[(i + round) % runners.length]
+      let value = null
+      try {
+        value = runner.run()
+      } catch (e) {
+        log(`${runner.key} failed in round ${round + 1}: ${e.message}`)
+      }
+      results[runner.key].push(value)
+    }
+  }
+  return results
+}
+
+/** Median over rounds of a/b, using only rounds where both sides have a value. */
+function roundRatio(as, bs, pick) {
+  const ratios = []
+  for (let i = 0; i < as.length; i++) if (as[i] && bs[i]) ratios.push(pick(as[i]) / pick(bs[i]))
+  return ratios.length ? median(ratios) : NaN
+}
+
+function medianOf(list, pick) {
+  const xs = list.filter(Boolean).map(pick)
+  return xs.length ? median(xs) : NaN
+}
+
 function summarize(result) {
   return {
     decodeTps: median(result.decodeTps),
@@ -102,27 +140,30 @@ function single(nlc) {
   for (const name of models) {
     const modelPath = ensureModel(name)
     const args = [modelPath, String(tokens), String(reps), String(threads), PROMPT]
-    log(`single, ${name}: raw llama-cpp-2 loop`)
-    const r = summarize(runJson(raw, args))
-    log(`single, ${name}: napi-llama stream()`)
-    const o = summarize(runJson(process.execPath, [path.join(__dirname, 'ours.js'), ...args]))
-    let n = null
-    if (nlc) {
-      log(`single, ${name}: node-llama-cpp 3.22.1`)
-      try {
-        n = summarize(runJson(process.execPath, [path.join(__dirname, 'node-llama-cpp.js'), ...args]))
-      } catch (e) {
-        log(`node-llama-cpp failed: ${e.message}`)
-      }
-    }
-    rows.push({ name, raw: r, ours: o, nlc: n })
+    log(`single, ${name}: raw loop, stream()${nlc ? ', node-llama-cpp' : ''} taking turns, ${rounds} rounds`)
+    const runners = [
+      { key: 'raw', run: () => summarize(runJson(raw, args)) },
+      { key: 'ours', run: () => summarize(runJson(process.execPath, [path.join(__dirname, 'ours.js'), ...args])) },
+    ]
+    if (nlc) runners.push({ key: 'nlc', run: () => summarize(runJson(process.execPath, [path.join(__dirname, 'node-llama-cpp.js'), ...args])) })
+    const r = interleaved(runners)
+    const tps = (x) => x.decodeTps
+    rows.push({
+      name,
+      raw: { decodeTps: medianOf(r.raw, tps), ttftMs: medianOf(r.raw, (x) => x.ttftMs) },
+      ours: { decodeTps: medianOf(r.ours, tps), ttftMs: medianOf(r.ours, (x) => x.ttftMs), loopDelayP99Ms: medianOf(r.ours, (x) => x.loopDelayP99Ms) },
+      nlc: nlc ? { decodeTps: medianOf(r.nlc, tps), ttftMs: medianOf(r.nlc, (x) => x.ttftMs) } : null,
+      oursOverRaw: roundRatio(r.ours, r.raw, tps),
+      oursOverNlc: nlc ? roundRatio(r.ours, r.nlc, tps) : NaN,
+      rounds: r,
+    })
   }
-  console.log(`\nOne stream: decode, ${tokens} tokens, ${threads} threads, median of ${reps} (after one warm-up); prompt: "${PROMPT}"\n`)
+  console.log(`\nOne stream: decode, ${tokens} tokens, ${threads} threads, ${rounds} rounds taking turns (each: one warm-up, median of ${reps}); tok/s = median over rounds, ratios = median of per-round ratios; prompt: "${PROMPT}"\n`)
   console.log('| model | napi-llama stream() tok/s | raw llama-cpp-2 tok/s | node-llama-cpp tok/s | ours ÷ raw | ours ÷ node-llama-cpp | TTFT ours / raw / nlc (ms) | event-loop p99 (ms) |')
   console.log('|---|---|---|---|---|---|---|---|')
-  for (const { name, raw: r, ours: o, nlc: n } of rows) {
+  for (const { name, raw: r, ours: o, nlc: n, oursOverRaw, oursOverNlc } of rows) {
     console.log(
-      `| ${name} | ${f(o.decodeTps)} | ${f(r.decodeTps)} | ${f(n && n.decodeTps)} | ${f(o.decodeTps / r.decodeTps, 2)}× | ${n ? f(o.decodeTps / n.decodeTps, 2) + '×' : '–'} | ${f(o.ttftMs)} / ${f(r.ttftMs)} / ${f(n && n.ttftMs)} | ${f(o.loopDelayP99Ms, 2)} |`,
+      `| ${name} | ${f(o.decodeTps)} | ${f(r.decodeTps)} | ${f(n && n.decodeTps)} | ${f(oursOverRaw, 2)}× | ${n ? f(oursOverNlc, 2) + '×' : '–'} | ${f(o.ttftMs)} / ${f(r.ttftMs)} / ${f(n && n.ttftMs)} | ${f(o.loopDelayP99Ms, 2)} |`,
     )
   }
   return rows
@@ -142,38 +183,50 @@ function concurrency(nlc) {
   const rows = []
   for (const name of models) {
     const modelPath = ensureModel(name)
-    log(`concurrency, ${name}: raw batched loop`)
-    const rawLevels = {}
-    for (const n of LEVELS) {
-      const r = runJson(raw, [modelPath, String(concurrentTokens), String(reps), String(threads), slots, ...STORY_PROMPTS.slice(0, n)])
-      rawLevels[n] = r
-    }
-    const r = levelSummary({ levels: rawLevels })
-    const common = [modelPath, String(concurrentTokens), String(reps), String(threads), slots, LEVELS.join(','), JSON.stringify(STORY_PROMPTS)]
-    log(`concurrency, ${name}: napi-llama, ${slots} slots`)
-    const oursRaw = runJson(process.execPath, [path.join(__dirname, 'ours-concurrency.js'), ...common])
-    const o = levelSummary(oursRaw)
-    let n = null
-    if (nlc) {
-      log(`concurrency, ${name}: node-llama-cpp, one context with ${slots} sequences`)
-      try {
-        n = levelSummary(runJson(process.execPath, [path.join(__dirname, 'nlc-concurrency.js'), ...common]))
-      } catch (e) {
-        log(`node-llama-cpp failed: ${e.message}`)
+    log(`concurrency, ${name}: raw batched loop, napi-llama (${slots} slots)${nlc ? ', node-llama-cpp (one context, ' + slots + ' sequences)' : ''} taking turns, ${rounds} rounds per level`)
+    const row = { name, raw: {}, ours: {}, nlc: nlc ? {} : null, oursOverRaw: {}, oursOverNlc: nlc ? {} : null, loopDelayP99Ms: NaN }
+    // Each level is its own set of rounds, so the runners compared at a level run minutes apart
+    // at most, not a whole suite apart.
+    for (const level of LEVELS) {
+      const common = [modelPath, String(concurrentTokens), String(reps), String(threads), slots, String(level), JSON.stringify(STORY_PROMPTS)]
+      const runners = [
+        { key: 'raw', run: () => levelSummary({ levels: { [level]: runJson(raw, [modelPath, String(concurrentTokens), String(reps), String(threads), slots, ...STORY_PROMPTS.slice(0, level)]) } })[level] },
+        {
+          key: 'ours',
+          run: () => {
+            const result = runJson(process.execPath, [path.join(__dirname, 'ours-concurrency.js'), ...common])
+            return { ...levelSummary(result)[level], loopDelayP99Ms: result.loopDelayP99Ms }
+          },
+        },
+      ]
+      if (nlc) runners.push({ key: 'nlc', run: () => levelSummary(runJson(process.execPath, [path.join(__dirname, 'nlc-concurrency.js'), ...common]))[level] })
+      const r = interleaved(runners)
+      const summary = (list) => ({
+        aggregateTps: medianOf(list, (x) => x.aggregateTps),
+        ttftP50Ms: medianOf(list, (x) => x.ttftP50Ms),
+        ttftP95Ms: medianOf(list, (x) => x.ttftP95Ms),
+      })
+      row.raw[level] = summary(r.raw)
+      row.ours[level] = summary(r.ours)
+      row.oursOverRaw[level] = roundRatio(r.ours, r.raw, (x) => x.aggregateTps)
+      if (nlc) {
+        row.nlc[level] = summary(r.nlc)
+        row.oursOverNlc[level] = roundRatio(r.ours, r.nlc, (x) => x.aggregateTps)
       }
+      if (level === 8) row.loopDelayP99Ms = medianOf(r.ours, (x) => x.loopDelayP99Ms)
     }
-    rows.push({ name, raw: r, ours: o, nlc: n, loopDelayP99Ms: oursRaw.loopDelayP99Ms })
+    rows.push(row)
   }
-  console.log(`\nConcurrent streams: ${concurrentTokens} tokens each, ${threads} threads, greedy, aggregate tok/s = all streams' tokens ÷ wall time, median of ${reps}; TTFT p50/p95 over all streams of all repetitions\n`)
+  console.log(`\nConcurrent streams: ${concurrentTokens} tokens each, ${threads} threads, greedy, aggregate tok/s = all streams' tokens ÷ wall time; per level, ${rounds} rounds taking turns (each: one warm-up, median of ${reps}); tok/s and TTFT = median over rounds, ratios = median of per-round ratios\n`)
   console.log('| model | streams | napi-llama tok/s | raw batched tok/s | node-llama-cpp tok/s | ours ÷ raw | ours ÷ nlc | TTFT p50/p95 ours (ms) | raw (ms) | nlc (ms) |')
   console.log('|---|---|---|---|---|---|---|---|---|---|')
-  for (const { name, raw: r, ours: o, nlc: n } of rows) {
+  for (const { name, raw: r, ours: o, nlc: n, oursOverRaw, oursOverNlc } of rows) {
     for (const level of LEVELS) {
       const a = o[level]
       const b = r[level]
       const c = n && n[level]
       console.log(
-        `| ${name} | ${level} | ${f(a.aggregateTps)} | ${f(b.aggregateTps)} | ${f(c && c.aggregateTps)} | ${f(a.aggregateTps / b.aggregateTps, 2)}× | ${c ? f(a.aggregateTps / c.aggregateTps, 2) + '×' : '–'} | ${f(a.ttftP50Ms, 0)} / ${f(a.ttftP95Ms, 0)} | ${f(b.ttftP50Ms, 0)} / ${f(b.ttftP95Ms, 0)} | ${c ? f(c.ttftP50Ms, 0) + ' / ' + f(c.ttftP95Ms, 0) : '–'} |`,
+        `| ${name} | ${level} | ${f(a.aggregateTps)} | ${f(b.aggregateTps)} | ${f(c && c.aggregateTps)} | ${f(oursOverRaw[level], 2)}× | ${c ? f(oursOverNlc[level], 2) + '×' : '–'} | ${f(a.ttftP50Ms, 0)} / ${f(a.ttftP95Ms, 0)} | ${f(b.ttftP50Ms, 0)} / ${f(b.ttftP95Ms, 0)} | ${c ? f(c.ttftP50Ms, 0) + ' / ' + f(c.ttftP95Ms, 0) : '–'} |`,
       )
     }
   }
@@ -184,7 +237,8 @@ function concurrency(nlc) {
 function cache() {
   const modelPath = ensureModel('gemma3')
   log('cache, gemma3: 4-turn Persian chat, TTFT with and without prompt-cache reuse')
-  const r = runJson(process.execPath, [path.join(__dirname, 'chat-cache.js'), modelPath, String(reps), String(threads)])
+  // One process (two engines inside, used in turn); every turn is repeated `rounds` times.
+  const r = runJson(process.execPath, [path.join(__dirname, 'chat-cache.js'), modelPath, String(rounds), String(threads)])
   const turns = r.turns.map((t, i) => ({
     turn: i + 1,
     promptTokens: t.promptTokens,
@@ -192,7 +246,7 @@ function cache() {
     withCacheMs: median(t.withCache),
     withoutCacheMs: median(t.withoutCache),
   }))
-  console.log(`\nPrompt-cache reuse: a 4-turn Persian chat on Gemma 3 (system prompt + turns, 48-token replies), ${threads} threads, TTFT median of ${reps}\n`)
+  console.log(`\nPrompt-cache reuse: a 4-turn Persian chat on Gemma 3 (system prompt + turns, 48-token replies), ${threads} threads, TTFT median of ${rounds}\n`)
   console.log('| turn | prompt tokens | reused from cache | TTFT with reuse (ms) | TTFT without (ms) | with ÷ without |')
   console.log('|---|---|---|---|---|---|')
   for (const t of turns) {
@@ -203,7 +257,7 @@ function cache() {
 
 function main() {
   const nlc = withNlc && (suites.includes('single') || suites.includes('concurrency')) && ensureNodeLlamaCpp()
-  const results = { date: new Date().toISOString(), tokens, concurrentTokens, threads, reps }
+  const results = { date: new Date().toISOString(), tokens, concurrentTokens, threads, rounds, reps }
   if (suites.includes('single')) results.single = single(nlc)
   if (suites.includes('concurrency')) results.concurrency = concurrency(nlc)
   if (suites.includes('cache')) results.cache = cache()
