@@ -31,7 +31,8 @@ function ensureChromium() {
   }
   log('installing the Debian package `chromium` with apt-get (needed by the web page tests)')
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-  for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', 'chromium']]) {
+  // With its recommended packages (fonts among them): the set the browser tests were run with.
+  for (const args of [['update', '-qq'], ['install', '-y', '-qq', 'chromium']]) {
     const r = spawnSync('apt-get', args, { stdio: ['ignore', 'inherit', 'inherit'], env })
     if (r.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed (exit ${r.status}); install the Debian package \`chromium\` by hand`)
   }
