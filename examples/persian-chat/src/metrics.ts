@@ -59,7 +59,8 @@ export class ServiceMetrics {
       )
     }
     const m = this.llm.metrics()
-    const counters: [string, number, string][] = [
+    // Prometheus convention: a `_total` name is a counter, anything else a gauge.
+    const samples: [string, number, string][] = [
       ['llm_requests_total', m.requestsTotal, 'Generation requests received by the engine.'],
       ['llm_requests_completed_total', m.requestsCompleted, 'Requests that finished with a reply.'],
       ['llm_requests_failed_total', m.requestsFailed, 'Requests that failed.'],
@@ -71,18 +72,15 @@ export class ServiceMetrics {
       ['llm_cache_hits_total', m.cacheHits, 'Requests that reused cached prompt tokens.'],
       ['llm_completion_tokens_total', m.completionTokensTotal, 'Generated tokens.'],
       ['llm_decode_calls_total', m.decodeCalls, 'llama.cpp decode steps (each batches every active request).'],
-    ]
-    for (const [name, value, help] of counters) metric(name, 'counter', help, value)
-    const gauges: [string, number, string][] = [
       ['llm_requests_active', m.requestsActive, 'Requests holding a slot.'],
       ['llm_requests_queued', m.requestsQueued, 'Requests waiting for a slot.'],
       ['llm_slots_busy', m.slotsBusy, 'Busy slots.'],
-      ['llm_slots_total', m.slotsTotal, 'Slots (requests decoded together).'],
+      ['llm_slots', m.slotsTotal, 'Slots (requests decoded together).'],
       ['llm_prompt_tokens_per_second', m.promptTokensPerSecond, 'Aggregate prompt evaluation speed.'],
       ['llm_decode_tokens_per_second', m.decodeTokensPerSecond, 'Aggregate generation speed over all slots.'],
       ['llm_uptime_seconds', m.uptimeMs / 1000, 'Seconds since the model was loaded.'],
     ]
-    for (const [name, value, help] of gauges) metric(name, 'gauge', help, value)
+    for (const [name, value, help] of samples) metric(name, name.endsWith('_total') ? 'counter' : 'gauge', help, value)
     lines.push(
       '# HELP llm_time_to_first_token_seconds Time to first token over the last 1024 requests.',
       '# TYPE llm_time_to_first_token_seconds gauge',
