@@ -110,6 +110,7 @@ export interface NativeLoadOptions {
   defaultTimeoutMs?: number
   promptChunkSize?: number
   logLevel?: string
+  responsiveEventLoop?: boolean
   /** Test-only fault injection (see src/engine/faults.rs); not in index.d.ts. */
   __faults?: string
 }

@@ -114,7 +114,9 @@ function loadOptions(options) {
     throw invalid('modelPath is required: the path of a .gguf model file (npm run fetch-model gets test models)')
   }
   checkTypes(o, LOAD_NUMBERS, ['chatTemplate', 'logLevel'])
-  if (o.useMmap !== undefined && typeof o.useMmap !== 'boolean') throw invalid('useMmap must be a boolean')
+  for (const key of ['useMmap', 'responsiveEventLoop']) {
+    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw invalid(`${key} must be a boolean`)
+  }
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw invalid('onProgress must be a function')
   return defined({
     modelPath: o.modelPath,
@@ -129,6 +131,7 @@ function loadOptions(options) {
     defaultTimeoutMs: o.defaultTimeoutMs,
     promptChunkSize: o.promptChunkSize,
     logLevel: o.logLevel,
+    responsiveEventLoop: o.responsiveEventLoop,
     // Test-only fault injection (src/engine/faults.rs); deliberately not in index.d.ts.
     __faults: typeof o.__faults === 'string' ? o.__faults : undefined,
   })
@@ -380,7 +383,11 @@ class Engine {
 
   health() {
     try {
-      return this._native.health()
+      const h = this._native.health()
+      // napi leaves out None fields; the contract has them as null.
+      const out = { ...h, modelName: h.modelName ?? null, lastError: h.lastError ?? null }
+      if (out.status === 'unloaded') Object.assign(out, { slotsBusy: 0, slotsTotal: 0, queueDepth: 0 })
+      return out
     } catch (err) {
       return { status: 'error', modelName: null, contextSize: 0, uptimeMs: 0, lastError: String(err && err.message), slotsBusy: 0, slotsTotal: 0, queueDepth: 0 }
     }
@@ -428,12 +435,20 @@ async function initialize(options) {
   else if (previous && previous.loading) await previous.loading.then((e) => e.unload(), () => {})
   slot.loading = Engine.load(options)
   try {
-    slot.engine = await slot.loading
+    const engine = await slot.loading
+    if (current !== slot) {
+      // shutdown() or a replacing initialize() came while this model loaded; they unload it.
+      throw new LlamaError(ErrorCode.ABORTED, 'the load was cancelled by shutdown() or by initialize({ replace: true }) while it ran')
+    }
+    slot.engine = engine
     lastLoadError = null
-    return slot.engine.info
+    return engine.info
   } catch (err) {
-    if (current === slot) current = null
-    lastLoadError = err.message
+    if (current === slot) {
+      current = null
+      // Bad options are the caller's mistake, not the engine's state.
+      if (err.code !== ErrorCode.INVALID_ARGUMENT) lastLoadError = err.message
+    }
     throw err
   } finally {
     slot.loading = null

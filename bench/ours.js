@@ -5,8 +5,9 @@ const { monitorEventLoopDelay } = require('node:perf_hooks')
 const llama = require('..')
 
 async function main() {
-  const [modelPath, tokens, reps, threads, prompt] = process.argv.slice(2)
-  await llama.initialize({ modelPath, threads: Number(threads), contextSize: 1024 })
+  const [modelPath, tokens, reps, threads, prompt, slice] = process.argv.slice(2)
+  // 'slice-on': responsiveEventLoop (eventloop suite); otherwise the default.
+  await llama.initialize({ modelPath, threads: Number(threads), contextSize: 1024, responsiveEventLoop: slice === 'slice-on' })
   const tps = []
   const ttft = []
   const generated = []

@@ -5,8 +5,10 @@
 //                plain Rust loop over llama-cpp-2 in the same build ("raw") and node-llama-cpp 3.22.1
 //   concurrency  1, 2, 4, 8 streams at once: aggregate tokens/s and TTFT p50/p95, vs a plain
 //                batched Rust loop ("raw batched") and node-llama-cpp with one context of 8 sequences
+//   eventloop    one stream through stream() with responsiveEventLoop on and off: event-loop
+//                delay p99 and max, and the tokens/s ratio (the option must not cost speed)
 //   cache        a 4-turn Persian chat on Gemma 3: each turn's TTFT with and without prompt-cache reuse
-//   npm run bench -- [--suites single,concurrency,cache] [--rounds 5] [--reps 2] [--tokens 128]
+//   npm run bench -- [--suites single,concurrency,eventloop,cache] [--rounds 5] [--reps 2] [--tokens 128]
 //                    [--concurrent-tokens 64] [--threads 2] [--models smollm2,gemma3] [--no-nlc]
 // The machine is shared and its speed drifts by tens of percent within minutes, so the runners
 // being compared take turns: each round runs every runner once (a fresh process, one warm-up,
@@ -33,7 +35,7 @@ const tokens = Number(arg('tokens', 128))
 const threads = Number(arg('threads', 2))
 const models = arg('models', 'smollm2,gemma3').split(',')
 const withNlc = !process.argv.includes('--no-nlc')
-const suites = arg('suites', 'single,concurrency,cache').split(',')
+const suites = arg('suites', 'single,concurrency,eventloop,cache').split(',')
 const concurrentTokens = Number(arg('concurrent-tokens', 64))
 const LEVELS = [1, 2, 4, 8]
 const STORY_PROMPTS = [
@@ -234,6 +236,41 @@ function concurrency(nlc) {
   return rows
 }
 
+function eventLoop() {
+  const rows = []
+  for (const name of models) {
+    const modelPath = ensureModel(name)
+    const args = [modelPath, String(tokens), String(reps), String(threads), PROMPT]
+    log(`eventloop, ${name}: stream() with responsiveEventLoop on and off taking turns, ${rounds} rounds`)
+    const run = (mode) => () => {
+      const x = runJson(process.execPath, [path.join(__dirname, 'ours.js'), ...args, mode])
+      return { ...summarize(x), loopDelayMaxMs: x.loopDelayMaxMs }
+    }
+    const r = interleaved([
+      { key: 'on', run: run('slice-on') },
+      { key: 'off', run: run('slice-off') },
+    ])
+    const p99 = (x) => x.loopDelayP99Ms
+    const max = (x) => x.loopDelayMaxMs
+    rows.push({
+      name,
+      on: { loopDelayP99Ms: medianOf(r.on, p99), loopDelayMaxMs: medianOf(r.on, max), decodeTps: medianOf(r.on, (x) => x.decodeTps) },
+      off: { loopDelayP99Ms: medianOf(r.off, p99), loopDelayMaxMs: medianOf(r.off, max), decodeTps: medianOf(r.off, (x) => x.decodeTps) },
+      p99OnOverOff: roundRatio(r.on, r.off, p99),
+      tpsOnOverOff: roundRatio(r.on, r.off, (x) => x.decodeTps),
+    })
+  }
+  console.log(`\nEvent-loop delay while one stream decodes (${tokens} tokens, ${threads} threads), responsiveEventLoop on vs off, ${rounds} rounds taking turns; medians over rounds\n`)
+  console.log('| model | p99 on / off (ms) | max on / off (ms) | p99 on ÷ off | tok/s on / off | tok/s on ÷ off |')
+  console.log('|---|---|---|---|---|---|')
+  for (const { name, on, off, p99OnOverOff, tpsOnOverOff } of rows) {
+    console.log(
+      `| ${name} | ${f(on.loopDelayP99Ms, 2)} / ${f(off.loopDelayP99Ms, 2)} | ${f(on.loopDelayMaxMs, 1)} / ${f(off.loopDelayMaxMs, 1)} | ${f(p99OnOverOff, 2)}× | ${f(on.decodeTps)} / ${f(off.decodeTps)} | ${f(tpsOnOverOff, 2)}× |`,
+    )
+  }
+  return rows
+}
+
 function cache() {
   const modelPath = ensureModel('gemma3')
   log('cache, gemma3: 4-turn Persian chat, TTFT with and without prompt-cache reuse')
@@ -260,6 +297,7 @@ function main() {
   const results = { date: new Date().toISOString(), tokens, concurrentTokens, threads, rounds, reps }
   if (suites.includes('single')) results.single = single(nlc)
   if (suites.includes('concurrency')) results.concurrency = concurrency(nlc)
+  if (suites.includes('eventloop')) results.eventLoop = eventLoop()
   if (suites.includes('cache')) results.cache = cache()
   const out = path.join(__dirname, 'results', 'latest.json')
   fs.mkdirSync(path.dirname(out), { recursive: true })

@@ -2,7 +2,7 @@
 //! the result; events cross back to JavaScript through threadsafe functions that live only as
 //! long as the operation they serve, so an idle engine keeps no handle open on the event loop.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::Uint32Array;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -10,6 +10,7 @@ use napi::Status;
 use napi_derive::napi;
 
 use crate::engine::{self, CancelFlag, CancelReason, Engine, Event, EventSink};
+use crate::event_loop_slice::ShortSlice;
 use crate::js_error::map_error;
 use crate::js_types::*;
 use crate::logging;
@@ -27,6 +28,8 @@ impl EventSink for JsEventSink {
 #[napi]
 pub struct NativeEngine {
     engine: Arc<Engine>,
+    /// The calling JS thread's short scheduler slice, held until shutdown.
+    short_slice: Mutex<Option<ShortSlice>>,
 }
 
 #[napi]
@@ -72,8 +75,14 @@ impl NativeEngine {
             on_loaded.call(event, ThreadsafeFunctionCallMode::NonBlocking);
         });
         let engine = Engine::start((&options).into(), progress, loaded).map_err(map_error)?;
+        // start() runs on the JS thread that will receive the events.
+        let short_slice = match options.responsive_event_loop {
+            Some(true) => ShortSlice::acquire(),
+            _ => None,
+        };
         Ok(NativeEngine {
             engine: Arc::new(engine),
+            short_slice: Mutex::new(short_slice),
         })
     }
 
@@ -129,6 +138,12 @@ impl NativeEngine {
     /// Cancels everything in flight, frees the model, then calls `on_stopped`.
     #[napi(catch_unwind)]
     pub fn shutdown(&self, on_stopped: ThreadsafeFunction<(), (), (), Status, false>) {
+        drop(
+            self.short_slice
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
         self.engine.shutdown(Box::new(move || {
             on_stopped.call((), ThreadsafeFunctionCallMode::NonBlocking);
         }));

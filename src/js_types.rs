@@ -22,6 +22,7 @@ pub struct NativeLoadOptions {
     pub default_timeout_ms: Option<f64>,
     pub prompt_chunk_size: Option<f64>,
     pub log_level: Option<String>,
+    pub responsive_event_loop: Option<bool>,
     /// Test-only fault injection (see src/engine/faults.rs); not in index.d.ts.
     #[napi(js_name = "__faults")]
     pub faults: Option<String>,

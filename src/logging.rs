@@ -1,6 +1,8 @@
 //! tracing setup. One subscriber per process writes to stderr; `logLevel` reloads its filter.
-//! llama.cpp's own logs (target `llama_cpp_2`) are shown only at `debug` and `trace`.
+//! llama.cpp's own logs are shown only at `debug` and `trace`. llama-cpp-2 forwards them under
+//! the target `llama-cpp-2` (with hyphens; its own events use `llama_cpp_2`).
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use tracing_subscriber::layer::SubscriberExt;
@@ -19,7 +21,7 @@ fn directives(level: &str) -> String {
     } else {
         "off"
     };
-    format!("off,napi_llama={level},llama_cpp_2={llama}")
+    format!("off,napi_llama={level},llama_cpp_2={llama},llama-cpp-2={llama}")
 }
 
 pub fn set_level(level: Option<&str>) -> Result<(), EngineError> {
@@ -42,13 +44,45 @@ pub fn set_level(level: Option<&str>) -> Result<(), EngineError> {
             let (layer, handle) = reload::Layer::new(filter);
             let installed = tracing_subscriber::registry()
                 .with(layer)
-                .with(fmt::layer().with_writer(std::io::stderr).with_target(true))
+                .with(
+                    fmt::layer()
+                        .with_writer(std::io::stderr)
+                        .with_target(true)
+                        // Colour codes only for a person at a terminal, not in log files.
+                        .with_ansi(std::io::stderr().is_terminal()),
+                )
                 .try_init()
                 .is_ok();
             if installed {
                 let _ = FILTER.set(handle);
+                route_panics_to_tracing();
             }
         }
     }
     Ok(())
+}
+
+/// Panics inside the addon are caught and become `INTERNAL` errors; their report goes through
+/// the same filter as every other log line (error level) instead of straight to stderr. This
+/// hook belongs to the addon's own Rust runtime: the host process and other addons keep theirs.
+fn route_panics_to_tracing() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic with a non-text payload".into());
+        tracing::error!(
+            target: "napi_llama",
+            thread = thread.name().unwrap_or("unnamed"),
+            %location,
+            "caught a panic (reported to the caller as INTERNAL): {message}"
+        );
+    }));
 }

@@ -7,6 +7,7 @@ pub mod error;
 mod faults;
 mod model_file;
 pub mod options;
+mod preparer;
 mod prompt;
 pub mod request;
 mod sampler;
@@ -36,7 +37,7 @@ pub use request::{CancelFlag, CancelReason, Event, EventSink, FinishReason, Gene
 pub use status::{EngineStatus, Health, Metrics};
 
 use chat_template::ChatTemplate;
-use request::PreparedRequest;
+use preparer::{CommandSender, PromptJob};
 use scheduler::{Command, Scheduler, SchedulerConfig};
 use status::{add, Shared};
 
@@ -79,7 +80,9 @@ pub struct Engine {
     shared: Arc<Shared>,
     config: EngineConfig,
     loaded: Arc<OnceLock<Loaded>>,
-    commands: Mutex<Option<Sender<Command>>>,
+    /// To the prompt thread, which renders and tokenizes, then forwards to `commands`.
+    prompt_jobs: Mutex<Option<Sender<PromptJob>>>,
+    commands: CommandSender,
     thread: Mutex<Option<JoinHandle<()>>>,
     next_request: AtomicU64,
 }
@@ -104,6 +107,20 @@ impl Engine {
         let shared = Arc::new(Shared::default());
         let loaded = Arc::new(OnceLock::new());
         let (tx, rx) = mpsc::channel();
+        let commands: CommandSender = Arc::new(Mutex::new(Some(tx)));
+        let (jobs_tx, jobs_rx) = mpsc::channel();
+        {
+            let loaded = loaded.clone();
+            let commands = commands.clone();
+            let shared = shared.clone();
+            // Ends by itself when the engine drops `prompt_jobs` (shutdown or drop).
+            std::thread::Builder::new()
+                .name("napi-llama-prompt".into())
+                .spawn(move || preparer::run(jobs_rx, loaded, commands, shared))
+                .map_err(|e| {
+                    EngineError::internal(format!("cannot start the prompt thread: {e}"))
+                })?;
+        }
         let thread = {
             let config = config.clone();
             let shared = shared.clone();
@@ -119,7 +136,8 @@ impl Engine {
             shared,
             config,
             loaded,
-            commands: Mutex::new(Some(tx)),
+            prompt_jobs: Mutex::new(Some(jobs_tx)),
+            commands,
             thread: Mutex::new(Some(thread)),
             next_request: AtomicU64::new(1),
         })
@@ -200,8 +218,9 @@ impl Engine {
         Ok(prompt::prompt_tokens(loaded, input, false)?.len())
     }
 
-    /// Validates, renders and tokenizes on the caller's thread, then queues the request.
-    /// Events arrive on `sink` from the inference thread.
+    /// Validates the options on the caller's thread (errors return here), then hands the
+    /// request to the prompt thread, which renders and tokenizes it and queues it for a slot.
+    /// Everything after validation, including `CONTEXT_OVERFLOW`, arrives on `sink`.
     pub fn submit(
         &self,
         input: Input,
@@ -210,7 +229,7 @@ impl Engine {
         sink: Box<dyn EventSink>,
     ) -> EngineResult<SubmittedRequest> {
         let submitted_at = Instant::now();
-        let loaded = self.loaded()?;
+        self.loaded()?;
         let params = options.validate(self.config.default_timeout, || {
             format!("req-{}", self.next_request.fetch_add(1, Ordering::Relaxed))
         })?;
@@ -218,13 +237,11 @@ impl Engine {
         if let Input::Text(t) = &input {
             tracing::trace!(prompt = %t, "prompt");
         }
-        let (tokens, dropped_messages) = prompt::fit_prompt(loaded, &input, &params)?;
         let cancel = CancelFlag::default();
         let request_id = params.request_id.clone();
         let deadline = params.timeout.map(|t| submitted_at + t);
-        let req = PreparedRequest {
-            tokens,
-            dropped_messages,
+        let job = PromptJob {
+            input,
             params,
             stream,
             submitted_at,
@@ -232,14 +249,16 @@ impl Engine {
             cancel: cancel.clone(),
             sink,
         };
+        add(&self.shared.counters.requests_in_transit, 1);
         let sent = self
-            .commands
+            .prompt_jobs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .map(|tx| tx.send(Command::Submit(Box::new(req))).is_ok())
+            .map(|tx| tx.send(job).is_ok())
             .unwrap_or(false);
         if !sent {
+            status::sub(&self.shared.counters.requests_in_transit, 1);
             return Err(EngineError::not_loaded());
         }
         add(&self.shared.counters.requests_total, 1);
@@ -257,6 +276,10 @@ impl Engine {
     /// Asks the inference thread to stop: requests in flight or queued end with `ABORTED`,
     /// then the context and the model are freed and `on_stopped` runs. Idempotent.
     pub fn shutdown(&self, on_stopped: StoppedFn) {
+        self.prompt_jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let tx = self
             .commands
             .lock()
@@ -295,6 +318,10 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        self.prompt_jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(tx) = self
             .commands
             .lock()

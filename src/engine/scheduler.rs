@@ -20,7 +20,7 @@ use super::error::{panic_to_error, EngineError, ErrorCode};
 use super::faults::Faults;
 use super::request::{CancelReason, Event, FinishReason, Generation, PreparedRequest, Timings};
 use super::sampler::build_sampler;
-use super::status::{add, set, Shared};
+use super::status::{add, set, sub, Shared};
 use super::stop_matcher::StopMatcher;
 use super::utf8_stream::Utf8Stream;
 
@@ -175,6 +175,7 @@ impl<'m> Scheduler<'m> {
     fn handle(&mut self, cmd: Command) -> bool {
         match cmd {
             Command::Submit(req) => {
+                sub(&self.shared.counters.requests_in_transit, 1);
                 // Requests that a free slot will take at the next step are not "waiting".
                 let free = self.slots.iter().filter(|s| s.active.is_none()).count();
                 if self.queue.len() >= self.cfg.max_queue + free {
@@ -207,7 +208,7 @@ impl<'m> Scheduler<'m> {
     }
 
     fn reject(&self, mut req: Box<PreparedRequest>, err: EngineError) {
-        count_failure(self.shared, err.code);
+        self.shared.count_failure(err.code);
         req.sink.send(Event::Error(err));
     }
 
@@ -304,6 +305,14 @@ impl<'m> Scheduler<'m> {
                 }
             };
             let reused = self.reuse_prefix(i, &req);
+            // Counted at admission, like `promptTokensEvaluated`, so requests that end early
+            // (aborted, timed out) appear in both.
+            let c = &self.shared.counters;
+            add(&c.prompt_tokens_total, req.tokens.len() as u64);
+            add(&c.cached_tokens_total, reused as u64);
+            if reused > 0 {
+                add(&c.cache_hits, 1);
+            }
             self.admissions += 1;
             self.slots[i].last_used = self.admissions;
             debug!(request_id = %req.params.request_id, slot = i, prompt_tokens = req.tokens.len(), cached_tokens = reused, "admitted");
@@ -491,8 +500,14 @@ impl<'m> Scheduler<'m> {
 
     /// Ends the slot's request. Its KV sequence stays: it is the prompt cache for the next
     /// request that shares a prefix with it.
+    /// Occupancy is published before the caller hears the outcome, so `health()` called
+    /// from the request's own callback already counts the slot free.
     fn free_slot(&mut self, i: usize) -> Option<Active> {
-        self.slots[i].active.take()
+        let active = self.slots[i].active.take();
+        if active.is_some() {
+            self.publish_occupancy();
+        }
+        active
     }
 
     fn finish(&mut self, i: usize, mut reason: FinishReason) {
@@ -532,13 +547,8 @@ impl<'m> Scheduler<'m> {
         };
         let c = &self.shared.counters;
         add(&c.requests_completed, 1);
-        add(&c.prompt_tokens_total, a.req.tokens.len() as u64);
         add(&c.completion_tokens_total, u64::from(a.completion_tokens));
         add(&c.generate_us_total, (generate_ms * 1000.0) as u64);
-        add(&c.cached_tokens_total, a.cached_tokens as u64);
-        if a.cached_tokens > 0 {
-            add(&c.cache_hits, 1);
-        }
         set(&c.last_ttft_us, (timings.ttft_ms * 1000.0) as u64);
         self.shared.record_ttft(timings.ttft_ms);
         set(&c.last_tps_milli, (tokens_per_second * 1000.0) as u64);
@@ -559,7 +569,12 @@ impl<'m> Scheduler<'m> {
     fn fail_slot(&mut self, i: usize, err: EngineError) {
         if let Some(mut a) = self.free_slot(i) {
             debug!(request_id = %a.req.params.request_id, code = err.code.as_str(), "failed");
-            count_failure(self.shared, err.code);
+            self.shared.count_failure(err.code);
+            // Tokens generated before the failure were computed all the same.
+            add(
+                &self.shared.counters.completion_tokens_total,
+                u64::from(a.completion_tokens),
+            );
             a.req.sink.send(Event::Error(err));
         }
     }
@@ -594,13 +609,4 @@ fn timeout_error(req: &PreparedRequest) -> EngineError {
         ErrorCode::Timeout,
         format!("the request did not finish within timeoutMs = {limit} (queue wait included): raise timeoutMs or lower maxTokens"),
     )
-}
-
-fn count_failure(shared: &Shared, code: ErrorCode) {
-    let c = &shared.counters;
-    match code {
-        ErrorCode::Aborted => add(&c.requests_aborted, 1),
-        ErrorCode::Timeout => add(&c.requests_timed_out, 1),
-        _ => add(&c.requests_failed, 1),
-    }
 }

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::error::ErrorCode;
+
 /// TTFT percentiles are computed over this many most recent requests.
 const TTFT_WINDOW: usize = 1024;
 
@@ -84,6 +86,10 @@ pub struct Counters {
     pub requests_timed_out: AtomicU64,
     pub requests_active: AtomicU64,
     pub requests_queued: AtomicU64,
+    /// Submitted, but not yet in the scheduler's queue: being prepared on the prompt thread,
+    /// or in the channel the inference thread reads between decode steps. Counted as queued,
+    /// so `queueDepth` is current the moment `generate()`/`stream()` returns.
+    pub requests_in_transit: AtomicU64,
     pub prompt_tokens_total: AtomicU64,
     pub completion_tokens_total: AtomicU64,
     pub cached_tokens_total: AtomicU64,
@@ -104,6 +110,13 @@ pub struct Counters {
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
+}
+
+pub(crate) fn sub(counter: &AtomicU64, n: u64) {
+    // Saturating: a counter never wraps below zero.
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some(v.saturating_sub(n))
+    });
 }
 
 pub(crate) fn set(counter: &AtomicU64, n: u64) {
@@ -176,6 +189,20 @@ impl Shared {
         self.cell.lock().unwrap_or_else(|p| p.into_inner()).status
     }
 
+    pub(crate) fn count_failure(&self, code: ErrorCode) {
+        let c = &self.counters;
+        match code {
+            ErrorCode::Aborted => add(&c.requests_aborted, 1),
+            ErrorCode::Timeout => add(&c.requests_timed_out, 1),
+            _ => add(&c.requests_failed, 1),
+        }
+    }
+
+    fn queued(&self) -> u64 {
+        let c = &self.counters;
+        c.requests_queued.load(Ordering::Relaxed) + c.requests_in_transit.load(Ordering::Relaxed)
+    }
+
     pub fn health(&self) -> Health {
         let cell = self.cell.lock().unwrap_or_else(|p| p.into_inner());
         let c = &self.counters;
@@ -187,7 +214,7 @@ impl Shared {
             last_error: cell.last_error.clone(),
             slots_busy: c.requests_active.load(Ordering::Relaxed) as u32,
             slots_total: cell.slots_total,
-            queue_depth: c.requests_queued.load(Ordering::Relaxed) as u32,
+            queue_depth: self.queued() as u32,
         }
     }
 
@@ -221,7 +248,7 @@ impl Shared {
             requests_aborted: get(&c.requests_aborted),
             requests_timed_out: get(&c.requests_timed_out),
             requests_active: get(&c.requests_active),
-            requests_queued: get(&c.requests_queued),
+            requests_queued: self.queued(),
             prompt_tokens_total: get(&c.prompt_tokens_total),
             completion_tokens_total: get(&c.completion_tokens_total),
             cached_tokens_total: get(&c.cached_tokens_total),
@@ -239,7 +266,7 @@ impl Shared {
             ttft_p99_ms: percentile(&ttft, 0.99),
             slots_busy: get(&c.requests_active) as u32,
             slots_total,
-            queue_depth: get(&c.requests_queued) as u32,
+            queue_depth: self.queued() as u32,
             uptime_ms: self.started.elapsed().as_secs_f64() * 1000.0,
         }
     }

@@ -182,15 +182,9 @@ fn stop_strings_end_generation_without_leaking() {
 fn errors_carry_codes_and_the_engine_keeps_serving() {
     let e = engine();
     let long = "word ".repeat(2000);
-    let err = e
-        .submit(
-            Input::Text(long),
-            &greedy(4.0),
-            false,
-            Box::new(mpsc::channel().0),
-        )
-        .err()
-        .unwrap();
+    // Prompts are fitted on the prompt thread: the overflow arrives as the request's event.
+    let (_, overflow) = run(e, Input::Text(long), greedy(4.0), false);
+    let err = overflow.unwrap_err();
     assert_eq!(err.code, ErrorCode::ContextOverflow);
     assert!(err.message.contains("512"), "{}", err.message);
     let bad = GenerateOptions {
@@ -368,16 +362,8 @@ fn drop_oldest_removes_old_turns_until_the_prompt_fits() {
         chat.push(message(Role::Assistant, &format!("Answer {i}: {filler}")));
     }
     chat.push(message(Role::User, "What is 2 + 2?"));
-    let err = e
-        .submit(
-            Input::Chat(chat.clone()),
-            &greedy(8.0),
-            false,
-            Box::new(mpsc::channel().0),
-        )
-        .err()
-        .unwrap();
-    assert_eq!(err.code, ErrorCode::ContextOverflow);
+    let (_, overflow) = run(e, Input::Chat(chat.clone()), greedy(8.0), false);
+    assert_eq!(overflow.unwrap_err().code, ErrorCode::ContextOverflow);
     let dropping = GenerateOptions {
         context_overflow: Some("drop-oldest".into()),
         ..greedy(8.0)
@@ -389,16 +375,8 @@ fn drop_oldest_removes_old_turns_until_the_prompt_fits() {
     assert!(g.prompt_tokens + 8 <= 512, "{}", g.prompt_tokens);
     // A last message that cannot fit on its own still overflows.
     let huge = vec![message(Role::User, &"word ".repeat(2000))];
-    let err = e
-        .submit(
-            Input::Chat(huge),
-            &dropping,
-            false,
-            Box::new(mpsc::channel().0),
-        )
-        .err()
-        .unwrap();
-    assert_eq!(err.code, ErrorCode::ContextOverflow);
+    let (_, overflow) = run(e, Input::Chat(huge), dropping, false);
+    assert_eq!(overflow.unwrap_err().code, ErrorCode::ContextOverflow);
 }
 
 #[test]
