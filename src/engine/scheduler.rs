@@ -467,6 +467,12 @@ impl<'m> Scheduler<'m> {
                 self.finish(i, FinishReason::Eos);
                 continue;
             }
+            if a.n_past as u32 >= self.cfg.n_ctx_per_seq {
+                // Every KV cell of the sequence is used, so this token could never be decoded.
+                // Ending without it keeps promptTokens + completionTokens ≤ contextSize.
+                self.finish(i, FinishReason::Length);
+                continue;
+            }
             a.completion_tokens += 1;
             a.tokens_since_chunk += 1;
             let piece = vocab.token_to_piece(token, false, None);
@@ -488,9 +494,7 @@ impl<'m> Scheduler<'m> {
             }
             if outcome.stopped {
                 self.finish(i, FinishReason::Stop);
-            } else if a.completion_tokens >= a.req.params.max_tokens
-                || a.n_past as u32 >= self.cfg.n_ctx_per_seq
-            {
+            } else if a.completion_tokens >= a.req.params.max_tokens {
                 self.finish(i, FinishReason::Length);
             } else {
                 a.pending_token = Some(token);
