@@ -88,6 +88,7 @@ export interface ModelInfo {
   parallel: number
   batchSize: number
   threads: number
+  /** Layers actually offloaded: 0 on a CPU-only build, whatever `gpuLayers` asked for. */
   gpuLayers: number
   loadMs: number
 }

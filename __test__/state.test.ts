@@ -67,6 +67,15 @@ describe('health and metrics', () => {
   })
 })
 
+test('ModelInfo.gpuLayers reports layers offloaded: none on this CPU-only build', async () => {
+  const engine = await Engine.load({ ...LIGHT, gpuLayers: 99 })
+  try {
+    expect(engine.info.gpuLayers).toBe(0)
+  } finally {
+    await engine.unload()
+  }
+})
+
 describe('prompt preparation', () => {
   test('a huge prompt does not block the event loop; it fails with CONTEXT_OVERFLOW', async () => {
     const engine = await Engine.load({ ...LIGHT, parallel: 1 })

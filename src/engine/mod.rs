@@ -485,7 +485,14 @@ fn model_info(
         parallel: config.parallel,
         batch_size: n_batch,
         threads: config.threads,
-        gpu_layers: config.gpu_layers,
+        // What was offloaded, not what was asked: nothing without a GPU backend, and at most
+        // every repeating layer plus the output layer.
+        // SAFETY: a pure query of how llama.cpp was built; the backend is initialised.
+        gpu_layers: if unsafe { llama_cpp_sys_2::llama_supports_gpu_offload() } {
+            config.gpu_layers.min(model.n_layer() + 1)
+        } else {
+            0
+        },
         load_ms: started.elapsed().as_secs_f64() * 1000.0,
     }
 }
