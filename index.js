@@ -433,12 +433,17 @@ async function initialize(options) {
   current = slot
   if (previous && previous.engine) await previous.engine.unload()
   else if (previous && previous.loading) await previous.loading.then((e) => e.unload(), () => {})
+  const cancelled = () => new LlamaError(ErrorCode.ABORTED, 'the load was cancelled by shutdown() or by initialize({ replace: true }) while it ran')
+  // shutdown() or another replacing initialize() while the previous model was unloading.
+  if (current !== slot) throw cancelled()
   slot.loading = Engine.load(options)
   try {
     const engine = await slot.loading
     if (current !== slot) {
-      // shutdown() or a replacing initialize() came while this model loaded; they unload it.
-      throw new LlamaError(ErrorCode.ABORTED, 'the load was cancelled by shutdown() or by initialize({ replace: true }) while it ran')
+      // shutdown() or a replacing initialize() came while this model loaded. They may have
+      // found it still loading and gone on; unloading is idempotent.
+      await engine.unload()
+      throw cancelled()
     }
     slot.engine = engine
     lastLoadError = null

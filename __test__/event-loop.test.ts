@@ -35,6 +35,8 @@ const light = ${JSON.stringify({ ...LIGHT, responsiveEventLoop: true })}
   const seen = { before: slice() }
   const a = await Engine.load(light)
   seen.oneUp = slice()
+  // Not inherited: a process started meanwhile has the default slice.
+  seen.child = Number(require('node:child_process').execFileSync('cat', ['/proc/self/sched'], { encoding: 'utf8' }).match(/^se\\.slice\\s*:\\s*(\\d+)/m)[1])
   const b = await Engine.load(light)
   await a.unload()
   seen.secondStillUp = slice()
@@ -57,6 +59,7 @@ maybe('held while any engine loaded from the thread is up; restored after; the d
   expect(seen).toEqual({
     before: seen.before,
     oneUp: SHORT_SLICE_NS,
+    child: seen.before,
     secondStillUp: SHORT_SLICE_NS,
     allDown: seen.before,
     byDefault: seen.before,

@@ -95,6 +95,20 @@ describe('prompt preparation', () => {
   })
 })
 
+test('unload() resolves after every request still being prepared has its answer', async () => {
+  const engine = await Engine.load({ ...LIGHT, parallel: 1 })
+  const huge = 'hello world '.repeat(40_000)
+  const outcomes = [huge, 'Hi', 'Hello'].map((p) =>
+    engine.generate(p, { maxTokens: 2 }).then(
+      () => 'ok',
+      (err) => err.code,
+    ),
+  )
+  await engine.unload()
+  expect(engine.metrics()).toMatchObject({ requestsQueued: 0, requestsActive: 0 })
+  for (const code of await Promise.all(outcomes)) expect(['ok', 'ABORTED', 'CONTEXT_OVERFLOW']).toContain(code)
+})
+
 describe('the default engine', () => {
   afterEach(async () => {
     await llama.shutdown()
@@ -147,6 +161,26 @@ describe('logLevel', () => {
       expect(quiet.status).toBe(0)
       expect(quiet.stderr).toBe('')
     }
+  })
+
+  test('a grammar syntax error says where, and llama.cpp prints nothing', () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `const l = require(${JSON.stringify(path.join(__dirname, '..'))});
+         l.initialize({ modelPath: ${JSON.stringify(SMOLLM2)}, threads: 1, contextSize: 256 })
+           .then(() => l.generate('Hi', { maxTokens: 1, grammar: 'root ::= "a" | (' }))
+           .catch((e) => console.log(JSON.stringify({ code: e.code, message: e.message })))
+           .then(() => l.shutdown())`,
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    )
+    expect(r.status).toBe(0)
+    const err = JSON.parse(r.stdout.trim())
+    expect(err.code).toBe('INVALID_ARGUMENT')
+    expect(err.message).toMatch(/expecting '\)'.*line 1, column 17/)
+    expect(r.stderr).toBe('')
   })
 
   test('logs carry no colour codes when stderr is not a terminal', () => {

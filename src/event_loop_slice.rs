@@ -11,9 +11,13 @@
 //! token, which cost ~7% tokens/s on a 135M model (about 180 tokens/s) and nothing measurable
 //! on a 270M one. Hence opt-in (`responsiveEventLoop: true`).
 //!
-//! Older kernels ignore the request; anything other than a plain SCHED_OTHER thread (a
-//! real-time or batch policy someone chose on purpose) is left alone. The original slice comes
-//! back when the last engine started from that thread is shut down.
+//! Older kernels report no slice and are left alone, as is anything other than a plain
+//! SCHED_OTHER thread (a real-time or batch policy someone chose on purpose). The short slice
+//! is set with SCHED_FLAG_RESET_ON_FORK: threads and processes the event loop starts meanwhile
+//! (libuv's pool, workers, child processes, other engines' threads) get the default slice,
+//! not this one. When the last engine started from that thread shuts down, the thread's slice
+//! and flags are restored, the slice to the kernel default (which is what it was, unless
+//! someone had set one).
 
 /// The slice asked for: the kernel's minimum.
 #[cfg(target_os = "linux")]
@@ -51,8 +55,10 @@ mod imp {
     }
 
     const SCHED_OTHER: u32 = 0;
+    /// Children do not inherit the policy, priority or custom slice (sched/types.h).
+    const SCHED_FLAG_RESET_ON_FORK: u64 = 0x01;
 
-    /// Per thread id: how many engines hold the short slice, and the slice to restore.
+    /// Per thread id: how many engines hold the short slice, and the flags to restore.
     static HELD: Mutex<Option<HashMap<i32, (u32, u64)>>> = Mutex::new(None);
 
     fn get(tid: i32) -> Option<SchedAttr> {
@@ -63,10 +69,10 @@ mod imp {
         (r == 0).then_some(attr)
     }
 
+    /// `attr.flags` must hold only RESET_ON_FORK or nothing: other flags (utilization clamps,
+    /// keep-policy) would change what the call means.
     fn set(tid: i32, mut attr: SchedAttr) -> bool {
         attr.size = std::mem::size_of::<SchedAttr>() as u32;
-        // Keep the thread's utilization clamps as they are.
-        attr.flags = 0;
         // SAFETY: `attr` is a valid, fully initialised sched_attr of the size it states.
         unsafe { libc::syscall(libc::SYS_sched_setattr, tid, &attr, 0) == 0 }
     }
@@ -84,18 +90,16 @@ mod imp {
         if attr.policy != SCHED_OTHER || attr.runtime <= SHORT_SLICE_NS {
             return None;
         }
-        if !set(
-            tid,
-            SchedAttr {
-                runtime: SHORT_SLICE_NS,
-                ..attr
-            },
-        ) {
+        let original_flags = attr.flags & SCHED_FLAG_RESET_ON_FORK;
+        let short = SchedAttr {
+            runtime: SHORT_SLICE_NS,
+            flags: SCHED_FLAG_RESET_ON_FORK,
+            ..attr
+        };
+        if !set(tid, short) {
             return None;
         }
-        // Kernels before 6.12 accept the call and ignore the runtime: nothing to undo there,
-        // and restoring is harmless, so the guard is kept either way.
-        held.insert(tid, (1, attr.runtime));
+        held.insert(tid, (1, original_flags));
         Some(ShortSlice { tid })
     }
 
@@ -109,18 +113,18 @@ mod imp {
         if *count > 0 {
             return;
         }
-        let original = *original;
+        let original_flags = *original;
         held.remove(&guard.tid);
         // The thread may have ended (a worker_thread that exited): then there is nothing to do.
         if let Some(attr) = get(guard.tid) {
             if attr.policy == SCHED_OTHER && attr.runtime == SHORT_SLICE_NS {
-                set(
-                    guard.tid,
-                    SchedAttr {
-                        runtime: original,
-                        ..attr
-                    },
-                );
+                // runtime 0: back to the kernel's default slice.
+                let restored = SchedAttr {
+                    runtime: 0,
+                    flags: original_flags,
+                    ..attr
+                };
+                set(guard.tid, restored);
             }
         }
     }

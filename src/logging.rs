@@ -48,8 +48,12 @@ pub fn set_level(level: Option<&str>) -> Result<(), EngineError> {
                     fmt::layer()
                         .with_writer(std::io::stderr)
                         .with_target(true)
-                        // Colour codes only for a person at a terminal, not in log files.
-                        .with_ansi(std::io::stderr().is_terminal()),
+                        // Colour codes only for a person at a terminal, not in log files,
+                        // and not when NO_COLOR asks for none.
+                        .with_ansi(
+                            std::io::stderr().is_terminal()
+                                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+                        ),
                 )
                 .try_init()
                 .is_ok();
@@ -62,9 +66,11 @@ pub fn set_level(level: Option<&str>) -> Result<(), EngineError> {
     Ok(())
 }
 
-/// Panics inside the addon are caught and become `INTERNAL` errors; their report goes through
-/// the same filter as every other log line (error level) instead of straight to stderr. This
-/// hook belongs to the addon's own Rust runtime: the host process and other addons keep theirs.
+/// Panics inside the addon are caught and become `INTERNAL` errors (the engine's threads and
+/// every napi entry point catch them); their report goes through the same filter as every
+/// other log line (error level) instead of straight to stderr, with a backtrace when
+/// RUST_BACKTRACE asks for one. This hook belongs to the addon's own Rust runtime: the host
+/// process and other addons keep theirs.
 fn route_panics_to_tracing() {
     std::panic::set_hook(Box::new(|info| {
         let thread = std::thread::current();
@@ -78,11 +84,16 @@ fn route_panics_to_tracing() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic with a non-text payload".into());
+        let backtrace = std::backtrace::Backtrace::capture();
+        let backtrace = match backtrace.status() {
+            std::backtrace::BacktraceStatus::Captured => format!("\n{backtrace}"),
+            _ => String::new(),
+        };
         tracing::error!(
             target: "napi_llama",
             thread = thread.name().unwrap_or("unnamed"),
             %location,
-            "caught a panic (reported to the caller as INTERNAL): {message}"
+            "panicked: {message}{backtrace}"
         );
     }));
 }

@@ -65,6 +65,15 @@ impl EngineError {
         )
     }
 
+    /// `TIMEOUT` for a request whose `timeoutMs` (given here) has passed.
+    pub fn timed_out(timeout: Option<std::time::Duration>) -> Self {
+        let limit = timeout.map_or(0, |d| d.as_millis());
+        Self::new(
+            ErrorCode::Timeout,
+            format!("the request did not finish within timeoutMs = {limit} (queue wait included): raise timeoutMs or lower maxTokens"),
+        )
+    }
+
     pub fn aborted(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Aborted, message)
     }

@@ -5,6 +5,7 @@ mod backend;
 pub mod chat_template;
 pub mod error;
 mod faults;
+mod gbnf;
 mod model_file;
 pub mod options;
 mod preparer;
@@ -33,6 +34,7 @@ use tracing::{info, info_span, warn};
 pub use chat_template::{ChatMessage, Role, TemplateSource};
 pub use error::{EngineError, EngineResult, ErrorCode};
 pub use options::{EngineConfig, GenerateOptions, LoadOptions, OverflowPolicy};
+use request::ReplySink;
 pub use request::{CancelFlag, CancelReason, Event, EventSink, FinishReason, Generation, Timings};
 pub use status::{EngineStatus, Health, Metrics};
 
@@ -83,6 +85,7 @@ pub struct Engine {
     /// To the prompt thread, which renders and tokenizes, then forwards to `commands`.
     prompt_jobs: Mutex<Option<Sender<PromptJob>>>,
     commands: CommandSender,
+    prompt_thread: Mutex<Option<JoinHandle<()>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     next_request: AtomicU64,
 }
@@ -109,7 +112,7 @@ impl Engine {
         let (tx, rx) = mpsc::channel();
         let commands: CommandSender = Arc::new(Mutex::new(Some(tx)));
         let (jobs_tx, jobs_rx) = mpsc::channel();
-        {
+        let prompt_thread = {
             let loaded = loaded.clone();
             let commands = commands.clone();
             let shared = shared.clone();
@@ -119,8 +122,8 @@ impl Engine {
                 .spawn(move || preparer::run(jobs_rx, loaded, commands, shared))
                 .map_err(|e| {
                     EngineError::internal(format!("cannot start the prompt thread: {e}"))
-                })?;
-        }
+                })?
+        };
         let thread = {
             let config = config.clone();
             let shared = shared.clone();
@@ -138,6 +141,7 @@ impl Engine {
             loaded,
             prompt_jobs: Mutex::new(Some(jobs_tx)),
             commands,
+            prompt_thread: Mutex::new(Some(prompt_thread)),
             thread: Mutex::new(Some(thread)),
             next_request: AtomicU64::new(1),
         })
@@ -247,8 +251,11 @@ impl Engine {
             submitted_at,
             deadline,
             cancel: cancel.clone(),
-            sink,
+            // Guarantees the caller a final event even if a bug drops the request.
+            sink: Box::new(ReplySink::new(sink)),
         };
+        // Counted before it can finish, so completed + failed never exceed the total.
+        add(&self.shared.counters.requests_total, 1);
         add(&self.shared.counters.requests_in_transit, 1);
         let sent = self
             .prompt_jobs
@@ -259,9 +266,9 @@ impl Engine {
             .unwrap_or(false);
         if !sent {
             status::sub(&self.shared.counters.requests_in_transit, 1);
+            status::sub(&self.shared.counters.requests_total, 1);
             return Err(EngineError::not_loaded());
         }
-        add(&self.shared.counters.requests_total, 1);
         Ok(SubmittedRequest { cancel, request_id })
     }
 
@@ -290,12 +297,21 @@ impl Engine {
         }
         drop(tx);
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let prompt_thread = self
+            .prompt_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let shared = self.shared.clone();
-        // Join off the caller's thread: a decode step may still be running.
+        // Join off the caller's thread: a decode step may still be running. Once both threads
+        // are gone, every request has had its final event.
         let joiner = std::thread::Builder::new()
             .name("napi-llama-shutdown".into())
             .spawn(move || {
                 if let Some(t) = thread {
+                    let _ = t.join();
+                }
+                if let Some(t) = prompt_thread {
                     let _ = t.join();
                 }
                 shared.update(|c| c.status = EngineStatus::Unloaded);

@@ -243,7 +243,15 @@ impl GenerateOptions {
             (Some(g), _) if g.trim().is_empty() => {
                 return Err(EngineError::invalid_argument("grammar is empty"))
             }
-            (Some(g), _) => Some(g.clone()),
+            (Some(g), _) => {
+                // The converter's output (jsonSchema) is llama.cpp's own and is not re-checked.
+                super::gbnf::check(g, "root").map_err(|e| {
+                    EngineError::invalid_argument(format!(
+                        "grammar is not valid GBNF: {e} (see llama.cpp's grammars/README.md)"
+                    ))
+                })?;
+                Some(g.clone())
+            }
             (None, Some(schema)) => Some(json_schema_to_gbnf(schema)?),
             (None, None) => None,
         };

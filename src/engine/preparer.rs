@@ -16,7 +16,7 @@ use tracing::info_span;
 use super::error::{panic_to_error, EngineError};
 use super::options::RequestParams;
 use super::prompt;
-use super::request::{CancelFlag, Event, EventSink, PreparedRequest};
+use super::request::{CancelFlag, CancelReason, Event, EventSink, PreparedRequest};
 use super::scheduler::Command;
 use super::status::{sub, Shared};
 use super::{Input, Loaded};
@@ -50,10 +50,31 @@ pub(super) fn run(
             reject(&shared, job.sink, EngineError::not_loaded());
             continue;
         };
+        // Work queued behind a long prompt may have been cancelled, timed out or shut down
+        // meanwhile: end it without tokenizing it.
+        let early = match job.cancel.reason() {
+            Some(CancelReason::Aborted) => Some(EngineError::aborted("the request was aborted")),
+            Some(CancelReason::TimedOut) => Some(EngineError::timed_out(job.params.timeout)),
+            None if job.deadline.is_some_and(|d| Instant::now() >= d) => {
+                Some(EngineError::timed_out(job.params.timeout))
+            }
+            None if lock(&commands).is_none() => Some(EngineError::aborted(
+                "the engine was shut down before this request started",
+            )),
+            None => None,
+        };
+        if let Some(err) = early {
+            reject(&shared, job.sink, err);
+            continue;
+        }
         let fitted = catch_unwind(AssertUnwindSafe(|| {
             prompt::fit_prompt(model, &job.input, &job.params)
         }))
-        .unwrap_or_else(|p| Err(panic_to_error(p)));
+        .unwrap_or_else(|p| {
+            let err = panic_to_error(p);
+            shared.update(|c| c.last_error = Some(err.message.clone()));
+            Err(err)
+        });
         let (tokens, dropped_messages) = match fitted {
             Ok(fitted) => fitted,
             Err(err) => {
@@ -71,7 +92,7 @@ pub(super) fn run(
             cancel: job.cancel,
             sink: job.sink,
         });
-        let guard = commands.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = lock(&commands);
         let unsent = match guard.as_ref() {
             Some(tx) => match tx.send(Command::Submit(request)) {
                 Ok(()) => None,
@@ -91,6 +112,10 @@ pub(super) fn run(
             );
         }
     }
+}
+
+fn lock(commands: &CommandSender) -> std::sync::MutexGuard<'_, Option<Sender<Command>>> {
+    commands.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Ends a request that never reached the scheduler.

@@ -53,7 +53,7 @@ pub(super) fn fit_prompt(
     // Drop points: how many of the droppable messages (oldest first) go. A conversation must
     // not start with the assistant, so whole turns go: never stop right before an assistant
     // message. The prompt shrinks as more goes, so a binary search needs only O(log n)
-    // renderings (this runs on the caller's thread).
+    // renderings (this runs on the prompt thread, ahead of every request behind it).
     let droppable: Vec<usize> = droppable_indices(messages);
     let cuts: Vec<usize> = (1..=droppable.len())
         .filter(|&k| k == droppable.len() || messages[droppable[k]].role != Role::Assistant)

@@ -81,6 +81,43 @@ impl EventSink for std::sync::mpsc::Sender<Event> {
     }
 }
 
+/// Wraps a request's sink and remembers whether the final event (done or error) went out. If
+/// the request is dropped without one (a bug, or a thread that died), the caller still gets an
+/// `INTERNAL` error instead of waiting forever.
+pub struct ReplySink {
+    inner: Box<dyn EventSink>,
+    ended: bool,
+}
+
+impl ReplySink {
+    pub fn new(inner: Box<dyn EventSink>) -> Self {
+        Self {
+            inner,
+            ended: false,
+        }
+    }
+}
+
+impl EventSink for ReplySink {
+    fn send(&mut self, event: Event) -> bool {
+        if matches!(event, Event::Done(_) | Event::Error(_)) {
+            self.ended = true;
+        }
+        self.inner.send(event)
+    }
+}
+
+impl Drop for ReplySink {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.inner
+                .send(Event::Error(super::error::EngineError::internal(
+                    "the engine lost this request without an answer (a bug): retry it",
+                )));
+        }
+    }
+}
+
 /// Why a caller cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelReason {

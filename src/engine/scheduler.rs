@@ -175,7 +175,6 @@ impl<'m> Scheduler<'m> {
     fn handle(&mut self, cmd: Command) -> bool {
         match cmd {
             Command::Submit(req) => {
-                sub(&self.shared.counters.requests_in_transit, 1);
                 // Requests that a free slot will take at the next step are not "waiting".
                 let free = self.slots.iter().filter(|s| s.active.is_none()).count();
                 if self.queue.len() >= self.cfg.max_queue + free {
@@ -187,11 +186,14 @@ impl<'m> Scheduler<'m> {
                             self.cfg.max_queue
                         ),
                     );
+                    sub(&self.shared.counters.requests_in_transit, 1);
                     self.reject(req, err);
                 } else {
                     self.queue.push_back(req);
+                    // In the queue before it leaves transit: `queueDepth` never dips.
+                    self.publish_occupancy();
+                    sub(&self.shared.counters.requests_in_transit, 1);
                 }
-                self.publish_occupancy();
                 true
             }
             Command::Shutdown => false,
@@ -268,13 +270,21 @@ impl<'m> Scheduler<'m> {
             }
         };
         let mut kept = VecDeque::with_capacity(self.queue.len());
+        let mut ended = Vec::new();
         while let Some(req) = self.queue.pop_front() {
             match verdict(&req) {
-                Some(err) => self.reject(req, err),
+                Some(err) => ended.push((req, err)),
                 None => kept.push_back(req),
             }
         }
         self.queue = kept;
+        // Out of `queueDepth` before their callers hear about it.
+        if !ended.is_empty() {
+            self.publish_occupancy();
+        }
+        for (req, err) in ended {
+            self.reject(req, err);
+        }
         for i in 0..self.slots.len() {
             let err = match &self.slots[i].active {
                 Some(a) => verdict(&a.req),
@@ -608,9 +618,5 @@ fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
 }
 
 fn timeout_error(req: &PreparedRequest) -> EngineError {
-    let limit = req.params.timeout.map_or(0, |d| d.as_millis());
-    EngineError::new(
-        ErrorCode::Timeout,
-        format!("the request did not finish within timeoutMs = {limit} (queue wait included): raise timeoutMs or lower maxTokens"),
-    )
+    EngineError::timed_out(req.params.timeout)
 }

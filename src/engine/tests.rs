@@ -198,11 +198,23 @@ fn errors_carry_codes_and_the_engine_keeps_serving() {
             .code,
         ErrorCode::InvalidArgument
     );
+    // A syntax error is found before the request is queued, with its place.
+    let syntax = GenerateOptions {
+        grammar: Some("root ::= (".into()),
+        ..greedy(4.0)
+    };
+    let err = e
+        .submit(user("hi"), &syntax, false, Box::new(mpsc::channel().0))
+        .err()
+        .unwrap();
+    assert_eq!(err.code, ErrorCode::InvalidArgument);
+    assert!(err.message.contains("line 1, column 11"), "{}", err.message);
+    // Left recursion is valid syntax that llama.cpp refuses when it builds the sampler.
     let (_, g) = run(
         e,
         user("hi"),
         GenerateOptions {
-            grammar: Some("root ::= (".into()),
+            grammar: Some("root ::= root \"a\" | \"a\"".into()),
             ..greedy(4.0)
         },
         false,
