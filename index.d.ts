@@ -202,9 +202,12 @@ export interface Health {
   modelName: string | null
   contextSize: number
   uptimeMs: number
+  /** The last load failure, decode failure or caught panic; null when there was none. */
   lastError: string | null
+  /** Slots generating now; a request has left its slot by the time its promise resolves or its stream ends. */
   slotsBusy: number
   slotsTotal: number
+  /** Requests waiting for a slot, counted from the moment generate()/stream() returns. */
   queueDepth: number
 }
 
