@@ -1,12 +1,58 @@
 //! Builds one request's llama.cpp sampler chain from validated parameters.
 
+use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
 
 use super::error::{EngineError, EngineResult};
 use super::options::SamplingParams;
 
-pub fn build_sampler(model: &LlamaModel, p: &SamplingParams) -> EngineResult<LlamaSampler> {
+/// One request's token chooser.
+pub enum Sampler {
+    /// Plain greedy decoding (temperature 0, no penalties, no grammar): the first token with
+    /// the highest logit, read straight from the logits. This is exactly what llama.cpp's
+    /// greedy sampler picks, without building and scanning a candidate array of the whole
+    /// vocabulary per token (49,152 entries for SmolLM2), which is work on the inference
+    /// thread between decode steps, times every greedy slot in the batch.
+    Argmax,
+    Chain(LlamaSampler),
+}
+
+impl Sampler {
+    pub fn sample(&mut self, ctx: &LlamaContext, idx: i32) -> LlamaToken {
+        match self {
+            Sampler::Argmax => LlamaToken(first_max(ctx.get_logits_ith(idx)) as i32),
+            Sampler::Chain(chain) => chain.sample(ctx, idx),
+        }
+    }
+}
+
+/// Index of the first maximum (llama.cpp's greedy sampler keeps the earliest on ties).
+fn first_max(logits: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in logits.iter().enumerate().skip(1) {
+        if x > logits[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+pub fn build_sampler(model: &LlamaModel, p: &SamplingParams) -> EngineResult<Sampler> {
+    let penalties_on =
+        p.repeat_penalty != 1.0 || p.frequency_penalty != 0.0 || p.presence_penalty != 0.0;
+    if p.temperature <= 0.0 && !penalties_on && p.grammar.is_none() {
+        return Ok(Sampler::Argmax);
+    }
+    build_chain(model, p, penalties_on).map(Sampler::Chain)
+}
+
+fn build_chain(
+    model: &LlamaModel,
+    p: &SamplingParams,
+    penalties_on: bool,
+) -> EngineResult<LlamaSampler> {
     let mut chain = Vec::with_capacity(8);
     if let Some(gbnf) = &p.grammar {
         // Grammar first: it masks every token the grammar forbids before anything is chosen.
@@ -17,8 +63,6 @@ pub fn build_sampler(model: &LlamaModel, p: &SamplingParams) -> EngineResult<Lla
         })?;
         chain.push(grammar);
     }
-    let penalties_on =
-        p.repeat_penalty != 1.0 || p.frequency_penalty != 0.0 || p.presence_penalty != 0.0;
     if penalties_on {
         chain.push(LlamaSampler::penalties(
             model.n_vocab(),
@@ -44,4 +88,16 @@ pub fn build_sampler(model: &LlamaModel, p: &SamplingParams) -> EngineResult<Lla
         chain.push(LlamaSampler::dist(p.seed));
     }
     Ok(LlamaSampler::chain_simple(chain))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_max;
+
+    #[test]
+    fn first_max_keeps_the_earliest_of_equal_logits() {
+        assert_eq!(first_max(&[1.0, 3.0, 2.0, 3.0]), 1);
+        assert_eq!(first_max(&[5.0]), 0);
+        assert_eq!(first_max(&[-1.0, -0.5, f32::NEG_INFINITY]), 1);
+    }
 }

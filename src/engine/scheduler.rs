@@ -12,14 +12,13 @@ use std::time::Instant;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use tracing::{debug, warn};
 
 use super::error::{panic_to_error, EngineError, ErrorCode};
 use super::faults::Faults;
 use super::request::{CancelReason, Event, FinishReason, Generation, PreparedRequest, Timings};
-use super::sampler::build_sampler;
+use super::sampler::{build_sampler, Sampler};
 use super::status::{add, set, sub, Shared};
 use super::stop_matcher::StopMatcher;
 use super::utf8_stream::Utf8Stream;
@@ -42,7 +41,7 @@ pub struct SchedulerConfig {
 /// A request occupying a slot (one KV sequence).
 struct Active {
     req: Box<PreparedRequest>,
-    sampler: LlamaSampler,
+    sampler: Sampler,
     /// Prompt tokens already placed in a batch (or reused from the slot's cache).
     prompt_fed: usize,
     /// Prompt tokens reused from the slot's cache.

@@ -451,3 +451,60 @@ fn concurrent_requests_match_the_same_requests_run_alone() {
     assert_eq!(alone, together);
     e.shutdown_blocking();
 }
+
+#[test]
+fn greedy_fast_path_picks_what_llama_cpp_greedy_sampler_picks() {
+    use llama_cpp_2::context::params::LlamaContextParams;
+    use llama_cpp_2::llama_batch::LlamaBatch;
+    use llama_cpp_2::sampling::LlamaSampler;
+
+    let prompt = "Once upon a time, in a small village by the sea, there lived";
+    let n = 48;
+    // The engine: temperature 0 and nothing else takes the argmax path.
+    let (_, g) = run(
+        engine(),
+        Input::Text(prompt.into()),
+        greedy(n as f64),
+        false,
+    );
+    let engine_text = g.unwrap().text;
+    // A plain loop with llama.cpp's greedy sampler over the same model file.
+    let backend = backend::get().unwrap();
+    let model =
+        LlamaModel::load_from_file(backend, smollm2(), &LlamaModelParams::default()).unwrap();
+    let mut ctx = model
+        .new_context(
+            backend,
+            LlamaContextParams::default()
+                .with_n_ctx(NonZeroU32::new(512))
+                .with_n_threads(2)
+                .with_n_threads_batch(2),
+        )
+        .unwrap();
+    let vocab = model.vocab();
+    let tokens = vocab.tokenize(prompt.as_bytes(), vocab.should_add_bos(), false);
+    let mut batch = LlamaBatch::new(512, 1);
+    for (i, t) in tokens.iter().enumerate() {
+        batch
+            .add(*t, i as i32, &[0], i + 1 == tokens.len())
+            .unwrap();
+    }
+    ctx.decode(&mut batch).unwrap();
+    let mut sampler = LlamaSampler::greedy();
+    let mut bytes = Vec::new();
+    let mut pos = tokens.len() as i32;
+    let mut idx = batch.n_tokens() - 1;
+    for _ in 0..n {
+        let t = sampler.sample(&ctx, idx);
+        if model.vocab().is_eog(t) {
+            break;
+        }
+        bytes.extend(model.vocab().token_to_piece(t, false, None));
+        batch.clear();
+        batch.add(t, pos, &[0], true).unwrap();
+        ctx.decode(&mut batch).unwrap();
+        pos += 1;
+        idx = 0;
+    }
+    assert_eq!(engine_text, String::from_utf8_lossy(&bytes));
+}
