@@ -34,8 +34,8 @@ use tracing::{info, info_span, warn};
 pub use chat_template::{ChatMessage, Role, TemplateSource};
 pub use error::{EngineError, EngineResult, ErrorCode};
 pub use options::{EngineConfig, GenerateOptions, LoadOptions, OverflowPolicy};
-use request::ReplySink;
 pub use request::{CancelFlag, CancelReason, Event, EventSink, FinishReason, Generation, Timings};
+use request::{PreparedRequest, ReplySink};
 pub use status::{EngineStatus, Health, Metrics};
 
 use chat_template::ChatTemplate;
@@ -246,13 +246,17 @@ impl Engine {
         let deadline = params.timeout.map(|t| submitted_at + t);
         let job = PromptJob {
             input,
-            params,
-            stream,
-            submitted_at,
-            deadline,
-            cancel: cancel.clone(),
-            // Guarantees the caller a final event even if a bug drops the request.
-            sink: Box::new(ReplySink::new(sink)),
+            request: Box::new(PreparedRequest {
+                tokens: Vec::new(),
+                dropped_messages: 0,
+                params,
+                stream,
+                submitted_at,
+                deadline,
+                cancel: cancel.clone(),
+                // Guarantees the caller a final event even if a bug drops the request.
+                sink: Box::new(ReplySink::new(sink)),
+            }),
         };
         // Counted before it can finish, so completed + failed never exceed the total.
         add(&self.shared.counters.requests_total, 1);

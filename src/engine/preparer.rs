@@ -14,22 +14,17 @@ use std::time::Instant;
 use tracing::info_span;
 
 use super::error::{panic_to_error, EngineError};
-use super::options::RequestParams;
 use super::prompt;
-use super::request::{CancelFlag, CancelReason, Event, EventSink, PreparedRequest};
+use super::request::{CancelReason, Event, EventSink, PreparedRequest};
 use super::scheduler::Command;
 use super::status::{sub, Shared};
 use super::{Input, Loaded};
 
-/// A request as submitted: validated options, input not yet rendered or tokenized.
+/// A request as submitted: validated options, and the input still to render and tokenize into
+/// `request.tokens` (empty until then).
 pub(super) struct PromptJob {
     pub input: Input,
-    pub params: RequestParams,
-    pub stream: bool,
-    pub submitted_at: Instant,
-    pub deadline: Option<Instant>,
-    pub cancel: CancelFlag,
-    pub sink: Box<dyn EventSink>,
+    pub request: Box<PreparedRequest>,
 }
 
 /// The inference thread's command sender, shared with `Engine`: shutdown takes it (under the
@@ -44,19 +39,19 @@ pub(super) fn run(
     commands: CommandSender,
     shared: Arc<Shared>,
 ) {
-    for job in jobs {
-        let _span = info_span!("request", request_id = %job.params.request_id).entered();
+    for PromptJob { input, mut request } in jobs {
+        let _span = info_span!("request", request_id = %request.params.request_id).entered();
         let Some(model) = loaded.get() else {
-            reject(&shared, job.sink, EngineError::not_loaded());
+            reject(&shared, request.sink, EngineError::not_loaded());
             continue;
         };
         // Work queued behind a long prompt may have been cancelled, timed out or shut down
         // meanwhile: end it without tokenizing it.
-        let early = match job.cancel.reason() {
+        let early = match request.cancel.reason() {
             Some(CancelReason::Aborted) => Some(EngineError::aborted("the request was aborted")),
-            Some(CancelReason::TimedOut) => Some(EngineError::timed_out(job.params.timeout)),
-            None if job.deadline.is_some_and(|d| Instant::now() >= d) => {
-                Some(EngineError::timed_out(job.params.timeout))
+            Some(CancelReason::TimedOut) => Some(EngineError::timed_out(request.params.timeout)),
+            None if request.deadline.is_some_and(|d| Instant::now() >= d) => {
+                Some(EngineError::timed_out(request.params.timeout))
             }
             None if lock(&commands).is_none() => Some(EngineError::aborted(
                 "the engine was shut down before this request started",
@@ -64,34 +59,27 @@ pub(super) fn run(
             None => None,
         };
         if let Some(err) = early {
-            reject(&shared, job.sink, err);
+            reject(&shared, request.sink, err);
             continue;
         }
         let fitted = catch_unwind(AssertUnwindSafe(|| {
-            prompt::fit_prompt(model, &job.input, &job.params)
+            prompt::fit_prompt(model, &input, &request.params)
         }))
         .unwrap_or_else(|p| {
             let err = panic_to_error(p);
             shared.update(|c| c.last_error = Some(err.message.clone()));
             Err(err)
         });
-        let (tokens, dropped_messages) = match fitted {
-            Ok(fitted) => fitted,
+        match fitted {
+            Ok((tokens, dropped_messages)) => {
+                request.tokens = tokens;
+                request.dropped_messages = dropped_messages;
+            }
             Err(err) => {
-                reject(&shared, job.sink, err);
+                reject(&shared, request.sink, err);
                 continue;
             }
-        };
-        let request = Box::new(PreparedRequest {
-            tokens,
-            dropped_messages,
-            params: job.params,
-            stream: job.stream,
-            submitted_at: job.submitted_at,
-            deadline: job.deadline,
-            cancel: job.cancel,
-            sink: job.sink,
-        });
+        }
         let guard = lock(&commands);
         let unsent = match guard.as_ref() {
             Some(tx) => match tx.send(Command::Submit(request)) {
