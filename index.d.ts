@@ -38,7 +38,10 @@ export interface InitializeOptions {
    * owns `contextSize` tokens of KV cache, which also serves as its prompt cache.
    */
   parallel?: number
-  /** Requests allowed to wait for a slot before `QUEUE_FULL`. Default 64. */
+  /**
+   * Requests allowed to wait for a slot before `QUEUE_FULL`. Default 64. The engine holds at
+   * most `parallel + maxQueue` requests at once; the next one is refused when submitted.
+   */
   maxQueue?: number
   /** Memory-map the model file. Default true. */
   useMmap?: boolean

@@ -93,6 +93,32 @@ describe('prompt preparation', () => {
       await engine.unload()
     }
   })
+
+  test('QUEUE_FULL is decided at submit, even while a long prompt is still being tokenized', async () => {
+    // parallel 1 + maxQueue 2: the engine holds three requests at once.
+    const engine = await Engine.load({ ...LIGHT, parallel: 1, maxQueue: 2 })
+    try {
+      const order: string[] = []
+      const track = (name: string, p: Promise<unknown>) =>
+        p.then(
+          () => (order.push(`${name}:ok`), 'ok'),
+          (err) => (order.push(`${name}:${err.code}`), err.code),
+        )
+      const huge = track('huge', engine.generate('hello world '.repeat(40_000), { maxTokens: 2 }))
+      const rest = ['a', 'b', 'c', 'd'].map((name) => track(name, engine.generate('Hi', { maxTokens: 2 })))
+      // Counted at once, never beyond what the engine holds.
+      expect(engine.health().queueDepth).toBe(3)
+      expect(await Promise.all([huge, ...rest])).toEqual(['CONTEXT_OVERFLOW', 'ok', 'ok', 'QUEUE_FULL', 'QUEUE_FULL'])
+      // The refusals did not wait for the long prompt.
+      expect(order.indexOf('c:QUEUE_FULL')).toBeLessThan(order.indexOf('huge:CONTEXT_OVERFLOW'))
+      expect(engine.metrics()).toMatchObject({ requestsQueued: 0, requestsActive: 0 })
+      // Every place was given back: three at once are admitted again.
+      const again = await Promise.all(['x', 'y', 'z'].map(() => engine.generate('Hi', { maxTokens: 2 })))
+      expect(again).toHaveLength(3)
+    } finally {
+      await engine.unload()
+    }
+  })
 })
 
 test('unload() resolves after every request still being prepared has its answer', async () => {

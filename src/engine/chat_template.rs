@@ -66,7 +66,7 @@ impl TemplateSource {
 }
 
 enum Renderer {
-    Jinja(Environment<'static>),
+    Jinja(Box<Environment<'static>>),
     Builtin(LlamaChatTemplate),
 }
 
@@ -123,7 +123,7 @@ impl ChatTemplate {
         };
         let (renderer, name) = if looks_like_jinja(&text) {
             (
-                Renderer::Jinja(jinja_environment(text)?),
+                Renderer::Jinja(Box::new(jinja_environment(text)?)),
                 "jinja".to_string(),
             )
         } else {
@@ -204,10 +204,16 @@ fn render_jinja(
         bos_token => bos_token,
         eos_token => eos_token,
     })
-    .map_err(|e| {
-        EngineError::invalid_argument(format!("chat template rejected the messages: {e:#}"))
+    .map_err(|e| match e.kind() {
+        ErrorKind::OutOfFuel => EngineError::invalid_argument(format!(
+            "chat template did not finish within {TEMPLATE_FUEL} instructions (does it loop?): fix chatTemplate or the model's template"
+        )),
+        _ => EngineError::invalid_argument(format!("chat template rejected the messages: {e:#}")),
     })
 }
+
+/// Instructions one render may execute (see `jinja_environment`).
+const TEMPLATE_FUEL: u64 = 50_000_000;
 
 fn jinja_environment(source: String) -> EngineResult<Environment<'static>> {
     let mut env = Environment::new();
@@ -216,6 +222,10 @@ fn jinja_environment(source: String) -> EngineResult<Environment<'static>> {
     env.add_function("raise_exception", raise_exception);
     env.add_function("strftime_now", |_fmt: String| -> String { String::new() });
     env.set_trim_blocks(false);
+    // A template that loops (for ever, or for 10^10 iterations) would hold the prompt thread,
+    // and every request behind it, without end. Real chat templates spend a few dozen
+    // instructions per message; this budget is about a second of work.
+    env.set_fuel(Some(TEMPLATE_FUEL));
     env.add_template_owned(TEMPLATE_NAME, source).map_err(|e| {
         EngineError::invalid_argument(format!("chat template is not valid Jinja: {e:#}"))
     })?;
@@ -262,5 +272,42 @@ pub mod tests_support {
         messages: &[ChatMessage],
     ) -> EngineResult<String> {
         super::render_jinja(env, messages, "", "")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::engine::ErrorCode;
+
+    fn user(text: &str) -> ChatMessage {
+        ChatMessage {
+            role: Role::User,
+            content: text.into(),
+        }
+    }
+
+    #[test]
+    fn a_template_that_loops_fails_within_a_few_seconds_instead_of_hanging() {
+        let env = jinja_environment(
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}{{ messages[0].content }}"
+                .to_string(),
+        )
+        .expect("compiles");
+        let started = Instant::now();
+        let err = render_jinja(&env, &[user("hi")], "", "").unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidArgument);
+        assert!(err.message.contains("does it loop"), "{}", err.message);
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+
+    #[test]
+    fn the_instruction_budget_fits_a_very_long_chat() {
+        let env = tests_support::chatml();
+        let chat: Vec<ChatMessage> = (0..20_000).map(|i| user(&format!("turn {i}"))).collect();
+        let text = render_jinja(&env, &chat, "", "").expect("renders");
+        assert!(text.contains("turn 19999"));
     }
 }

@@ -244,6 +244,9 @@ impl Engine {
         let cancel = CancelFlag::default();
         let request_id = params.request_id.clone();
         let deadline = params.timeout.map(|t| submitted_at + t);
+        // Counted before it can finish, so completed + failed never exceed the total.
+        add(&self.shared.counters.requests_total, 1);
+        let sink = self.admit(sink)?;
         let job = PromptJob {
             input,
             request: Box::new(PreparedRequest {
@@ -254,26 +257,53 @@ impl Engine {
                 submitted_at,
                 deadline,
                 cancel: cancel.clone(),
-                // Guarantees the caller a final event even if a bug drops the request.
-                sink: Box::new(ReplySink::new(sink)),
+                sink,
             }),
         };
-        // Counted before it can finish, so completed + failed never exceed the total.
-        add(&self.shared.counters.requests_total, 1);
         add(&self.shared.counters.requests_in_transit, 1);
-        let sent = self
-            .prompt_jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|tx| tx.send(job).is_ok())
-            .unwrap_or(false);
-        if !sent {
+        let sender = self.prompt_jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let unsent = match sender.as_ref() {
+            Some(tx) => tx.send(job).err().map(|e| e.0),
+            None => Some(job),
+        };
+        drop(sender);
+        if let Some(job) = unsent {
             status::sub(&self.shared.counters.requests_in_transit, 1);
             status::sub(&self.shared.counters.requests_total, 1);
+            job.request.sink.discard();
             return Err(EngineError::not_loaded());
         }
         Ok(SubmittedRequest { cancel, request_id })
+    }
+
+    /// Takes a place for a new request among the `parallel + maxQueue` the engine holds at
+    /// once (in a slot, queued, or still being tokenized), or refuses it with `QUEUE_FULL`.
+    /// Deciding here, on the caller's thread, keeps the bound exact even while the prompt
+    /// thread is busy with a long prompt. The place is given back with the final event.
+    fn admit(&self, sink: Box<dyn EventSink>) -> EngineResult<ReplySink> {
+        let slots = u64::from(self.config.parallel);
+        let capacity = slots + self.config.max_queue as u64;
+        let outstanding = &self.shared.counters.requests_outstanding;
+        let taken = outstanding.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < capacity).then_some(n + 1)
+        });
+        if let Err(held) = taken {
+            let err = EngineError::new(
+                ErrorCode::QueueFull,
+                format!(
+                    "{} requests are already waiting for a slot (maxQueue = {}): retry later or raise maxQueue/parallel",
+                    held.saturating_sub(slots),
+                    self.config.max_queue
+                ),
+            );
+            self.shared.count_failure(err.code);
+            return Err(err);
+        }
+        let shared = Arc::clone(&self.shared);
+        Ok(ReplySink::new(
+            sink,
+            Box::new(move || status::sub(&shared.counters.requests_outstanding, 1)),
+        ))
     }
 
     pub fn health(&self) -> Health {
@@ -445,7 +475,6 @@ fn inference_thread(
             prompt_chunk: config.prompt_chunk_size.min(n_batch) as usize,
             n_ctx_per_seq,
             parallel: config.parallel as usize,
-            max_queue: config.max_queue,
         };
         Scheduler::new(&model, ctx, cfg, &shared).run(commands);
     }));

@@ -15,7 +15,7 @@ use tracing::info_span;
 
 use super::error::{panic_to_error, EngineError};
 use super::prompt;
-use super::request::{CancelReason, Event, EventSink, PreparedRequest};
+use super::request::{CancelReason, Event, EventSink, PreparedRequest, ReplySink};
 use super::scheduler::Command;
 use super::status::{sub, Shared};
 use super::{Input, Loaded};
@@ -107,7 +107,7 @@ fn lock(commands: &CommandSender) -> std::sync::MutexGuard<'_, Option<Sender<Com
 }
 
 /// Ends a request that never reached the scheduler.
-fn reject(shared: &Shared, mut sink: Box<dyn EventSink>, err: EngineError) {
+fn reject(shared: &Shared, mut sink: ReplySink, err: EngineError) {
     sub(&shared.counters.requests_in_transit, 1);
     shared.count_failure(err.code);
     sink.send(Event::Error(err));

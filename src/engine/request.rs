@@ -83,17 +83,34 @@ impl EventSink for std::sync::mpsc::Sender<Event> {
 
 /// Wraps a request's sink and remembers whether the final event (done or error) went out. If
 /// the request is dropped without one (a bug, or a thread that died), the caller still gets an
-/// `INTERNAL` error instead of waiting forever.
+/// `INTERNAL` error instead of waiting forever. It also holds the request's place in the
+/// engine's admission count, and gives it back just before the final event goes out, so a
+/// caller who submits again from the final event's handler finds the place free.
 pub struct ReplySink {
     inner: Box<dyn EventSink>,
     ended: bool,
+    release: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl ReplySink {
-    pub fn new(inner: Box<dyn EventSink>) -> Self {
+    pub fn new(inner: Box<dyn EventSink>, release: Box<dyn FnOnce() + Send>) -> Self {
         Self {
             inner,
             ended: false,
+            release: Some(release),
+        }
+    }
+
+    /// For a request the caller already got a synchronous error for: gives its place back
+    /// without sending anything.
+    pub fn discard(mut self) {
+        self.ended = true;
+        self.give_back();
+    }
+
+    fn give_back(&mut self) {
+        if let Some(release) = self.release.take() {
+            release();
         }
     }
 }
@@ -102,6 +119,7 @@ impl EventSink for ReplySink {
     fn send(&mut self, event: Event) -> bool {
         if matches!(event, Event::Done(_) | Event::Error(_)) {
             self.ended = true;
+            self.give_back();
         }
         self.inner.send(event)
     }
@@ -110,6 +128,7 @@ impl EventSink for ReplySink {
 impl Drop for ReplySink {
     fn drop(&mut self) {
         if !self.ended {
+            self.give_back();
             self.inner
                 .send(Event::Error(super::error::EngineError::internal(
                     "the engine lost this request without an answer (a bug): retry it",
@@ -156,5 +175,5 @@ pub struct PreparedRequest {
     pub submitted_at: Instant,
     pub deadline: Option<Instant>,
     pub cancel: CancelFlag,
-    pub sink: Box<dyn EventSink>,
+    pub sink: ReplySink,
 }

@@ -15,9 +15,11 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use tracing::{debug, warn};
 
-use super::error::{panic_to_error, EngineError, ErrorCode};
+use super::error::{panic_to_error, EngineError};
 use super::faults::Faults;
-use super::request::{CancelReason, Event, FinishReason, Generation, PreparedRequest, Timings};
+use super::request::{
+    CancelReason, Event, EventSink, FinishReason, Generation, PreparedRequest, Timings,
+};
 use super::sampler::{build_sampler, Sampler};
 use super::status::{add, set, sub, Shared};
 use super::stop_matcher::StopMatcher;
@@ -35,7 +37,6 @@ pub struct SchedulerConfig {
     pub prompt_chunk: usize,
     pub n_ctx_per_seq: u32,
     pub parallel: usize,
-    pub max_queue: usize,
 }
 
 /// A request occupying a slot (one KV sequence).
@@ -174,25 +175,12 @@ impl<'m> Scheduler<'m> {
     fn handle(&mut self, cmd: Command) -> bool {
         match cmd {
             Command::Submit(req) => {
-                // Requests that a free slot will take at the next step are not "waiting".
-                let free = self.slots.iter().filter(|s| s.active.is_none()).count();
-                if self.queue.len() >= self.cfg.max_queue + free {
-                    let err = EngineError::new(
-                        ErrorCode::QueueFull,
-                        format!(
-                            "{} requests are already waiting (maxQueue = {}): retry later or raise maxQueue/parallel",
-                            self.queue.len() - free,
-                            self.cfg.max_queue
-                        ),
-                    );
-                    sub(&self.shared.counters.requests_in_transit, 1);
-                    self.reject(req, err);
-                } else {
-                    self.queue.push_back(req);
-                    // In the queue before it leaves transit: `queueDepth` never dips.
-                    self.publish_occupancy();
-                    sub(&self.shared.counters.requests_in_transit, 1);
-                }
+                // Admission (`QUEUE_FULL`) was decided at submit: every request that gets
+                // here has its place.
+                self.queue.push_back(req);
+                // In the queue before it leaves transit: `queueDepth` never dips.
+                self.publish_occupancy();
+                sub(&self.shared.counters.requests_in_transit, 1);
                 true
             }
             Command::Shutdown => false,

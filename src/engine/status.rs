@@ -90,6 +90,9 @@ pub struct Counters {
     /// or in the channel the inference thread reads between decode steps. Counted as queued,
     /// so `queueDepth` is current the moment `generate()`/`stream()` returns.
     pub requests_in_transit: AtomicU64,
+    /// Submitted and not yet answered: in transit, queued or in a slot. Admission keeps it at
+    /// most `parallel + maxQueue`.
+    pub requests_outstanding: AtomicU64,
     pub prompt_tokens_total: AtomicU64,
     pub completion_tokens_total: AtomicU64,
     pub cached_tokens_total: AtomicU64,

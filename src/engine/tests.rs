@@ -492,9 +492,8 @@ fn greedy_fast_path_picks_what_llama_cpp_greedy_sampler_picks() {
     ctx.decode(&mut batch).unwrap();
     let mut sampler = LlamaSampler::greedy();
     let mut bytes = Vec::new();
-    let mut pos = tokens.len() as i32;
     let mut idx = batch.n_tokens() - 1;
-    for _ in 0..n {
+    for pos in (tokens.len() as i32..).take(n) {
         let t = sampler.sample(&ctx, idx);
         if model.vocab().is_eog(t) {
             break;
@@ -503,8 +502,43 @@ fn greedy_fast_path_picks_what_llama_cpp_greedy_sampler_picks() {
         batch.clear();
         batch.add(t, pos, &[0], true).unwrap();
         ctx.decode(&mut batch).unwrap();
-        pos += 1;
         idx = 0;
     }
     assert_eq!(engine_text, String::from_utf8_lossy(&bytes));
+}
+
+#[test]
+fn admission_refuses_beyond_parallel_plus_max_queue_at_submit_and_gives_places_back() {
+    let e = Engine::load_blocking(LoadOptions {
+        model_path: smollm2(),
+        threads: Some(2.0),
+        context_size: Some(256.0),
+        parallel: Some(1.0),
+        max_queue: Some(1.0),
+        ..Default::default()
+    })
+    .expect("SmolLM2 loads");
+    // One running and one waiting: the third is refused synchronously, before any of them ends.
+    let (running, rx_running) = streaming(&e);
+    let (tx, rx_waiting) = mpsc::channel();
+    e.submit(Input::Text("Hi".into()), &greedy(2.0), false, Box::new(tx))
+        .expect("one may wait");
+    let (tx, _rx) = mpsc::channel();
+    let refused = e
+        .submit(Input::Text("Hi".into()), &greedy(2.0), false, Box::new(tx))
+        .err()
+        .expect("a third is refused");
+    assert_eq!(refused.code, ErrorCode::QueueFull);
+    assert_eq!(e.metrics().requests_failed, 1);
+    running.cancel.cancel(CancelReason::Aborted);
+    assert!(
+        matches!(final_event(&rx_running), Event::Error(ref err) if err.code == ErrorCode::Aborted)
+    );
+    assert!(matches!(final_event(&rx_waiting), Event::Done(_)));
+    // Both places are free again.
+    for _ in 0..2 {
+        let (_, result) = run(&e, Input::Text("Hi".into()), greedy(2.0), false);
+        assert!(result.is_ok());
+    }
+    e.shutdown_blocking();
 }
