@@ -61,6 +61,15 @@ test('a chatTemplate option overrides the model template', async () => {
   await expect(e.generate('hi')).rejects.toMatchObject({ code: 'MODEL_NOT_LOADED' })
 })
 
+test('a chatTemplate that loops fails with INVALID_ARGUMENT instead of hanging the load', async () => {
+  const loop = '{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}{{ messages[0].content }}'
+  const err = await Engine.load({ modelPath: SMOLLM2, ...FAST, chatTemplate: loop }).then(
+    () => null,
+    (e) => e,
+  )
+  expect(err).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/does it loop/) })
+})
+
 test('parallel slots decode several requests in one batch; extra requests wait', async () => {
   const e = await Engine.load({ modelPath: SMOLLM2, ...FAST, parallel: 2 })
   expect(e.info.parallel).toBe(2)
