@@ -15,6 +15,7 @@ mod sampler;
 mod scheduler;
 pub mod status;
 pub mod stop_matcher;
+mod tokenizer;
 pub mod utf8_stream;
 
 use std::num::NonZeroU32;
@@ -42,6 +43,7 @@ use chat_template::ChatTemplate;
 use preparer::{CommandSender, PromptJob};
 use scheduler::{Command, Scheduler, SchedulerConfig};
 use status::{add, Shared};
+use tokenizer::Tokenizer;
 
 /// What a caller sends: a raw completion prompt or chat messages.
 #[derive(Debug, Clone)]
@@ -74,7 +76,15 @@ pub struct ModelInfo {
 struct Loaded {
     model: Arc<LlamaModel>,
     template: ChatTemplate,
+    tokenizer: Tokenizer,
     n_ctx_per_seq: u32,
+}
+
+impl Loaded {
+    fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<LlamaToken> {
+        self.tokenizer
+            .tokenize(&self.model, text.as_bytes(), add_special, parse_special)
+    }
 }
 
 /// Handle to one model served by its own inference thread.
@@ -191,9 +201,7 @@ impl Engine {
     pub fn tokenize(&self, text: &str) -> EngineResult<Vec<u32>> {
         let loaded = self.loaded()?;
         Ok(loaded
-            .model
-            .vocab()
-            .tokenize(text.as_bytes(), false, false)
+            .tokenize(text, false, false)
             .into_iter()
             .map(|t| t.0 as u32)
             .collect())
@@ -458,6 +466,7 @@ fn inference_thread(
         let info = model_info(&model, &config, n_ctx_per_seq, n_batch, &template, started);
         info!(model = %info.name, context = n_ctx_per_seq, load_ms = info.load_ms, "model loaded");
         let _ = loaded.set(Loaded {
+            tokenizer: Tokenizer::new(&model),
             model: model.clone(),
             template,
             n_ctx_per_seq,

@@ -124,7 +124,7 @@ pub(super) fn prompt_tokens(
             if text.is_empty() {
                 return Err(EngineError::invalid_argument("the prompt is empty"));
             }
-            vocab.tokenize(text.as_bytes(), vocab.should_add_bos(), parse_special)
+            loaded.tokenize(text, vocab.should_add_bos(), parse_special)
         }
         Input::Chat(messages) => {
             if messages.is_empty() {
@@ -159,14 +159,12 @@ fn chat_tokens(
     let rendered = loaded.template.render(&loaded.model, messages)?;
     tracing::trace!(prompt = %rendered, "rendered chat prompt");
     let add_bos = vocab.should_add_bos() && !loaded.template.starts_with_bos(&rendered);
-    let has_special_text = |m: &ChatMessage| {
-        vocab.tokenize(m.content.as_bytes(), false, true)
-            != vocab.tokenize(m.content.as_bytes(), false, false)
-    };
+    let has_special_text =
+        |m: &ChatMessage| loaded.tokenizer.has_control_text(&loaded.model, &m.content);
     // The common case, and the one whose tokens prompt caches see: one tokenization of the
     // whole text, exactly as llama.cpp's own server does it.
     if parse_special || !messages.iter().any(has_special_text) {
-        return Ok(vocab.tokenize(rendered.as_bytes(), add_bos, true));
+        return Ok(loaded.tokenize(&rendered, add_bos, true));
     }
     // Some content contains control-token text: render again with placeholders to learn where
     // each content sits, then tokenize the template's text with control tokens and the
@@ -206,7 +204,7 @@ fn chat_tokens(
         if text.is_empty() {
             continue;
         }
-        tokens.extend(vocab.tokenize(text.as_bytes(), first && add_bos, !is_content));
+        tokens.extend(loaded.tokenize(text, first && add_bos, !is_content));
         first = false;
     }
     Ok(tokens)

@@ -542,3 +542,107 @@ fn admission_refuses_beyond_parallel_plus_max_queue_at_submit_and_gives_places_b
     }
     e.shutdown_blocking();
 }
+
+/// Texts with many special-token texts, in every arrangement the cut rules care about.
+fn special_heavy_texts() -> Vec<String> {
+    let mut texts = Vec::new();
+    let pieces = [
+        "<|im_start|>",
+        "<|im_end|>",
+        "<start_of_turn>",
+        "<end_of_turn>",
+        "<bos>",
+        "<eos>",
+        "<|endoftext|>",
+        "<b>",
+        "<table>",
+        " ",
+        "\n",
+        "  ",
+        "hello",
+        " world",
+        "سلام",
+        "<",
+        "|",
+        ">",
+        "<|im_",
+        "start|>",
+    ];
+    // A deterministic pseudo-random walk over the pieces (no rand dependency).
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for len in [1usize, 7, 40, 300] {
+        for _ in 0..8 {
+            let mut text = String::new();
+            for _ in 0..len {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                text.push_str(pieces[(state % pieces.len() as u64) as usize]);
+            }
+            texts.push(text);
+        }
+    }
+    texts.push("<|im_start|>user\nhi<|im_end|>\n".repeat(50));
+    texts.push("<start_of_turn>user\nسلام<end_of_turn>\n".repeat(50));
+    texts
+}
+
+#[test]
+fn tokenizing_in_pieces_gives_exactly_llama_cpp_tokens() {
+    let backend = backend::get().expect("backend");
+    for file in [
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "gemma-3-270m-q4_k_m.gguf",
+    ] {
+        let model = LlamaModel::load_from_file(
+            backend,
+            model_path(file),
+            &LlamaModelParams::default().with_vocab_only(true),
+        )
+        .expect("model loads");
+        // Cut after every second special-token text, to exercise the cuts on short texts.
+        let pieces = tokenizer::with_piece_size(&model, 2);
+        let mut cut = [0usize; 2];
+        for text in special_heavy_texts() {
+            for add_special in [false, true] {
+                for parse_special in [false, true] {
+                    if pieces.pieces(text.as_bytes(), parse_special) > 1 {
+                        cut[parse_special as usize] += 1;
+                    }
+                    assert_eq!(
+                        pieces.tokenize(&model, text.as_bytes(), add_special, parse_special),
+                        model.vocab().tokenize(text.as_bytes(), add_special, parse_special),
+                        "{file}, add_special {add_special}, parse_special {parse_special}: {text:?}"
+                    );
+                }
+            }
+        }
+        // A text without control-token text tokenizes the same with and without parse_special.
+        for text in special_heavy_texts() {
+            let parsed = model.vocab().tokenize(text.as_bytes(), false, true);
+            let plain = model.vocab().tokenize(text.as_bytes(), false, false);
+            if !pieces.has_control_text(&model, &text) {
+                assert_eq!(parsed, plain, "{file}: {text:?}");
+            }
+        }
+        // The comparison covered texts that were actually cut.
+        assert!(cut[1] > 10, "{file}: {cut:?}");
+        eprintln!("{file}: texts cut without/with parse_special: {cut:?}");
+    }
+}
+
+#[test]
+fn a_chat_of_many_messages_tokenizes_in_linear_time() {
+    let chat: Vec<ChatMessage> = (0..20_000)
+        .map(|i| message(Role::User, &format!("turn {i}")))
+        .collect();
+    let started = std::time::Instant::now();
+    let n = engine().count_tokens(&Input::Chat(chat)).unwrap();
+    assert!(n > 100_000);
+    // llama.cpp alone took ~25 s on this input.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

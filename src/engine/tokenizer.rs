@@ -1,0 +1,225 @@
+//! Tokenization whose cost stays linear in the number of control-token texts in the input.
+//!
+//! llama.cpp's tokenizer first cuts the text at every special-token text
+//! (`tokenizer_st_partition`), and each cut walks its list of fragments from the start, so the
+//! cost grows with the square of how many it finds. A chat of 20,000 short messages (40,000
+//! `<|im_start|>`/`<|im_end|>`) took 25 s to tokenize here, 100,000 messages would take
+//! minutes, and all the while the prompt thread, and every request queued behind it, waits.
+//!
+//! So text holding many special-token texts is cut, right after one of them, into pieces of
+//! at most `SPECIALS_PER_PIECE`, and each piece is tokenized alone. That changes no token:
+//! llama.cpp cuts the text at that point too, and its SPM and BPE tokenizers treat the text
+//! after a special token the same whether or not it starts the input. Only cuts where that
+//! provably holds are taken: after a token that does not strip the whitespace to its right,
+//! and where no other special-token text straddles the cut. Other vocabulary types, and text
+//! with few special-token texts (every ordinary prompt), go to llama.cpp unchanged.
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::VocabType;
+use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token_type::LlamaTokenAttr;
+
+/// Special-token texts per piece; llama.cpp's quadratic partition is cheap at this size.
+const SPECIALS_PER_PIECE: usize = 256;
+
+/// The special-token texts llama.cpp cuts at: with `parse_special`, control, user-defined and
+/// unknown tokens; without it, only user-defined ones.
+struct Specials {
+    /// Leftmost-longest matcher, for counting and for finding cut candidates.
+    matcher: AhoCorasick,
+    /// Every occurrence, overlapping, for checking that nothing straddles a cut.
+    overlapping: AhoCorasick,
+    /// Per pattern: the token strips whitespace to its right (a cut after it would keep it).
+    rstrip: Vec<bool>,
+    longest: usize,
+}
+
+impl Specials {
+    fn build(texts: Vec<(Vec<u8>, bool)>) -> Option<Self> {
+        if texts.is_empty() {
+            return None;
+        }
+        let longest = texts.iter().map(|(t, _)| t.len()).max().unwrap_or(0);
+        let patterns: Vec<&[u8]> = texts.iter().map(|(t, _)| t.as_slice()).collect();
+        let matcher = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&patterns)
+            .ok()?;
+        let overlapping = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&patterns)
+            .ok()?;
+        Some(Self {
+            matcher,
+            overlapping,
+            rstrip: texts.iter().map(|(_, r)| *r).collect(),
+            longest,
+        })
+    }
+
+    /// True when no special-token text starts before `cut` and ends after it.
+    fn clean_cut(&self, text: &[u8], cut: usize) -> bool {
+        let from = cut.saturating_sub(self.longest);
+        let to = (cut + self.longest).min(text.len());
+        !self
+            .overlapping
+            .find_overlapping_iter(&text[from..to])
+            .any(|m| from + m.start() < cut && from + m.end() > cut)
+    }
+
+    /// Where to cut `text`: after every `per_piece`-th special-token text, at the first clean
+    /// cut from there on. Empty when the text needs no cutting.
+    fn cuts(&self, text: &[u8], per_piece: usize) -> Vec<usize> {
+        let mut cuts = Vec::new();
+        let mut since_cut = 0;
+        for m in self.matcher.find_iter(text) {
+            since_cut += 1;
+            if since_cut >= per_piece
+                && m.end() < text.len()
+                && !self.rstrip[m.pattern().as_usize()]
+                && self.clean_cut(text, m.end())
+            {
+                cuts.push(m.end());
+                since_cut = 0;
+            }
+        }
+        cuts
+    }
+}
+
+/// Tokenizes like `vocab.tokenize`, in pieces when the text holds many special-token texts.
+pub struct Tokenizer {
+    /// For `parse_special` true and false; None where pieces are never needed or not safe.
+    parsing: Option<Specials>,
+    plain: Option<Specials>,
+    /// Every text that only `parse_special` turns into a token (control and unknown tokens).
+    control: Option<AhoCorasick>,
+    per_piece: usize,
+}
+
+impl Tokenizer {
+    pub fn new(model: &LlamaModel) -> Self {
+        Self::with_piece_size(model, SPECIALS_PER_PIECE)
+    }
+
+    fn with_piece_size(model: &LlamaModel, per_piece: usize) -> Self {
+        let vocab = model.vocab();
+        let none = Self {
+            parsing: None,
+            plain: None,
+            control: None,
+            per_piece,
+        };
+        // Only these two tokenizers are known to carry no state across a special token.
+        if !matches!(vocab.vocab_type(), VocabType::SPM | VocabType::BPE) {
+            return none;
+        }
+        // `attr()` panics on attribute bits it does not know: then tokenize as llama.cpp does.
+        let scanned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut parsing = Vec::new();
+            let mut plain = Vec::new();
+            let mut control = Vec::new();
+            for token in vocab.tokens() {
+                let attr = vocab.attr(token);
+                let user_defined = attr.contains(LlamaTokenAttr::UserDefined);
+                let special = user_defined
+                    || attr.contains(LlamaTokenAttr::Control)
+                    || attr.contains(LlamaTokenAttr::Unknown);
+                let Some(text) = vocab.text(token).map(|t| t.to_bytes().to_vec()) else {
+                    continue;
+                };
+                if !special || text.is_empty() {
+                    continue;
+                }
+                let rstrip = attr.contains(LlamaTokenAttr::RStrip);
+                if user_defined {
+                    plain.push((text.clone(), rstrip));
+                } else {
+                    control.push(text.clone());
+                }
+                parsing.push((text, rstrip));
+            }
+            (parsing, plain, control)
+        }));
+        let Ok((parsing, plain, control)) = scanned else {
+            return none;
+        };
+        Self {
+            parsing: Specials::build(parsing),
+            plain: Specials::build(plain),
+            control: AhoCorasick::new(&control).ok(),
+            per_piece,
+        }
+    }
+
+    /// Whether `parse_special` could change how `text` tokenizes: it holds the text of a
+    /// control token somewhere. One linear scan, where comparing two tokenizations costs two
+    /// trips through llama.cpp's tokenizer (which compiles its regexes on every call).
+    pub fn has_control_text(&self, model: &LlamaModel, text: &str) -> bool {
+        match &self.control {
+            Some(control) => control.find_overlapping_iter(text).next().is_some(),
+            None => {
+                let vocab = model.vocab();
+                vocab.tokenize(text.as_bytes(), false, true)
+                    != vocab.tokenize(text.as_bytes(), false, false)
+            }
+        }
+    }
+
+    pub fn tokenize(
+        &self,
+        model: &LlamaModel,
+        text: &[u8],
+        add_special: bool,
+        parse_special: bool,
+    ) -> Vec<LlamaToken> {
+        let vocab = model.vocab();
+        let specials = if parse_special {
+            &self.parsing
+        } else {
+            &self.plain
+        };
+        let cuts = specials
+            .as_ref()
+            .map(|s| s.cuts(text, self.per_piece))
+            .unwrap_or_default();
+        if cuts.is_empty() {
+            return vocab.tokenize(text, add_special, parse_special);
+        }
+        // What `add_special` adds around the whole text (llama.cpp's SPM and BPE branches).
+        let mut tokens = Vec::new();
+        if add_special && vocab.should_add_bos() {
+            tokens.push(vocab.bos());
+        }
+        let mut start = 0;
+        for end in cuts.into_iter().chain(std::iter::once(text.len())) {
+            tokens.extend(vocab.tokenize(&text[start..end], false, parse_special));
+            start = end;
+        }
+        if add_special && vocab.should_add_eos() {
+            tokens.push(vocab.eos());
+        }
+        tokens
+    }
+}
+
+#[cfg(test)]
+impl Tokenizer {
+    /// How many pieces `tokenize` would cut the text into.
+    pub(super) fn pieces(&self, text: &[u8], parse_special: bool) -> usize {
+        let specials = if parse_special {
+            &self.parsing
+        } else {
+            &self.plain
+        };
+        1 + specials
+            .as_ref()
+            .map_or(0, |s| s.cuts(text, self.per_piece).len())
+    }
+}
+
+#[cfg(test)]
+pub(super) fn with_piece_size(model: &LlamaModel, per_piece: usize) -> Tokenizer {
+    Tokenizer::with_piece_size(model, per_piece)
+}
