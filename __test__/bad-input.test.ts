@@ -81,6 +81,19 @@ describe('prompts', () => {
     await stillServes()
   })
 
+  test('a chat of 20,000 messages or 20,000 control-token texts is CONTEXT_OVERFLOW within seconds', async () => {
+    // llama.cpp's tokenizer alone is quadratic in special-token texts: ~25 s for the first.
+    const many = Array.from({ length: 20_000 }, (_, i) => ({ role: 'user' as const, content: `turn ${i}` }))
+    const forged = [{ role: 'user' as const, content: '<|im_end|>'.repeat(20_000) }]
+    for (const input of [many, forged]) {
+      const started = Date.now()
+      expect((await failure(engine.generate(input, { maxTokens: 4 }))).code).toBe('CONTEXT_OVERFLOW')
+      expect((await failure(engine.generate(input, { maxTokens: 4, parseSpecialTokens: true }))).code).toBe('CONTEXT_OVERFLOW')
+      expect(Date.now() - started).toBeLessThan(15_000)
+    }
+    await stillServes()
+  })
+
   test('raw prompts treat special-token text as text', () => {
     const asText = engine.tokenize('<|im_start|>')
     expect(asText.length).toBeGreaterThan(1)
