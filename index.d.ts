@@ -266,7 +266,7 @@ export declare function health(): Health
 export declare function metrics(): Metrics
 /** Token ids of `text` (no BOS; special-token text stays text). */
 export declare function tokenize(text: string): Uint32Array
-/** Text of token ids; `detokenize(tokenize(s)) === s`. */
+/** Text of token ids; `detokenize(tokenize(s)) === s` for any well-formed string (a lone surrogate half becomes U+FFFD, as in any UTF-8 encoding). */
 export declare function detokenize(tokens: Uint32Array | number[]): string
 /** Prompt tokens an input costs (chat input is rendered with the template first). */
 export declare function countTokens(input: Input): number
@@ -275,6 +275,8 @@ export declare function shutdown(): Promise<void>
 
 /** One loaded model with its own inference thread; several may be loaded at once. */
 export declare class Engine {
+  /** Engines are created by `Engine.load()`; `new Engine()` throws INVALID_ARGUMENT. */
+  private constructor()
   static load(options: Omit<InitializeOptions, 'replace'>): Promise<Engine>
   readonly info: ModelInfo
   generate(input: Input, options?: GenerateOptions): Promise<Generation>

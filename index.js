@@ -144,12 +144,16 @@ function nativeInput(input) {
   }
   if (!Array.isArray(input)) throw invalid('input must be a prompt string or an array of { role, content } messages')
   if (input.length === 0) throw invalid('messages is empty: pass at least one message')
-  return input.map((m, i) => {
+  // An index loop, not map(): map skips the holes of a sparse array.
+  const messages = new Array(input.length)
+  for (let i = 0; i < input.length; i++) {
+    const m = input[i]
     if (!m || typeof m !== 'object') throw invalid(`messages[${i}] must be an object { role, content }`)
     if (typeof m.role !== 'string') throw invalid(`messages[${i}].role must be a string`)
     if (typeof m.content !== 'string') throw invalid(`messages[${i}].content must be a string`)
-    return { role: m.role, content: m.content }
-  })
+    messages[i] = { role: m.role, content: m.content }
+  }
+  return messages
 }
 
 function generateOptions(options) {
@@ -163,14 +167,24 @@ function generateOptions(options) {
   let jsonSchema = o.jsonSchema
   if (jsonSchema !== undefined && jsonSchema !== null && typeof jsonSchema !== 'string') {
     if (typeof jsonSchema !== 'object') throw invalid('jsonSchema must be an object or a JSON string')
-    jsonSchema = JSON.stringify(jsonSchema)
+    try {
+      jsonSchema = JSON.stringify(jsonSchema)
+    } catch (err) {
+      // A cycle, or nesting deeper than the JS stack.
+      throw invalid(`jsonSchema cannot be turned into JSON (${err && err.message}): pass a plain, acyclic object`)
+    }
   }
   for (const key of ['cachePrompt', 'parseSpecialTokens']) {
     if (o[key] !== undefined && o[key] !== null && typeof o[key] !== 'boolean') throw invalid(`${key} must be a boolean`)
   }
   const signal = o.signal
   if (signal !== undefined && signal !== null) {
-    if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' || typeof signal.addEventListener !== 'function') {
+    if (
+      typeof signal !== 'object' ||
+      typeof signal.aborted !== 'boolean' ||
+      typeof signal.addEventListener !== 'function' ||
+      typeof signal.removeEventListener !== 'function'
+    ) {
       throw invalid('signal must be an AbortSignal')
     }
   }
@@ -193,7 +207,47 @@ function generateOptions(options) {
     contextOverflow: o.contextOverflow,
     parseSpecialTokens: o.parseSpecialTokens,
   })
-  return { native, signal: signal || null }
+  const timeoutMs = typeof o.timeoutMs === 'number' && Number.isFinite(o.timeoutMs) && o.timeoutMs >= 1 ? o.timeoutMs : null
+  return { native, signal: signal || null, timeoutMs }
+}
+
+/**
+ * What a request listens to besides the engine: its AbortSignal, and a timer for its
+ * deadline, so TIMEOUT arrives on time even while the engine is busy preparing a long
+ * prompt ahead of it. The engine enforces the deadline too and cleans up after either.
+ * A caller's signal that throws from add/removeEventListener cannot break a request.
+ */
+function watchRequest(signal, timeoutMs, onAbort, onTimeout) {
+  let timer = null
+  if (timeoutMs !== null) {
+    timer = setTimeout(onTimeout, timeoutMs)
+    if (typeof timer.unref === 'function') timer.unref()
+  }
+  if (signal) {
+    try {
+      signal.addEventListener('abort', onAbort, { once: true })
+    } catch (err) {
+      if (timer) clearTimeout(timer)
+      throw invalid(`signal.addEventListener threw (${err && err.message}): pass an AbortSignal`)
+    }
+  }
+  return () => {
+    if (timer) clearTimeout(timer)
+    if (signal) {
+      try {
+        signal.removeEventListener('abort', onAbort)
+      } catch (_) {
+        // The request is over either way.
+      }
+    }
+  }
+}
+
+function timeoutError(ms) {
+  return new LlamaError(
+    ErrorCode.TIMEOUT,
+    `the request did not finish within timeoutMs = ${Math.floor(ms)} (queue wait included): raise timeoutMs or lower maxTokens`,
+  )
 }
 
 function toGeneration(g) {
@@ -216,10 +270,14 @@ function abortedError() {
 /** One loaded model with its own inference thread. */
 class Engine {
   /** @private use Engine.load */
-  constructor(native, info) {
+  constructor(native, info, defaultTimeoutMs) {
+    if (!native || typeof native.submit !== 'function') {
+      throw invalid('an Engine is created by Engine.load(options), not new Engine()')
+    }
     this._native = native
     this.info = info
     this._stopping = null
+    this._defaultTimeoutMs = typeof defaultTimeoutMs === 'number' && defaultTimeoutMs >= 1 ? defaultTimeoutMs : null
   }
 
   static load(options) {
@@ -243,7 +301,7 @@ class Engine {
             // Frees the thread that reported the failure.
             native.shutdown(() => {})
           } else {
-            resolve(new Engine(native, event.info))
+            resolve(new Engine(native, event.info, nativeOptions.defaultTimeoutMs))
           }
         })
       } catch (err) {
@@ -261,7 +319,7 @@ class Engine {
     return new Promise((resolve, reject) => {
       let settled = false
       let request = null
-      let signal = null
+      let unwatch = null
       const onAbort = () => {
         if (request) request.cancel('abort')
         settle(abortedError())
@@ -269,19 +327,30 @@ class Engine {
       const settle = (err, value) => {
         if (settled) return
         settled = true
-        if (signal) signal.removeEventListener('abort', onAbort)
+        if (unwatch) unwatch()
         if (err) reject(err)
         else resolve(value)
       }
       try {
         const parsed = generateOptions(options)
-        signal = parsed.signal
+        const signal = parsed.signal
         if (signal && signal.aborted) throw abortedError()
+        const timeoutMs = parsed.timeoutMs !== null ? parsed.timeoutMs : this._defaultTimeoutMs
         request = this._submit(input, parsed.native, false, (event) => {
           if (event.kind === 'done') settle(null, toGeneration(event.generation))
           else if (event.kind === 'error') settle(failure(event.error))
         })
-        if (signal) signal.addEventListener('abort', onAbort, { once: true })
+        try {
+          unwatch = watchRequest(signal, timeoutMs, onAbort, () => {
+            request.cancel('timeout')
+            settle(timeoutError(timeoutMs))
+          })
+        } catch (err) {
+          request.cancel('abort')
+          throw err
+        }
+        // The engine may have answered already (an early error): nothing left to watch.
+        if (settled) unwatch()
       } catch (err) {
         settle(toError(err))
       }
@@ -290,12 +359,12 @@ class Engine {
 
   stream(input, options) {
     let request = null
-    let signal = null
+    let unwatch = null
     let finished = false
     const engine = this
     const cleanup = () => {
       finished = true
-      if (signal) signal.removeEventListener('abort', onAbort)
+      if (unwatch) unwatch()
     }
     let controllerRef = null
     const onAbort = () => {
@@ -311,8 +380,9 @@ class Engine {
           controllerRef = controller
           try {
             const parsed = generateOptions(options)
-            signal = parsed.signal
+            const signal = parsed.signal
             if (signal && signal.aborted) throw abortedError()
+            const timeoutMs = parsed.timeoutMs !== null ? parsed.timeoutMs : engine._defaultTimeoutMs
             let tokensSent = 0
             request = engine._submit(input, parsed.native, true, (event) => {
               if (finished) return
@@ -332,7 +402,19 @@ class Engine {
                 controller.error(failure(event.error))
               }
             })
-            if (signal) signal.addEventListener('abort', onAbort, { once: true })
+            try {
+              unwatch = watchRequest(signal, timeoutMs, onAbort, () => {
+                request.cancel('timeout')
+                if (!finished) {
+                  cleanup()
+                  controller.error(timeoutError(timeoutMs))
+                }
+              })
+            } catch (err) {
+              request.cancel('abort')
+              throw err
+            }
+            if (finished) unwatch()
           } catch (err) {
             cleanup()
             controller.error(toError(err))
@@ -423,7 +505,12 @@ function loadedEngine() {
 }
 
 async function initialize(options) {
-  const replace = options && typeof options === 'object' && options.replace === true
+  let replace
+  try {
+    replace = options !== null && typeof options === 'object' && options.replace === true
+  } catch (err) {
+    throw invalid(`reading options.replace threw (${err && err.message})`)
+  }
   if (current && !replace) {
     const what = current.engine ? `"${current.engine.info.name}" is already loaded` : 'a model is already loading'
     throw new LlamaError(ErrorCode.ALREADY_INITIALIZED, `${what}: call shutdown() first, or pass { replace: true }`)

@@ -156,9 +156,59 @@ describe('other options', () => {
     ['a non-boolean cachePrompt', { cachePrompt: 'yes' }],
     ['an unknown contextOverflow', { contextOverflow: 'truncate' }],
     ['a signal that is not an AbortSignal', { signal: {} }],
+    ['a signal without removeEventListener', { signal: { aborted: false, addEventListener() {} } }],
     ['options that are not an object', 'fast'],
+    // Each of these took the whole process down inside llama.cpp (abort, endless loop, stack overflow).
+    ['a grammar naming an end-of-generation token', { grammar: 'root ::= "hi" <|im_end|>' }],
+    ['a grammar naming a token id beyond the vocabulary', { grammar: 'root ::= <[999999999]>' }],
+    ['a grammar with a NUL escape', { grammar: 'root ::= "a" "\\x00"' }],
+    ['a grammar whose class matches nothing', { grammar: 'root ::= [^\\x01-\\U0010FFFF]' }],
+    ['a repetition with max below min', { grammar: 'root ::= "x"{3,2}' }],
+    ['parentheses nested 5,000 deep', { grammar: 'root ::= ' + '('.repeat(5000) + '"a"' + ')'.repeat(5000) }],
+    ['a jsonSchema with minLength above maxLength', { jsonSchema: { type: 'string', minLength: 5, maxLength: 1 } }],
   ])('%s is INVALID_ARGUMENT', async (_name, options) => {
     expect((await failure(engine.generate('hi', options as never))).code).toBe('INVALID_ARGUMENT')
+    await stillServes()
+  })
+})
+
+describe('caller objects that misbehave', () => {
+  test('a sparse messages array and a cyclic jsonSchema are INVALID_ARGUMENT', async () => {
+    // eslint-disable-next-line no-sparse-arrays
+    expect((await failure(engine.generate([, { role: 'user', content: 'x' }] as never))).code).toBe('INVALID_ARGUMENT')
+    const cyclic: Record<string, unknown> = { type: 'object' }
+    cyclic.self = cyclic
+    expect((await failure(engine.generate('hi', { jsonSchema: cyclic }))).code).toBe('INVALID_ARGUMENT')
+    await stillServes()
+  })
+
+  test('a signal whose addEventListener throws: INVALID_ARGUMENT, and the request does not run on', async () => {
+    const signal = { aborted: false, addEventListener() { throw new Error('boom') }, removeEventListener() {} }
+    const err = await failure(engine.generate('Count to one hundred:', { maxTokens: 200, signal: signal as never }))
+    expect(err.code).toBe('INVALID_ARGUMENT')
+    const deadline = Date.now() + 10_000
+    while (engine.health().slotsBusy + engine.health().queueDepth > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    expect(engine.health()).toMatchObject({ slotsBusy: 0, queueDepth: 0 })
+    await stillServes()
+  })
+
+  test('new Engine() is INVALID_ARGUMENT', () => {
+    let err: { code?: string } | null = null
+    try {
+      new (Engine as unknown as new () => Engine)()
+    } catch (e) {
+      err = e as { code?: string }
+    }
+    expect(err && err.code).toBe('INVALID_ARGUMENT')
+  })
+
+  test('timeoutMs holds while the request waits behind a long prompt being tokenized', async () => {
+    const long = engine.generate('hello world '.repeat(200_000), { maxTokens: 2 }) // ~1.5 s of tokenizing
+    const started = Date.now()
+    const err = await failure(engine.generate('Hi', { maxTokens: 2, timeoutMs: 200 }))
+    expect(err.code).toBe('TIMEOUT')
+    expect(Date.now() - started).toBeLessThan(1000)
+    expect((await failure(long)).code).toBe('CONTEXT_OVERFLOW')
     await stillServes()
   })
 })

@@ -4,14 +4,20 @@
 //! Why: llama.cpp prints a grammar's syntax error straight to stderr (`fprintf`), past any log
 //! setting, and reports only failure to the caller. Checking first gives the caller an
 //! `INVALID_ARGUMENT` that says where the grammar is wrong, at submit time, and keeps stderr
-//! quiet. The check is never stricter than llama.cpp: what it does not model (whether a
-//! `<token>` is one token of the vocabulary, the limit on rules that nested repetitions
-//! generate) is left to llama.cpp, which still rejects it.
+//! quiet. What it does not model (whether a `<token>` is one token of the vocabulary, the
+//! limit on rules that nested repetitions generate) is left to llama.cpp, which still rejects
+//! it. It is stricter than llama.cpp in three places only, each where llama.cpp itself would
+//! take the process down: a NUL written as an escape (llama.cpp's end marker for character
+//! lists; the sampler later throws across the FFI), `{m,n}` with n < m (the parser loops,
+//! allocating without end), and parentheses nested deeper than `MAX_NESTING` (its recursive
+//! parser overflows the inference thread's stack).
 
 use std::collections::BTreeSet;
 
 /// llama.cpp's MAX_REPETITION_THRESHOLD.
 const MAX_REPETITIONS: u64 = 2000;
+/// Deepest `(` nesting accepted; 5,000 levels crashed llama.cpp's parser here.
+const MAX_NESTING: usize = 256;
 
 /// Checks `src` and that it defines `root`. The error says what and where (line, column).
 pub fn check(src: &str, root: &str) -> Result<(), String> {
@@ -23,6 +29,7 @@ pub fn check(src: &str, root: &str) -> Result<(), String> {
         s: src.as_bytes(),
         defined: BTreeSet::new(),
         referenced: Vec::new(),
+        depth: 0,
     };
     let mut i = p.space(0, true);
     while i < p.s.len() {
@@ -47,6 +54,8 @@ struct Parser<'a> {
     s: &'a [u8],
     defined: BTreeSet<&'a str>,
     referenced: Vec<(&'a str, usize)>,
+    /// Parentheses open at the current position.
+    depth: usize,
 }
 
 fn is_word(c: u8) -> bool {
@@ -115,11 +124,10 @@ impl<'a> Parser<'a> {
             let hex = |digits: usize| {
                 let start = i + 2;
                 let ok = (start..start + digits).all(|k| self.at(k).is_ascii_hexdigit());
-                if ok {
-                    Ok(start + digits)
-                } else {
-                    self.fail(&format!("expecting {digits} hex digits"), start)
+                if !ok {
+                    return self.fail(&format!("expecting {digits} hex digits"), start);
                 }
+                Ok(start + digits)
             };
             return match self.at(i + 1) {
                 b'x' => hex(2),
@@ -133,6 +141,28 @@ impl<'a> Parser<'a> {
             Some(c) => Ok(i + c.len_utf8()),
             None => self.fail("unexpected end of the grammar", i),
         }
+    }
+
+    /// An escape for code point 0 starts at `i`. llama.cpp ends character lists with 0, so
+    /// only a range may start with it (`[^\x00-\x1F]`, as in its own json.gbnf).
+    fn nul_escape(&self, i: usize) -> bool {
+        let digits = match (self.at(i), self.at(i + 1)) {
+            (b'\\', b'x') => 2,
+            (b'\\', b'u') => 4,
+            (b'\\', b'U') => 8,
+            _ => return false,
+        };
+        (i + 2..i + 2 + digits).all(|k| self.at(k) == b'0')
+    }
+
+    fn no_nul(&self, i: usize) -> Result<(), String> {
+        if self.nul_escape(i) {
+            return self.fail(
+                "NUL (code point 0) can only start a range in a character class",
+                i,
+            );
+        }
+        Ok(())
     }
 
     /// `<[id]>` or `<text>`; returns the index after it.
@@ -185,6 +215,7 @@ impl<'a> Parser<'a> {
                         if i >= self.s.len() {
                             return self.fail("unterminated string", i);
                         }
+                        self.no_nul(i)?;
                         i = self.char(i)?;
                         has_item = true;
                     }
@@ -200,13 +231,17 @@ impl<'a> Parser<'a> {
                         if i >= self.s.len() {
                             return self.fail("unterminated character class", i);
                         }
+                        let first = i;
                         i = self.char(i)?;
                         has_item = true;
                         if self.at(i) == b'-' && self.at(i + 1) != b']' {
                             if i + 1 >= self.s.len() {
                                 return self.fail("unterminated character class", i + 1);
                             }
+                            self.no_nul(i + 1)?;
                             i = self.char(i + 1)?;
+                        } else {
+                            self.no_nul(first)?;
                         }
                     }
                     i = self.space(i + 1, nested);
@@ -224,8 +259,16 @@ impl<'a> Parser<'a> {
                 }
                 b'(' => {
                     let open = i;
+                    if self.depth == MAX_NESTING {
+                        return self.fail(
+                            &format!("parentheses nested deeper than {MAX_NESTING} levels"),
+                            i,
+                        );
+                    }
+                    self.depth += 1;
                     i = self.space(i + 1, true);
                     i = self.alternates(i, true)?;
+                    self.depth -= 1;
                     if self.at(i) != b')' {
                         return self.fail(
                             &format!("expecting ')' to close the '(' at {}", self.place(open)),
@@ -274,6 +317,12 @@ impl<'a> Parser<'a> {
                         }
                         _ => return self.fail("expecting ',' or '}'", i),
                     };
+                    if let Some(max) = max.filter(|&max| max < min) {
+                        return self.fail(
+                            &format!("the repetition maximum {max} is below its minimum {min}"),
+                            open,
+                        );
+                    }
                     if min > MAX_REPETITIONS {
                         return self
                             .fail(&format!("more than {MAX_REPETITIONS} repetitions"), open);
@@ -384,11 +433,25 @@ ws ::= | " " | "\n" [ \t]{0,20}
             ("x ::= \"a\"", "no `root` rule"),
             ("root ::= \"a\"\n  | \"b\"", "expecting a rule name"),
             ("", "no `root` rule"),
+            // Where llama.cpp itself would crash, loop or abort.
+            ("root ::= \"a\" \"\\x00\"", "NUL"),
+            ("root ::= [\\x00]", "NUL"),
+            ("root ::= [a-\\x00]", "NUL"),
+            ("root ::= \"\\u0000\"", "NUL"),
+            ("root ::= \"x\"{3,2}", "maximum 2 is below its minimum 3"),
         ];
         for (g, want) in cases {
             let err = check(g, "root").unwrap_err();
             assert!(err.contains(want), "{g:?}: {err}");
         }
+        let deep = |n: usize| format!("root ::= {}\"a\"{}", "(".repeat(n), ")".repeat(n));
+        assert!(check(&deep(256), "root").is_ok());
+        assert!(check(&deep(257), "root")
+            .unwrap_err()
+            .contains("nested deeper"));
+        assert!(check(&deep(100_000), "root")
+            .unwrap_err()
+            .contains("nested deeper"));
         let err = check("root ::= \"a\"\nitem ::= (\"b\"", "root").unwrap_err();
         assert!(err.contains("line 2"), "{err}");
     }

@@ -244,7 +244,6 @@ impl GenerateOptions {
                 return Err(EngineError::invalid_argument("grammar is empty"))
             }
             (Some(g), _) => {
-                // The converter's output (jsonSchema) is llama.cpp's own and is not re-checked.
                 super::gbnf::check(g, "root").map_err(|e| {
                     EngineError::invalid_argument(format!(
                         "grammar is not valid GBNF: {e} (see llama.cpp's grammars/README.md)"
@@ -252,7 +251,17 @@ impl GenerateOptions {
                 })?;
                 Some(g.clone())
             }
-            (None, Some(schema)) => Some(json_schema_to_gbnf(schema)?),
+            (None, Some(schema)) => {
+                let gbnf = json_schema_to_gbnf(schema)?;
+                // llama.cpp's converter writes what the schema says, including what its
+                // grammar parser cannot survive: `minLength: 5, maxLength: 1` becomes `{5,1}`.
+                super::gbnf::check(&gbnf, "root").map_err(|e| {
+                    EngineError::invalid_argument(format!(
+                        "jsonSchema describes no valid grammar: {e} (check minLength/maxLength, minItems/maxItems and nesting)"
+                    ))
+                })?;
+                Some(gbnf)
+            }
             (None, None) => None,
         };
         let timeout = number("timeoutMs", self.timeout_ms, 1.0, MAX_TIMEOUT_MS, false)?

@@ -3,6 +3,8 @@
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 
 use super::error::{EngineError, EngineResult};
@@ -16,15 +18,66 @@ pub enum Sampler {
     /// vocabulary per token (49,152 entries for SmolLM2), which is work on the inference
     /// thread between decode steps, times every greedy slot in the batch.
     Argmax,
-    Chain(LlamaSampler),
+    /// The chain, and the candidate array it works on, kept between tokens.
+    Chain(LlamaSampler, Vec<LlamaTokenData>),
 }
 
 impl Sampler {
-    pub fn sample(&mut self, ctx: &LlamaContext, idx: i32) -> LlamaToken {
-        match self {
-            Sampler::Argmax => LlamaToken(first_max(ctx.get_logits_ith(idx)) as i32),
-            Sampler::Chain(chain) => chain.sample(ctx, idx),
+    /// Chooses the next token and lets the chain accept it.
+    ///
+    /// This is `llama_sampler_sample` (fill candidates from the logits, apply the chain,
+    /// accept the choice) done from Rust, because llama.cpp's grammar can take the process
+    /// down from `accept`: it throws a C++ exception when it cannot accept a token (an
+    /// exception that reaches Rust aborts), and it calls `GGML_ABORT` when asked to accept an
+    /// end-of-generation token before the grammar is complete, which happens when a grammar
+    /// names one (`root ::= "hi" <|im_end|>`): its own masking forbids that token, every
+    /// candidate ends at -inf, and the chain "selects" one anyway. So: a choice the grammar
+    /// forbade is an error, an end-of-generation token is never passed to `accept` (the
+    /// request ends there, and its sampler with it), and `try_accept` catches exceptions in
+    /// C++.
+    pub fn sample(
+        &mut self,
+        ctx: &LlamaContext,
+        model: &LlamaModel,
+        idx: i32,
+    ) -> EngineResult<LlamaToken> {
+        let (chain, candidates) = match self {
+            Sampler::Argmax => return Ok(LlamaToken(first_max(ctx.get_logits_ith(idx)) as i32)),
+            Sampler::Chain(chain, candidates) => (chain, candidates),
+        };
+        let mut data = std::mem::take(candidates);
+        data.clear();
+        data.extend(
+            ctx.get_logits_ith(idx)
+                .iter()
+                .enumerate()
+                .map(|(id, &logit)| LlamaTokenData::new(LlamaToken(id as i32), logit, 0.0)),
+        );
+        let mut array = LlamaTokenDataArray::new(data, false);
+        array.apply_sampler(chain);
+        let chosen = array
+            .selected
+            .and_then(|i| array.data.get(i))
+            .map(|d| (d.id(), d.logit()));
+        *candidates = array.data;
+        let token = match chosen {
+            Some((token, logit)) if logit != f32::NEG_INFINITY => token,
+            _ => {
+                return Err(EngineError::invalid_argument(
+                    "the grammar allows no token at this point: a class that matches nothing, or an end-of-generation token such as <|im_end|> named in the grammar (the grammar ends the reply by itself when it is complete)",
+                ))
+            }
+        };
+        if model.vocab().is_eog(token) {
+            return Ok(token);
         }
+        chain.try_accept(token).map_err(|e| {
+            EngineError::invalid_argument(format!(
+                "llama.cpp's grammar failed on token {} ({e}): check the grammar's token references",
+                token.0
+            ))
+        })?;
+        Ok(token)
     }
 }
 
@@ -45,7 +98,7 @@ pub fn build_sampler(model: &LlamaModel, p: &SamplingParams) -> EngineResult<Sam
     if p.temperature <= 0.0 && !penalties_on && p.grammar.is_none() {
         return Ok(Sampler::Argmax);
     }
-    build_chain(model, p, penalties_on).map(Sampler::Chain)
+    build_chain(model, p, penalties_on).map(|chain| Sampler::Chain(chain, Vec::new()))
 }
 
 fn build_chain(

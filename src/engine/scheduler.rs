@@ -449,7 +449,13 @@ impl<'m> Scheduler<'m> {
             let Some(idx) = a.logits_at.take() else {
                 continue;
             };
-            let token = a.sampler.sample(&self.ctx, idx);
+            let token = match a.sampler.sample(&self.ctx, self.model, idx) {
+                Ok(token) => token,
+                Err(err) => {
+                    self.fail_slot(i, err);
+                    continue;
+                }
+            };
             let now = Instant::now();
             if a.first_token_at.is_none() {
                 a.first_token_at = Some(now);
