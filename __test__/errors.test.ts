@@ -26,6 +26,17 @@ describe('before initialize', () => {
   })
 })
 
+/** A copy of SmolLM2 with one u32 metadata value replaced (key, then u32 type, then value). */
+function patchedSmolLM2(name: string, key: string, value: number): string {
+  const bytes = fs.readFileSync(SMOLLM2)
+  const at = bytes.indexOf(Buffer.from(key)) + key.length
+  expect(bytes.readUInt32LE(at)).toBe(4) // GGUF_TYPE_UINT32
+  bytes.writeUInt32LE(value, at + 4)
+  const p = path.join(tmp, name)
+  fs.writeFileSync(p, bytes)
+  return p
+}
+
 describe('bad model files: MODEL_LOAD_FAILED naming the path', () => {
   const cases: Array<[string, () => string]> = [
     ['a missing file', () => path.join(tmp, 'missing.gguf')],
@@ -49,6 +60,10 @@ describe('bad model files: MODEL_LOAD_FAILED naming the path', () => {
       return p
     }],
     ['a directory', () => tmp],
+    // One metadata value patched: llama.cpp's loader asserts (aborts the process) on the first
+    // and cannot represent the second.
+    ['a GGUF that says it has 0 layers', () => patchedSmolLM2('block0.gguf', 'llama.block_count', 0)],
+    ['a GGUF with a trained context of 2^32 - 1', () => patchedSmolLM2('ctxmax.gguf', 'llama.context_length', 0xffffffff)],
   ]
   test.each(cases)('%s', async (_name, make) => {
     const modelPath = make()

@@ -121,9 +121,20 @@ impl ChatTemplate {
                 }
             },
         };
+        // A broken template in the model file is a broken model file; in chatTemplate it is a
+        // bad argument.
+        let blame = |e: EngineError| {
+            match source {
+            TemplateSource::Model => EngineError::load_failed(format!(
+                "the model's own chat template cannot be used ({}): pass chatTemplate (Jinja source, or a family name such as 'chatml') to override it",
+                e.message
+            )),
+            _ => e,
+        }
+        };
         let (renderer, name) = if looks_like_jinja(&text) {
             (
-                Renderer::Jinja(Box::new(jinja_environment(text)?)),
+                Renderer::Jinja(Box::new(jinja_environment(text).map_err(blame)?)),
                 "jinja".to_string(),
             )
         } else {
@@ -148,10 +159,10 @@ impl ChatTemplate {
                 }],
             )
             .map_err(|e| {
-                EngineError::invalid_argument(format!(
+                blame(EngineError::invalid_argument(format!(
                     "chat template cannot be used: {}",
                     e.message
-                ))
+                )))
             })?;
         Ok(template)
     }
@@ -227,7 +238,7 @@ fn jinja_environment(source: String) -> EngineResult<Environment<'static>> {
     // instructions per message; this budget is about a second of work.
     env.set_fuel(Some(TEMPLATE_FUEL));
     env.add_template_owned(TEMPLATE_NAME, source).map_err(|e| {
-        EngineError::invalid_argument(format!("chat template is not valid Jinja: {e:#}"))
+        EngineError::invalid_argument(format!("chat template is not valid Jinja: {e}"))
     })?;
     Ok(env)
 }

@@ -44,41 +44,55 @@ pub fn check_gguf_file(path: &Path) -> EngineResult<()> {
             "model file {shown} has GGUF version {version}; this build reads versions 2 and 3"
         )));
     }
-    Ok(())
+    check_hyperparameters(path)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// llama.cpp's LLAMA_MAX_LAYERS.
+const MAX_LAYERS: u64 = 512;
 
-    fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("napi-llama-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
+/// Reads the metadata (not the tensors) and checks the numbers llama.cpp's loader asserts
+/// on or cannot represent: a layer count of 0 (`GGML_ASSERT`, which aborts the process) and a
+/// trained context that does not fit an i32. Anything else is left to llama.cpp.
+fn check_hyperparameters(path: &Path) -> EngineResult<()> {
+    use llama_cpp_2::gguf::GgufContext;
+    use llama_cpp_sys_2::{GGUF_TYPE_INT32, GGUF_TYPE_STRING, GGUF_TYPE_UINT32, GGUF_TYPE_UINT64};
+    let shown = path.display();
+    let Some(gguf) = GgufContext::from_file(path) else {
+        return Err(EngineError::load_failed(format!(
+            "model file {shown} has a GGUF header whose metadata cannot be read (corrupt or truncated file?)"
+        )));
+    };
+    let arch_key = gguf.find_key("general.architecture");
+    if arch_key < 0 || gguf.kv_type(arch_key) != GGUF_TYPE_STRING {
+        return Err(EngineError::load_failed(format!(
+            "model file {shown} does not name its architecture (general.architecture): not a llama.cpp model"
+        )));
     }
-
-    #[test]
-    fn rejects_bad_files_with_reasons() {
-        let missing = check_gguf_file(Path::new("/nonexistent/model.gguf")).unwrap_err();
-        assert!(missing.message.contains("/nonexistent/model.gguf"));
-        let text = check_gguf_file(&temp_file(
-            "text.gguf",
-            b"this is not a model, just some text here",
-        ))
-        .unwrap_err();
-        assert!(text.message.contains("not a GGUF"));
-        let empty = check_gguf_file(&temp_file("empty.gguf", b"")).unwrap_err();
-        assert!(empty.message.contains("too short"));
-        let dir = check_gguf_file(&std::env::temp_dir()).unwrap_err();
-        assert!(dir.message.contains("directory"));
-        let mut v9 = b"GGUF".to_vec();
-        v9.extend_from_slice(&9u32.to_le_bytes());
-        v9.extend_from_slice(&[0u8; 16]);
-        assert!(check_gguf_file(&temp_file("v9.gguf", &v9))
-            .unwrap_err()
-            .message
-            .contains("version 9"));
+    let arch = gguf.val_str(arch_key).unwrap_or_default().to_string();
+    // Typed reads assert (abort) on a type mismatch, so each is read with its own getter;
+    // other types are left to llama.cpp.
+    let number = |key: &str| -> Option<i128> {
+        let i = gguf.find_key(key);
+        if i < 0 {
+            return None;
+        }
+        match gguf.kv_type(i) {
+            GGUF_TYPE_UINT32 => Some(i128::from(gguf.val_u32(i))),
+            GGUF_TYPE_INT32 => Some(i128::from(gguf.val_i32(i))),
+            GGUF_TYPE_UINT64 => Some(i128::from(gguf.val_u64(i))),
+            _ => None,
+        }
+    };
+    let checks = [
+        (format!("{arch}.block_count"), 1, i128::from(MAX_LAYERS)),
+        (format!("{arch}.context_length"), 1, i128::from(i32::MAX)),
+    ];
+    for (key, lo, hi) in checks {
+        if let Some(v) = number(&key).filter(|v| !(lo..=hi).contains(v)) {
+            return Err(EngineError::load_failed(format!(
+                "model file {shown} says {key} = {v}, outside {lo}..={hi}: the file is corrupt or not a model llama.cpp can run"
+            )));
+        }
     }
+    Ok(())
 }
