@@ -212,15 +212,23 @@ function generateOptions(options) {
 }
 
 /**
+ * Extra time the JS-side timer gives the engine. The engine checks the deadline between
+ * decode steps and answers first (counting the timeout in metrics() as it does); the timer
+ * is for an engine that cannot look, such as one still tokenizing a long prompt ahead of
+ * this request.
+ */
+const TIMEOUT_GRACE_MS = 1000
+
+/**
  * What a request listens to besides the engine: its AbortSignal, and a timer for its
- * deadline, so TIMEOUT arrives on time even while the engine is busy preparing a long
- * prompt ahead of it. The engine enforces the deadline too and cleans up after either.
+ * deadline, so TIMEOUT arrives even while the engine is busy preparing a long prompt ahead
+ * of it. The engine enforces the deadline too and cleans up after either.
  * A caller's signal that throws from add/removeEventListener cannot break a request.
  */
 function watchRequest(signal, timeoutMs, onAbort, onTimeout) {
   let timer = null
   if (timeoutMs !== null) {
-    timer = setTimeout(onTimeout, timeoutMs)
+    timer = setTimeout(onTimeout, timeoutMs + TIMEOUT_GRACE_MS)
     if (typeof timer.unref === 'function') timer.unref()
   }
   if (signal) {

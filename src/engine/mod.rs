@@ -245,6 +245,7 @@ impl Engine {
         let params = options.validate(self.config.default_timeout, || {
             format!("req-{}", self.next_request.fetch_add(1, Ordering::Relaxed))
         })?;
+        check_grammar_tokens(self.loaded()?, &params.sampling.grammar_tokens)?;
         let _span = info_span!("request", request_id = %params.request_id).entered();
         if let Input::Text(t) = &input {
             tracing::trace!(prompt = %t, "prompt");
@@ -395,6 +396,42 @@ impl Drop for Engine {
 pub struct SubmittedRequest {
     pub cancel: CancelFlag,
     pub request_id: String,
+}
+
+/// What llama.cpp's grammar parser would reject (printing to stderr) or could never satisfy:
+/// a `<text>` that is not exactly one token, an id beyond the vocabulary, and an
+/// end-of-generation token, which llama.cpp's grammar masks out everywhere.
+fn check_grammar_tokens(loaded: &Loaded, uses: &[gbnf::TokenUse]) -> EngineResult<()> {
+    let vocab = loaded.model.vocab();
+    let n_vocab = vocab.n_tokens().max(0) as u32;
+    for u in uses {
+        let (token, shown) = match &u.token {
+            gbnf::TokenRef::Id(id) if *id >= n_vocab => {
+                return Err(EngineError::invalid_argument(format!(
+                    "grammar token <[{id}]> at {} is outside the vocabulary ({n_vocab} tokens)",
+                    u.place
+                )))
+            }
+            gbnf::TokenRef::Id(id) => (LlamaToken(*id as i32), format!("<[{id}]>")),
+            gbnf::TokenRef::Text(text) => match loaded.tokenize(text, false, true).as_slice() {
+                [one] => (*one, text.clone()),
+                many => {
+                    return Err(EngineError::invalid_argument(format!(
+                        "grammar token {text} at {} is {} tokens of this model's vocabulary, not one: use a literal string instead",
+                        u.place,
+                        many.len()
+                    )))
+                }
+            },
+        };
+        if vocab.is_eog(token) {
+            return Err(EngineError::invalid_argument(format!(
+                "grammar token {shown} at {} ends generation, and llama.cpp's grammar never allows such a token: leave it out, the reply ends by itself when the grammar is complete",
+                u.place
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn inference_thread(

@@ -187,6 +187,8 @@ pub struct SamplingParams {
     pub seed: u32,
     /// GBNF text (from `grammar`, or converted from `jsonSchema`).
     pub grammar: Option<String>,
+    /// The grammar's `<…>` token references, checked against the vocabulary at submit.
+    pub grammar_tokens: Vec<super::gbnf::TokenUse>,
 }
 
 /// Validated request parameters (everything but the input).
@@ -239,12 +241,13 @@ impl GenerateOptions {
                 "pass either grammar or jsonSchema, not both",
             ));
         }
+        let mut grammar_tokens = Vec::new();
         let grammar = match (&self.grammar, &self.json_schema) {
             (Some(g), _) if g.trim().is_empty() => {
                 return Err(EngineError::invalid_argument("grammar is empty"))
             }
             (Some(g), _) => {
-                super::gbnf::check(g, "root").map_err(|e| {
+                grammar_tokens = super::gbnf::check(g, "root").map_err(|e| {
                     EngineError::invalid_argument(format!(
                         "grammar is not valid GBNF: {e} (see llama.cpp's grammars/README.md)"
                     ))
@@ -255,7 +258,7 @@ impl GenerateOptions {
                 let gbnf = json_schema_to_gbnf(schema)?;
                 // llama.cpp's converter writes what the schema says, including what its
                 // grammar parser cannot survive: `minLength: 5, maxLength: 1` becomes `{5,1}`.
-                super::gbnf::check(&gbnf, "root").map_err(|e| {
+                grammar_tokens = super::gbnf::check(&gbnf, "root").map_err(|e| {
                     EngineError::invalid_argument(format!(
                         "jsonSchema describes no valid grammar: {e} (check minLength/maxLength, minItems/maxItems and nesting)"
                     ))
@@ -305,6 +308,7 @@ impl GenerateOptions {
                 penalty_last_n: 64,
                 seed,
                 grammar,
+                grammar_tokens,
             },
             stop,
             timeout,
