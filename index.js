@@ -115,9 +115,12 @@ function loadOptions(options) {
   }
   checkTypes(o, LOAD_NUMBERS, ['chatTemplate', 'logLevel'])
   for (const key of ['useMmap', 'responsiveEventLoop']) {
-    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw invalid(`${key} must be a boolean`)
+    // null means "not set", as for every other option.
+    if (o[key] !== undefined && o[key] !== null && typeof o[key] !== 'boolean') throw invalid(`${key} must be a boolean`)
   }
-  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw invalid('onProgress must be a function')
+  if (o.onProgress !== undefined && o.onProgress !== null && typeof o.onProgress !== 'function') {
+    throw invalid('onProgress must be a function')
+  }
   return defined({
     modelPath: o.modelPath,
     contextSize: o.contextSize,
@@ -254,7 +257,7 @@ function watchRequest(signal, timeoutMs, onAbort, onTimeout) {
 function timeoutError(ms) {
   return new LlamaError(
     ErrorCode.TIMEOUT,
-    `the request did not finish within timeoutMs = ${Math.floor(ms)} (queue wait included): raise timeoutMs or lower maxTokens`,
+    `the request did not finish within timeoutMs = ${ms} (queue wait included): raise timeoutMs or lower maxTokens`,
   )
 }
 

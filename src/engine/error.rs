@@ -67,7 +67,7 @@ impl EngineError {
 
     /// `TIMEOUT` for a request whose `timeoutMs` (given here) has passed.
     pub fn timed_out(timeout: Option<std::time::Duration>) -> Self {
-        let limit = timeout.map_or(0, |d| d.as_millis());
+        let limit = timeout.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
         Self::new(
             ErrorCode::Timeout,
             format!("the request did not finish within timeoutMs = {limit} (queue wait included): raise timeoutMs or lower maxTokens"),
