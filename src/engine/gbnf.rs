@@ -20,7 +20,7 @@ const MAX_REPETITIONS: u64 = 2000;
 const MAX_NESTING: usize = 256;
 
 /// A `<…>` token reference, which only the model's vocabulary can check.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TokenRef {
     /// `<[id]>`
     Id(u32),

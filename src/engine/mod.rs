@@ -245,7 +245,6 @@ impl Engine {
         let params = options.validate(self.config.default_timeout, || {
             format!("req-{}", self.next_request.fetch_add(1, Ordering::Relaxed))
         })?;
-        check_grammar_tokens(self.loaded()?, &params.sampling.grammar_tokens)?;
         let _span = info_span!("request", request_id = %params.request_id).entered();
         if let Input::Text(t) = &input {
             tracing::trace!(prompt = %t, "prompt");
@@ -400,11 +399,13 @@ pub struct SubmittedRequest {
 
 /// What llama.cpp's grammar parser would reject (printing to stderr) or could never satisfy:
 /// a `<text>` that is not exactly one token, an id beyond the vocabulary, and an
-/// end-of-generation token, which llama.cpp's grammar masks out everywhere.
+/// end-of-generation token, which llama.cpp's grammar masks out everywhere. Runs on the
+/// prompt thread: each distinct `<text>` costs a tokenization.
 fn check_grammar_tokens(loaded: &Loaded, uses: &[gbnf::TokenUse]) -> EngineResult<()> {
     let vocab = loaded.model.vocab();
     let n_vocab = vocab.n_tokens().max(0) as u32;
-    for u in uses {
+    let mut seen = std::collections::HashSet::new();
+    for u in uses.iter().filter(|u| seen.insert(&u.token)) {
         let (token, shown) = match &u.token {
             gbnf::TokenRef::Id(id) if *id >= n_vocab => {
                 return Err(EngineError::invalid_argument(format!(

@@ -187,7 +187,8 @@ pub struct SamplingParams {
     pub seed: u32,
     /// GBNF text (from `grammar`, or converted from `jsonSchema`).
     pub grammar: Option<String>,
-    /// The grammar's `<…>` token references, checked against the vocabulary at submit.
+    /// The grammar's `<…>` token references, checked against the vocabulary on the prompt
+    /// thread.
     pub grammar_tokens: Vec<super::gbnf::TokenUse>,
 }
 

@@ -1,5 +1,6 @@
-//! The prompt thread: renders chat templates, tokenizes and fits prompts to the context, off the
-//! caller's thread and off the inference thread.
+//! The prompt thread: renders chat templates, tokenizes and fits prompts to the context, and
+//! checks grammar token references against the vocabulary, off the caller's thread and off the
+//! inference thread.
 //!
 //! On the caller's (JS) thread, a long conversation cost milliseconds of blocked event loop per
 //! request (about 0.7 ms per kB of text here; a 1 MB prompt blocked it for over a second). On
@@ -63,6 +64,7 @@ pub(super) fn run(
             continue;
         }
         let fitted = catch_unwind(AssertUnwindSafe(|| {
+            super::check_grammar_tokens(model, &request.params.sampling.grammar_tokens)?;
             prompt::fit_prompt(model, &input, &request.params)
         }))
         .unwrap_or_else(|p| {
