@@ -96,3 +96,39 @@ fn check_hyperparameters(path: &Path) -> EngineResult<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("napi-llama-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn rejects_bad_files_with_reasons() {
+        let missing = check_gguf_file(Path::new("/nonexistent/model.gguf")).unwrap_err();
+        assert!(missing.message.contains("/nonexistent/model.gguf"));
+        let text = check_gguf_file(&temp_file(
+            "text.gguf",
+            b"this is not a model, just some text here",
+        ))
+        .unwrap_err();
+        assert!(text.message.contains("not a GGUF"));
+        let empty = check_gguf_file(&temp_file("empty.gguf", b"")).unwrap_err();
+        assert!(empty.message.contains("too short"));
+        let dir = check_gguf_file(&std::env::temp_dir()).unwrap_err();
+        assert!(dir.message.contains("directory"));
+        let mut v9 = b"GGUF".to_vec();
+        v9.extend_from_slice(&9u32.to_le_bytes());
+        v9.extend_from_slice(&[0u8; 16]);
+        assert!(check_gguf_file(&temp_file("v9.gguf", &v9))
+            .unwrap_err()
+            .message
+            .contains("version 9"));
+    }
+}
