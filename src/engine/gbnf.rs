@@ -4,13 +4,15 @@
 //! Why: llama.cpp prints a grammar's syntax error straight to stderr (`fprintf`), past any log
 //! setting, and reports only failure to the caller. Checking first gives the caller an
 //! `INVALID_ARGUMENT` that says where the grammar is wrong, at submit time, and keeps stderr
-//! quiet. What it does not model (whether a `<token>` is one token of the vocabulary, the
-//! limit on rules that nested repetitions generate) is left to llama.cpp, which still rejects
-//! it. It is stricter than llama.cpp in three places only, each where llama.cpp itself would
-//! take the process down: a NUL written as an escape (llama.cpp's end marker for character
-//! lists; the sampler later throws across the FFI), `{m,n}` with n < m (the parser loops,
-//! allocating without end), and parentheses nested deeper than `MAX_NESTING` (its recursive
-//! parser overflows the inference thread's stack).
+//! quiet. Whether a `<token>` is one token of the vocabulary needs the model: `check` returns
+//! the references, and the engine checks them on the prompt thread. The limit on rules that
+//! nested repetitions generate is left to llama.cpp, which still rejects it.
+//!
+//! The check is stricter than llama.cpp in three places only, each where llama.cpp itself
+//! would take the process down: a NUL written as an escape (llama.cpp's end marker for
+//! character lists; the sampler later throws across the FFI), `{m,n}` with n < m (the parser
+//! loops, allocating without end), and parentheses nested deeper than `MAX_NESTING` (its
+//! recursive parser overflows the inference thread's stack).
 
 use std::collections::BTreeSet;
 
