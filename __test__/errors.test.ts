@@ -82,6 +82,15 @@ describe('bad model files: MODEL_LOAD_FAILED naming the path', () => {
     expect((await failure(llama.initialize({ modelPath: SMOLLM2, logLevel: 'loud' as never }))).code).toBe('INVALID_ARGUMENT')
     expect((await failure(llama.initialize({ modelPath: SMOLLM2, threads: '2' as never }))).code).toBe('INVALID_ARGUMENT')
   })
+
+  test('a KV cache larger than memory is refused before llama.cpp allocates it', async () => {
+    // 256 × 8192 cells of SmolLM2 is about 45 GiB: without the check, clearing the buffer
+    // would bring in the OOM killer wherever overcommit lets the allocation through.
+    const err = await failure(llama.initialize({ modelPath: SMOLLM2, ...FAST, contextSize: 8192, parallel: 256 }))
+    expect(err.code).toBe('MODEL_LOAD_FAILED')
+    expect(err.message).toMatch(/KV cache .* GiB/)
+    expect(llama.health().status).toBe('error')
+  })
 })
 
 describe('with a model', () => {

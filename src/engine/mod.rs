@@ -6,6 +6,7 @@ pub mod chat_template;
 pub mod error;
 mod faults;
 mod gbnf;
+mod memory;
 mod model_file;
 pub mod options;
 mod preparer;
@@ -473,6 +474,12 @@ fn inference_thread(
                 Some(n) => n,
                 None => trained.min(options::DEFAULT_CONTEXT_SIZE),
             };
+            memory::check_fits(
+                memory::kv_cache_bytes(&model, n_ctx_per_seq, config.parallel),
+                memory::available_memory(),
+                n_ctx_per_seq,
+                config.parallel,
+            )?;
             let template = ChatTemplate::for_model(&model, config.chat_template.as_deref())?;
             Ok((n_ctx_per_seq, template))
         })();

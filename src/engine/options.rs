@@ -56,6 +56,16 @@ pub const DEFAULT_MAX_TOKENS: u32 = 512;
 pub const DEFAULT_PROMPT_CHUNK: u32 = 128;
 const MAX_TIMEOUT_MS: f64 = 24.0 * 3600.0 * 1000.0;
 
+/// Shows a number the way JavaScript would write it short: `1e308`, not 309 digits.
+fn show_number(v: f64) -> String {
+    let magnitude = v.abs();
+    if v.is_finite() && magnitude != 0.0 && !(1e-6..1e21).contains(&magnitude) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 /// Reads an optional number, rejecting NaN, infinities, non-integers (when `integer`) and
 /// values outside `[min, max]`, with a message naming the option.
 fn number(
@@ -66,19 +76,20 @@ fn number(
     integer: bool,
 ) -> EngineResult<Option<f64>> {
     let Some(v) = value else { return Ok(None) };
+    let shown = show_number(v);
     if !v.is_finite() {
         return Err(EngineError::invalid_argument(format!(
-            "{name} must be a finite number, got {v}"
+            "{name} must be a finite number, got {shown}"
         )));
     }
     if integer && v.fract() != 0.0 {
         return Err(EngineError::invalid_argument(format!(
-            "{name} must be an integer, got {v}"
+            "{name} must be an integer, got {shown}"
         )));
     }
     if v < min || v > max {
         return Err(EngineError::invalid_argument(format!(
-            "{name} must be between {min} and {max}, got {v}"
+            "{name} must be between {min} and {max}, got {shown}"
         )));
     }
     Ok(Some(v))
@@ -426,6 +437,19 @@ mod tests {
         let p = GenerateOptions::default().validate(None, id).unwrap();
         assert_eq!(p.max_tokens, DEFAULT_MAX_TOKENS);
         assert_eq!(p.request_id, "req-1");
+    }
+
+    #[test]
+    fn huge_numbers_are_shown_short() {
+        let err = GenerateOptions {
+            timeout_ms: Some(1e308),
+            ..Default::default()
+        }
+        .validate(None, id)
+        .unwrap_err();
+        assert!(err.message.ends_with("got 1e308"), "{}", err.message);
+        assert_eq!(show_number(2.5), "2.5");
+        assert_eq!(show_number(1e-9), "1e-9");
     }
 
     #[test]

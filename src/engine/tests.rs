@@ -279,6 +279,53 @@ fn bad_model_files_fail_with_load_failed() {
 }
 
 #[test]
+fn kv_cache_estimate_matches_llama_cpp_on_a_model_without_a_window() {
+    let model = LlamaModel::load_from_file(
+        backend::get().unwrap(),
+        smollm2(),
+        &LlamaModelParams::default(),
+    )
+    .unwrap();
+    // llama.cpp logs "KV buffer size = 22.50 MiB" for SmolLM2 at 1024 cells: 30 layers ×
+    // 3 KV heads × 64 × (K + V) × F16.
+    assert_eq!(
+        memory::kv_cache_bytes(&model, 512, 2),
+        Some(30 * 1024 * 3 * 64 * 2 * 2)
+    );
+}
+
+#[test]
+fn kv_cache_estimate_matches_llama_cpp_on_gemma3() {
+    let model = LlamaModel::load_from_file(
+        backend::get().unwrap(),
+        model_path("gemma-3-270m-q4_k_m.gguf"),
+        // Not vocab_only: such a model has no layers, and asking for its heads aborts.
+        &LlamaModelParams::default(),
+    )
+    .unwrap();
+    // llama.cpp logs 24 MiB (3 full layers) + 120 MiB (15 sliding-window layers, all cells
+    // under swa_full) at 2 × 4096 cells: key and value heads of 256.
+    assert_eq!(memory::kv_cache_bytes(&model, 4096, 2), Some(144 << 20));
+}
+
+#[test]
+fn a_kv_cache_larger_than_memory_is_refused_before_allocation() {
+    // 256 × 8192 cells of SmolLM2 is about 45 GiB; llama.cpp would try, and clearing the
+    // buffer would bring in the OOM killer wherever overcommit lets the allocation through.
+    let err = Engine::load_blocking(LoadOptions {
+        model_path: smollm2(),
+        context_size: Some(8192.0),
+        parallel: Some(256.0),
+        ..Default::default()
+    })
+    .err()
+    .unwrap();
+    assert_eq!(err.code, ErrorCode::ModelLoadFailed, "{err}");
+    assert!(err.message.contains("KV cache"), "{err}");
+    assert!(run(engine(), user("hi"), greedy(2.0), false).1.is_ok());
+}
+
+#[test]
 fn shutdown_aborts_work_in_flight() {
     let e = Engine::load_blocking(LoadOptions {
         model_path: smollm2(),
