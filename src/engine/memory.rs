@@ -50,19 +50,38 @@ pub fn kv_cache_bytes(model: &LlamaModel, n_ctx_per_seq: u32, parallel: u32) -> 
 pub fn available_memory() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let mut available = meminfo_field(&meminfo, "MemAvailable:")?;
-    let limits = [
-        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+    let cgroups = [
         (
-            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+            "/sys/fs/cgroup",
+            "memory.max",
+            "memory.current",
+            "inactive_file",
+        ),
+        (
+            "/sys/fs/cgroup/memory",
+            "memory.limit_in_bytes",
+            "memory.usage_in_bytes",
+            "total_inactive_file",
         ),
     ];
-    for (limit, usage) in limits {
-        if let (Some(limit), Some(usage)) = (read_number(limit), read_number(usage)) {
-            available = available.min(limit.saturating_sub(usage));
+    for (dir, limit, usage, inactive) in cgroups {
+        let read = |file: &str| read_number(&format!("{dir}/{file}"));
+        if let (Some(limit), Some(usage)) = (read(limit), read(usage)) {
+            // The usage counts page cache, which the kernel reclaims before it kills anything:
+            // leave out its inactive part, as the kubelet's "working set" does.
+            let stat = std::fs::read_to_string(format!("{dir}/memory.stat")).unwrap_or_default();
+            let reclaimable = stat_field(&stat, inactive).unwrap_or(0);
+            available = available.min(limit.saturating_sub(usage.saturating_sub(reclaimable)));
         }
     }
     Some(available)
+}
+
+fn stat_field(stat: &str, field: &str) -> Option<u64> {
+    stat.lines().find_map(|line| {
+        let (name, value) = line.split_once(' ')?;
+        (name == field).then(|| value.trim().parse().ok())?
+    })
 }
 
 fn meminfo_field(meminfo: &str, field: &str) -> Option<u64> {
@@ -116,6 +135,10 @@ mod tests {
         assert_eq!(meminfo_field(text, "MemAvailable:"), Some(1_024_000));
         assert_eq!(meminfo_field(text, "SwapFree:"), None);
         assert!(available_memory().is_some_and(|b| b > 0));
+        let stat = "active_file 5\ninactive_file 42\ntotal_inactive_file 7\n";
+        assert_eq!(stat_field(stat, "inactive_file"), Some(42));
+        assert_eq!(stat_field(stat, "total_inactive_file"), Some(7));
+        assert_eq!(stat_field(stat, "file"), None);
     }
 
     #[test]
