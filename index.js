@@ -80,6 +80,21 @@ const GENERATE_NUMBERS = [
 ]
 const GENERATE_STRINGS = ['grammar', 'requestId', 'contextOverflow']
 
+/**
+ * Reads the caller's values through `read`: a getter or proxy of theirs that throws is their
+ * mistake (INVALID_ARGUMENT), not the engine's (INTERNAL).
+ */
+function readingCallerValues(what, read) {
+  return (value) => {
+    try {
+      return read(value)
+    } catch (err) {
+      if (err instanceof LlamaError) throw err
+      throw invalid(`reading ${what} threw (${err && err.message}): pass plain values`)
+    }
+  }
+}
+
 function checkObject(name, value) {
   if (value === undefined || value === null) return {}
   if (typeof value !== 'object' || Array.isArray(value)) throw invalid(`${name} must be an object`)
@@ -107,7 +122,7 @@ function defined(obj) {
   return out
 }
 
-function loadOptions(options) {
+const loadOptions = readingCallerValues('the load options', (options) => {
   if (typeof options === 'string') options = { modelPath: options }
   const o = checkObject('options', options)
   if (typeof o.modelPath !== 'string' || o.modelPath.trim() === '') {
@@ -118,10 +133,11 @@ function loadOptions(options) {
     // null means "not set", as for every other option.
     if (o[key] !== undefined && o[key] !== null && typeof o[key] !== 'boolean') throw invalid(`${key} must be a boolean`)
   }
-  if (o.onProgress !== undefined && o.onProgress !== null && typeof o.onProgress !== 'function') {
+  const onProgress = o.onProgress
+  if (onProgress !== undefined && onProgress !== null && typeof onProgress !== 'function') {
     throw invalid('onProgress must be a function')
   }
-  return defined({
+  const native = defined({
     modelPath: o.modelPath,
     contextSize: o.contextSize,
     batchSize: o.batchSize,
@@ -138,9 +154,10 @@ function loadOptions(options) {
     // Test-only fault injection (src/engine/faults.rs); deliberately not in index.d.ts.
     __faults: typeof o.__faults === 'string' ? o.__faults : undefined,
   })
-}
+  return { native, onProgress: onProgress || null }
+})
 
-function nativeInput(input) {
+const nativeInput = readingCallerValues('the input', (input) => {
   if (typeof input === 'string') {
     if (input.length === 0) throw invalid('the prompt is empty')
     return input
@@ -157,9 +174,9 @@ function nativeInput(input) {
     messages[i] = { role: m.role, content: m.content }
   }
   return messages
-}
+})
 
-function generateOptions(options) {
+const generateOptions = readingCallerValues('the options', (options) => {
   const o = checkObject('options', options)
   checkTypes(o, GENERATE_NUMBERS, GENERATE_STRINGS)
   let stop = o.stop
@@ -212,7 +229,7 @@ function generateOptions(options) {
   })
   const timeoutMs = typeof o.timeoutMs === 'number' && Number.isFinite(o.timeoutMs) && o.timeoutMs >= 1 ? o.timeoutMs : null
   return { native, signal: signal || null, timeoutMs }
-}
+})
 
 /**
  * Extra time the JS-side timer gives the engine. The engine checks the deadline between
@@ -295,8 +312,7 @@ class Engine {
     return new Promise((resolve, reject) => {
       let native
       try {
-        const nativeOptions = loadOptions(options)
-        const onProgress = typeof options === 'object' && options.onProgress
+        const { native: nativeOptions, onProgress } = loadOptions(options)
         const progress = onProgress
           ? (p) => {
               try {

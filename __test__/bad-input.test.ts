@@ -194,6 +194,28 @@ describe('caller objects that misbehave', () => {
     await stillServes()
   })
 
+  test('a getter that throws, in options, messages or load options, is INVALID_ARGUMENT', async () => {
+    const throwing = (obj: object, key: string) =>
+      Object.defineProperty(obj, key, { get() { throw new Error('getter boom') }, enumerable: true })
+    const options = throwing({}, 'maxTokens')
+    const message = throwing({ role: 'user' }, 'content')
+    const loadOptions = throwing({ modelPath: SMOLLM2 }, 'threads')
+    for (const attempt of [
+      () => engine.generate('hi', options),
+      () => engine.generate([message] as never),
+      () => engine.countTokens([message] as never),
+      async () => {
+        for await (const _ of engine.stream('hi', options)) { /* never reached */ }
+      },
+      () => Engine.load(loadOptions as never),
+    ]) {
+      const err = await failure(attempt)
+      expect(err.code).toBe('INVALID_ARGUMENT')
+      expect(err.message).toContain('getter boom')
+    }
+    await stillServes()
+  })
+
   test('new Engine() is INVALID_ARGUMENT', () => {
     let err: { code?: string } | null = null
     try {
