@@ -19,7 +19,12 @@ pub enum Sampler {
     /// thread between decode steps, times every greedy slot in the batch.
     Argmax,
     /// The chain, and the candidate array it works on, kept between tokens.
-    Chain(LlamaSampler, Vec<LlamaTokenData>),
+    Chain {
+        chain: LlamaSampler,
+        /// Reused between steps: one entry per vocabulary token.
+        candidates: Vec<LlamaTokenData>,
+        has_grammar: bool,
+    },
 }
 
 impl Sampler {
@@ -41,9 +46,13 @@ impl Sampler {
         model: &LlamaModel,
         idx: i32,
     ) -> EngineResult<LlamaToken> {
-        let (chain, candidates) = match self {
+        let (chain, candidates, has_grammar) = match self {
             Sampler::Argmax => return Ok(LlamaToken(first_max(ctx.get_logits_ith(idx)) as i32)),
-            Sampler::Chain(chain, candidates) => (chain, candidates),
+            Sampler::Chain {
+                chain,
+                candidates,
+                has_grammar,
+            } => (chain, candidates, *has_grammar),
         };
         let mut data = std::mem::take(candidates);
         data.clear();
@@ -62,9 +71,14 @@ impl Sampler {
         *candidates = array.data;
         let token = match chosen {
             Some((token, logit)) if logit != f32::NEG_INFINITY => token,
-            _ => {
+            _ if has_grammar => {
                 return Err(EngineError::invalid_argument(
                     "the grammar allows no token at this point: a class that matches nothing, or an end-of-generation token such as <|im_end|> named in the grammar (the grammar ends the reply by itself when it is complete)",
+                ))
+            }
+            _ => {
+                return Err(EngineError::internal(
+                    "the model gave every token a logit of -inf, so there is nothing to sample: the model file's weights may be broken",
                 ))
             }
         };
@@ -98,7 +112,11 @@ pub fn build_sampler(model: &LlamaModel, p: &SamplingParams) -> EngineResult<Sam
     if p.temperature <= 0.0 && !penalties_on && p.grammar.is_none() {
         return Ok(Sampler::Argmax);
     }
-    build_chain(model, p, penalties_on).map(|chain| Sampler::Chain(chain, Vec::new()))
+    build_chain(model, p, penalties_on).map(|chain| Sampler::Chain {
+        chain,
+        candidates: Vec::new(),
+        has_grammar: p.grammar.is_some(),
+    })
 }
 
 fn build_chain(
