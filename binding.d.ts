@@ -12,6 +12,8 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class NativeEngine {
   /** Starts loading a model on a new inference thread; `on_loaded` runs once with the outcome. */
   static start(options: NativeLoadOptions, onProgress: (((arg: number) => void)) | undefined | null, onLoaded: ((arg: NativeLoadEvent) => void)): NativeEngine
+  /** Checks load options the way `start` does, without loading anything. */
+  static checkOptions(options: NativeLoadOptions): void
   /** Queues a request; its events go to `on_event`. Validation errors throw synchronously. */
   submit(input: NativeInput, options: NativeGenerateOptions | undefined | null, stream: boolean, onEvent: ((arg: NativeEvent) => void)): NativeRequest
   tokenize(text: string): Uint32Array

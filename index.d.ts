@@ -68,7 +68,11 @@ export interface InitializeOptions {
    * measurable on 270M; README "Figures").
    */
   responsiveEventLoop?: boolean
-  /** `initialize` only: replace a loaded model instead of failing with `ALREADY_INITIALIZED`. */
+  /**
+   * `initialize` only: replace a loaded model instead of failing with `ALREADY_INITIALIZED`.
+   * The options are checked first: bad ones reject `INVALID_ARGUMENT` and the loaded model
+   * stays. A file that then fails to load leaves no model loaded.
+   */
   replace?: boolean
 }
 
@@ -104,7 +108,7 @@ export interface ChatMessage {
 export interface GenerateOptions {
   /** Most tokens to generate. Default 512. */
   maxTokens?: number
-  /** 0 = greedy. Default 0.8. */
+  /** 0 = greedy (as is anything below 1e-6). Default 0.8. */
   temperature?: number
   /** Default 40; 0 disables. */
   topK?: number

@@ -90,7 +90,8 @@ function readingCallerValues(what, read) {
       return read(value)
     } catch (err) {
       if (err instanceof LlamaError) throw err
-      throw invalid(`reading ${what} threw (${err && err.message}): pass plain values`)
+      const reason = err && err.message !== undefined ? err.message : String(err)
+      throw invalid(`reading ${what} threw (${reason}): pass plain values`)
     }
   }
 }
@@ -541,6 +542,12 @@ async function initialize(options) {
   if (current && !replace) {
     const what = current.engine ? `"${current.engine.info.name}" is already loaded` : 'a model is already loading'
     throw new LlamaError(ErrorCode.ALREADY_INITIALIZED, `${what}: call shutdown() first, or pass { replace: true }`)
+  }
+  // Bad options must not cost the caller the model that is serving now.
+  try {
+    NativeEngine.checkOptions(loadOptions(options).native)
+  } catch (err) {
+    throw toError(err)
   }
   const previous = current
   const slot = {}

@@ -216,6 +216,12 @@ describe('caller objects that misbehave', () => {
     await stillServes()
   })
 
+  test('a vanishing temperature (1e-39) samples greedily instead of overflowing', async () => {
+    const tiny = await engine.generate('The capital of France is', { temperature: 1e-39, maxTokens: 6, seed: 1 })
+    const greedy = await engine.generate('The capital of France is', { temperature: 0, maxTokens: 6 })
+    expect(tiny.text).toBe(greedy.text)
+  })
+
   test('new Engine() is INVALID_ARGUMENT', () => {
     let err: { code?: string } | null = null
     try {

@@ -84,11 +84,13 @@ describe('bad model files: MODEL_LOAD_FAILED naming the path', () => {
   })
 
   test('a KV cache larger than memory is refused before llama.cpp allocates it', async () => {
-    // 256 × 8192 cells of SmolLM2 is about 45 GiB: without the check, clearing the buffer
-    // would bring in the OOM killer wherever overcommit lets the allocation through.
-    const err = await failure(llama.initialize({ modelPath: SMOLLM2, ...FAST, contextSize: 8192, parallel: 256 }))
+    // The fault makes the engine see 16 MiB of memory, less than the 22.5 MiB SmolLM2's cache
+    // needs at 1024 cells. For real, clearing the cache would bring in the OOM killer wherever
+    // overcommit lets the allocation through.
+    const err = await failure(llama.initialize({ modelPath: SMOLLM2, ...FAST, parallel: 1, __faults: 'memory:16777216' } as never))
     expect(err.code).toBe('MODEL_LOAD_FAILED')
     expect(err.message).toMatch(/KV cache .* GiB/)
+    expect(err.message).toContain(SMOLLM2)
     expect(llama.health().status).toBe('error')
   })
 })
@@ -108,6 +110,15 @@ describe('with a model', () => {
     const info = await llama.initialize({ modelPath: SMOLLM2, ...FAST, parallel: 1, maxQueue: 2, replace: true })
     expect(info.parallel).toBe(1)
     await ok()
+  })
+
+  test('initialize({ replace: true }) with bad options is INVALID_ARGUMENT and keeps the loaded model', async () => {
+    for (const bad of [{ threads: -1 }, { logLevel: 'loud' }, { contextSize: 'big' }]) {
+      const err = await failure(llama.initialize({ modelPath: SMOLLM2, replace: true, ...bad } as never))
+      expect(err.code).toBe('INVALID_ARGUMENT')
+      expect(llama.health().status).toBe('ok')
+      await ok()
+    }
   })
 
   test.each([

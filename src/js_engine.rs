@@ -46,6 +46,16 @@ impl NativeEngine {
             .unwrap_or_else(|p| Err(map_error(engine::error::panic_to_error(p))))
     }
 
+    /// Checks load options the way `start` does, without loading anything.
+    #[napi(catch_unwind)]
+    pub fn check_options(options: NativeLoadOptions) -> napi::Result<()> {
+        logging::check_level(options.log_level.as_deref()).map_err(map_error)?;
+        engine::LoadOptions::from(&options)
+            .validate()
+            .map(|_| ())
+            .map_err(map_error)
+    }
+
     fn start_inner(
         options: NativeLoadOptions,
         on_progress: Option<ThreadsafeFunction<f64, (), f64, Status, false>>,

@@ -24,7 +24,8 @@ fn directives(level: &str) -> String {
     format!("off,napi_llama={level},llama_cpp_2={llama},llama-cpp-2={llama}")
 }
 
-pub fn set_level(level: Option<&str>) -> Result<(), EngineError> {
+/// The level to use: `level`, else `NAPI_LLAMA_LOG`, else `warn`; an unknown one is an error.
+pub fn check_level(level: Option<&str>) -> Result<String, EngineError> {
     let env_level = std::env::var("NAPI_LLAMA_LOG").ok();
     let level = level
         .map(str::to_string)
@@ -35,6 +36,11 @@ pub fn set_level(level: Option<&str>) -> Result<(), EngineError> {
             "logLevel must be one of {LEVELS:?}, got {level:?}"
         )));
     }
+    Ok(level)
+}
+
+pub fn set_level(level: Option<&str>) -> Result<(), EngineError> {
+    let level = check_level(level)?;
     let filter = EnvFilter::new(directives(&level));
     match FILTER.get() {
         Some(handle) => {

@@ -5,7 +5,8 @@
 //!
 //! `decode:3,panic:5,sink:2` makes the 3rd `decode` call fail, the 5th
 //! scheduler step panic, and the 2nd chunk delivery behave as if its listener were gone.
-//! Counts start at 1 for each engine; each fault fires once.
+//! Counts start at 1 for each engine; each fault fires once. `memory:N` makes the engine
+//! believe N bytes of memory are available when it checks that the KV cache fits.
 
 use std::cell::Cell;
 
@@ -16,6 +17,7 @@ pub struct Faults {
     decode_at: Option<u64>,
     panic_at: Option<u64>,
     sink_at: Option<u64>,
+    memory: Option<u64>,
     decodes: Cell<u64>,
     steps: Cell<u64>,
     sends: Cell<u64>,
@@ -45,10 +47,17 @@ impl Faults {
                 "decode" => faults.decode_at = Some(n),
                 "panic" => faults.panic_at = Some(n),
                 "sink" => faults.sink_at = Some(n),
+                "memory" => faults.memory = Some(n),
                 _ => {}
             }
         }
-        if faults.decode_at.is_some() || faults.panic_at.is_some() || faults.sink_at.is_some() {
+        let any = [
+            faults.decode_at,
+            faults.panic_at,
+            faults.sink_at,
+            faults.memory,
+        ];
+        if any.iter().any(Option::is_some) {
             tracing::warn!(spec, "fault injection is on ({ENV})");
         }
         faults
@@ -72,6 +81,11 @@ impl Faults {
         }
     }
 
+    /// The available memory to pretend, in bytes.
+    pub fn available_memory(&self) -> Option<u64> {
+        self.memory
+    }
+
     /// True when this chunk delivery should be treated as undeliverable.
     pub fn sink_lost(&self) -> bool {
         Self::tick(&self.sends, self.sink_at)
@@ -93,5 +107,7 @@ mod tests {
         );
         f.maybe_panic();
         assert!(!f.sink_lost());
+        assert_eq!(f.available_memory(), None);
+        assert_eq!(Faults::parse("memory:1000").available_memory(), Some(1000));
     }
 }

@@ -14,64 +14,102 @@ use super::error::{EngineError, EngineResult};
 
 /// llama.cpp's default cache type is F16: two bytes per element.
 const BYTES_PER_ELEMENT: u64 = 2;
+/// llama.cpp rounds each sequence's share of the context up to a multiple of this.
+const CELL_PADDING: u64 = 256;
 const GIB: f64 = (1u64 << 30) as f64;
 
-/// The size of the KV cache of `parallel` sequences of `n_ctx_per_seq` tokens, in bytes;
-/// `None` when the model keeps no per-token cache (recurrent models).
+/// The size of the KV cache of `parallel` sequences of `n_ctx_per_seq` tokens, in bytes, for
+/// a model whose cache is every layer's keys and values; `None` for the families where it is
+/// not, and where counting so would refuse caches that fit: recurrent and hybrid models (only
+/// some layers, or none, keep a cache), MLA models (keys only, a compressed size), models that
+/// share one layer's cache among several (Gemma 3n and 4).
 ///
-/// Every layer counts in full, sliding-window layers (Gemma 2/3, Cohere 2, …) too: the engine
-/// keeps llama.cpp's default `swa_full`, which gives them every cell so that a chat's cached
-/// prompt can be reused. It is a lower bound: the compute buffers come on top.
+/// Sliding-window layers (Gemma 2/3, Cohere 2, …) count in full: the engine keeps llama.cpp's
+/// default `swa_full`, which gives them every cell so that a chat's cached prompt can be
+/// reused. The figure is a lower bound: the compute buffers come on top.
 pub fn kv_cache_bytes(model: &LlamaModel, n_ctx_per_seq: u32, parallel: u32) -> Option<u64> {
-    if model.is_recurrent() {
+    if model.is_recurrent() || model.is_hybrid() {
         return None;
     }
     let arch = model.meta_val_str("general.architecture").ok()?;
-    let meta_u64 = |key: &str| -> Option<u64> {
-        model
-            .meta_val_str(&format!("{arch}.{key}"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+    let meta = |key: &str| model.meta_val_str(&format!("{arch}.{key}")).ok();
+    let meta_u64 = |key: &str| meta(key)?.trim().parse::<u64>().ok();
+    if arch == "gemma3n"
+        || meta("attention.key_length_mla").is_some()
+        || meta("attention.shared_kv_layers").is_some()
+    {
+        return None;
+    }
+    let n_layer = u64::from(model.n_layer());
+    // KV heads summed over the layers: one number for most models, a per-layer array for
+    // some (DeciLM/Nemotron-NAS, where layers without attention have 0).
+    let kv_heads: u64 = match meta("attention.head_count_kv") {
+        Some(v) if v.trim_start().starts_with('[') => sum_of_array(&v)?,
+        _ => u64::from(model.n_head_kv()).saturating_mul(n_layer),
     };
     let n_head = u64::from(model.n_head().max(1));
-    let n_head_kv = u64::from(model.n_head_kv());
-    let head_dim_default = (model.n_embd().max(0) as u64) / n_head;
-    let key_len = meta_u64("attention.key_length").unwrap_or(head_dim_default);
-    let value_len = meta_u64("attention.value_length").unwrap_or(head_dim_default);
-    let per_cell = (key_len + value_len) * n_head_kv * BYTES_PER_ELEMENT;
-    let cells = u64::from(n_ctx_per_seq) * u64::from(parallel);
-    Some(u64::from(model.n_layer()) * cells * per_cell)
+    let head_dim = (model.n_embd().max(0) as u64) / n_head;
+    // Sliding-window layers may have smaller heads (Gemma 4): take the smaller size for all.
+    let smaller = |full: &str, swa: &str| {
+        let full = meta_u64(full).unwrap_or(head_dim);
+        meta_u64(swa).map_or(full, |w| w.min(full))
+    };
+    let key_len = smaller("attention.key_length", "attention.key_length_swa");
+    let value_len = smaller("attention.value_length", "attention.value_length_swa");
+    let cells = u64::from(n_ctx_per_seq)
+        .div_ceil(CELL_PADDING)
+        .saturating_mul(CELL_PADDING)
+        .saturating_mul(u64::from(parallel));
+    Some(
+        kv_heads
+            .saturating_mul(key_len + value_len)
+            .saturating_mul(BYTES_PER_ELEMENT)
+            .saturating_mul(cells),
+    )
 }
 
-/// Bytes this process can still take before the OOM killer: the kernel's `MemAvailable`,
-/// lowered by a cgroup (v2 or v1) limit when the process runs in a container.
+/// The sum of a GGUF array as llama.cpp prints it: `[8, 0, 8]`.
+fn sum_of_array(text: &str) -> Option<u64> {
+    text.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(',')
+        .map(|n| n.trim().parse::<u64>().ok())
+        .sum()
+}
+
+/// Bytes this process can still take before the OOM killer: the kernel's `MemAvailable` plus
+/// free swap, lowered by a cgroup (v2 or v1) limit when the process runs in a container.
+/// `None` off Linux, where the check is skipped.
 pub fn available_memory() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let mut available = meminfo_field(&meminfo, "MemAvailable:")?;
+    let mut available = meminfo_field(&meminfo, "MemAvailable:")?
+        .saturating_add(meminfo_field(&meminfo, "SwapFree:").unwrap_or(0));
     let cgroups = [
         (
             "/sys/fs/cgroup",
             "memory.max",
             "memory.current",
-            "inactive_file",
+            ["active_file", "inactive_file"],
         ),
         (
             "/sys/fs/cgroup/memory",
             "memory.limit_in_bytes",
             "memory.usage_in_bytes",
-            "total_inactive_file",
+            ["total_active_file", "total_inactive_file"],
         ),
     ];
-    for (dir, limit, usage, inactive) in cgroups {
+    for (dir, limit, usage, page_cache) in cgroups {
         let read = |file: &str| read_number(&format!("{dir}/{file}"));
         if let (Some(limit), Some(usage)) = (read(limit), read(usage)) {
-            // The usage counts page cache, which the kernel reclaims before it kills anything:
-            // leave out its inactive part, as the kubelet's "working set" does.
+            // The usage counts page cache (a loaded model's file among it), which the kernel
+            // reclaims before it kills anything: count it as available, as MemAvailable does.
             let stat = std::fs::read_to_string(format!("{dir}/memory.stat")).unwrap_or_default();
-            let reclaimable = stat_field(&stat, inactive).unwrap_or(0);
-            available = available.min(limit.saturating_sub(usage.saturating_sub(reclaimable)));
+            let cache: u64 = page_cache
+                .iter()
+                .filter_map(|field| stat_field(&stat, field))
+                .sum();
+            available = available.min(limit.saturating_sub(usage.saturating_sub(cache)));
         }
     }
     Some(available)
@@ -106,6 +144,7 @@ fn read_number(path: &str) -> Option<u64> {
 
 /// `MODEL_LOAD_FAILED` when the cache cannot fit in `available` bytes.
 pub fn check_fits(
+    model_path: &Path,
     needed: Option<u64>,
     available: Option<u64>,
     n_ctx_per_seq: u32,
@@ -118,7 +157,8 @@ pub fn check_fits(
         return Ok(());
     }
     Err(EngineError::load_failed(format!(
-        "the KV cache for parallel {parallel} × contextSize {n_ctx_per_seq} needs at least {:.1} GiB, and only {:.1} GiB of memory is available: lower contextSize or parallel",
+        "the KV cache of {} for parallel {parallel} × contextSize {n_ctx_per_seq} needs at least {:.1} GiB, and only {:.1} GiB of memory is available: lower contextSize or parallel",
+        model_path.display(),
         needed as f64 / GIB,
         available as f64 / GIB
     )))
@@ -142,11 +182,20 @@ mod tests {
     }
 
     #[test]
+    fn sums_per_layer_arrays() {
+        assert_eq!(sum_of_array("[8, 0, 8]"), Some(16));
+        assert_eq!(sum_of_array("[4]"), Some(4));
+        assert_eq!(sum_of_array("[8, x]"), None);
+    }
+
+    #[test]
     fn refuses_only_what_cannot_fit() {
-        assert!(check_fits(Some(10), Some(10), 1024, 1).is_ok());
-        assert!(check_fits(None, Some(10), 1024, 1).is_ok());
-        assert!(check_fits(Some(10), None, 1024, 1).is_ok());
-        let err = check_fits(Some(20 << 30), Some(4 << 30), 8192, 100).unwrap_err();
+        let path = Path::new("m.gguf");
+        assert!(check_fits(path, Some(10), Some(10), 1024, 1).is_ok());
+        assert!(check_fits(path, None, Some(10), 1024, 1).is_ok());
+        assert!(check_fits(path, Some(10), None, 1024, 1).is_ok());
+        let err = check_fits(path, Some(20 << 30), Some(4 << 30), 8192, 100).unwrap_err();
+        assert!(err.message.contains("m.gguf"), "{}", err.message);
         assert_eq!(err.code, ErrorCode::ModelLoadFailed);
         assert!(err.message.contains("20.0 GiB"), "{}", err.message);
         assert!(

@@ -474,9 +474,17 @@ fn inference_thread(
                 Some(n) => n,
                 None => trained.min(options::DEFAULT_CONTEXT_SIZE),
             };
+            // With layers offloaded to a GPU their cache lives there, not in this memory.
+            let needed = (config.gpu_layers == 0)
+                .then(|| memory::kv_cache_bytes(&model, n_ctx_per_seq, config.parallel))
+                .flatten();
+            let available = faults::Faults::new(config.faults.as_deref())
+                .available_memory()
+                .or_else(memory::available_memory);
             memory::check_fits(
-                memory::kv_cache_bytes(&model, n_ctx_per_seq, config.parallel),
-                memory::available_memory(),
+                &config.model_path,
+                needed,
+                available,
                 n_ctx_per_seq,
                 config.parallel,
             )?;

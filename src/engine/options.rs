@@ -54,13 +54,19 @@ pub const DEFAULT_MAX_TOKENS: u32 = 512;
 /// Small enough that a step with a prompt chunk in it costs a few generation steps, large
 /// enough that prompt evaluation keeps most of its batching speed.
 pub const DEFAULT_PROMPT_CHUNK: u32 = 128;
+const MIN_TEMPERATURE: f64 = 1e-6;
 const MAX_TIMEOUT_MS: f64 = 24.0 * 3600.0 * 1000.0;
 
 /// Shows a number the way JavaScript would write it short: `1e308`, not 309 digits.
 fn show_number(v: f64) -> String {
     let magnitude = v.abs();
     if v.is_finite() && magnitude != 0.0 && !(1e-6..1e21).contains(&magnitude) {
-        format!("{v:e}")
+        let shown = format!("{v:e}");
+        if shown.contains("e-") {
+            shown
+        } else {
+            shown.replace('e', "e+")
+        }
     } else {
         format!("{v}")
     }
@@ -294,8 +300,10 @@ impl GenerateOptions {
         Ok(RequestParams {
             max_tokens,
             sampling: SamplingParams {
+                // Below 1e-6 the division by the temperature overflows f32 logits to ±inf:
+                // such a temperature is greedy in all but name, so it is treated as 0.
                 temperature: number("temperature", self.temperature, 0.0, 100.0, false)?
-                    .map_or(0.8, |v| v as f32),
+                    .map_or(0.8, |v| if v < MIN_TEMPERATURE { 0.0 } else { v as f32 }),
                 top_k: number("topK", self.top_k, 0.0, 1_000_000.0, true)?.map_or(40, |v| v as i32),
                 top_p: number("topP", self.top_p, 0.0, 1.0, false)?.map_or(0.95, |v| v as f32),
                 min_p: number("minP", self.min_p, 0.0, 1.0, false)?.map_or(0.05, |v| v as f32),
@@ -440,6 +448,17 @@ mod tests {
     }
 
     #[test]
+    fn a_vanishing_temperature_is_greedy() {
+        let p = GenerateOptions {
+            temperature: Some(1e-39),
+            ..Default::default()
+        }
+        .validate(None, id)
+        .unwrap();
+        assert_eq!(p.sampling.temperature, 0.0);
+    }
+
+    #[test]
     fn huge_numbers_are_shown_short() {
         let err = GenerateOptions {
             timeout_ms: Some(1e308),
@@ -447,7 +466,7 @@ mod tests {
         }
         .validate(None, id)
         .unwrap_err();
-        assert!(err.message.ends_with("got 1e308"), "{}", err.message);
+        assert!(err.message.ends_with("got 1e+308"), "{}", err.message);
         assert_eq!(show_number(2.5), "2.5");
         assert_eq!(show_number(1e-9), "1e-9");
     }

@@ -15,7 +15,7 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use tracing::{debug, warn};
 
-use super::error::{panic_to_error, EngineError};
+use super::error::{panic_to_error, EngineError, ErrorCode};
 use super::faults::Faults;
 use super::request::{
     CancelReason, Event, EventSink, FinishReason, Generation, PreparedRequest, Timings,
@@ -577,6 +577,10 @@ impl<'m> Scheduler<'m> {
         if let Some(mut a) = self.free_slot(i) {
             debug!(request_id = %a.req.params.request_id, code = err.code.as_str(), "failed");
             self.shared.count_failure(err.code);
+            if err.code == ErrorCode::Internal {
+                self.shared
+                    .update(|c| c.last_error = Some(err.message.clone()));
+            }
             // Tokens generated before the failure were computed all the same.
             add(
                 &self.shared.counters.completion_tokens_total,

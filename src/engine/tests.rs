@@ -310,18 +310,21 @@ fn kv_cache_estimate_matches_llama_cpp_on_gemma3() {
 
 #[test]
 fn a_kv_cache_larger_than_memory_is_refused_before_allocation() {
-    // 256 × 8192 cells of SmolLM2 is about 45 GiB; llama.cpp would try, and clearing the
-    // buffer would bring in the OOM killer wherever overcommit lets the allocation through.
+    // The fault makes the engine see 16 MiB of memory, less than the 22.5 MiB SmolLM2's cache
+    // needs at 1024 cells. For real, llama.cpp would allocate the cache, and clearing it would
+    // bring in the OOM killer wherever overcommit lets the allocation through.
     let err = Engine::load_blocking(LoadOptions {
         model_path: smollm2(),
-        context_size: Some(8192.0),
-        parallel: Some(256.0),
+        context_size: Some(1024.0),
+        parallel: Some(1.0),
+        faults: Some("memory:16777216".into()),
         ..Default::default()
     })
     .err()
     .unwrap();
     assert_eq!(err.code, ErrorCode::ModelLoadFailed, "{err}");
     assert!(err.message.contains("KV cache"), "{err}");
+    assert!(err.message.contains(&smollm2()), "{err}");
     assert!(run(engine(), user("hi"), greedy(2.0), false).1.is_ok());
 }
 
