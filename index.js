@@ -96,10 +96,23 @@ function readingCallerValues(what, read) {
   }
 }
 
-function checkObject(name, value) {
+const LOAD_KEYS = [
+  'modelPath', ...LOAD_NUMBERS, 'useMmap', 'chatTemplate', 'logLevel', 'responsiveEventLoop', 'onProgress', '__faults',
+]
+const GENERATE_KEYS = [
+  ...GENERATE_NUMBERS, ...GENERATE_STRINGS, 'stop', 'jsonSchema', 'cachePrompt', 'parseSpecialTokens', 'signal',
+]
+
+/**
+ * The caller's options as a plain object holding `keys`, each read once: a getter that
+ * answers differently on a second read cannot slip past the checks.
+ */
+function checkObject(name, value, keys) {
   if (value === undefined || value === null) return {}
   if (typeof value !== 'object' || Array.isArray(value)) throw invalid(`${name} must be an object`)
-  return value
+  const copy = {}
+  for (const key of keys) copy[key] = value[key]
+  return copy
 }
 
 function checkTypes(options, numbers, strings) {
@@ -125,7 +138,7 @@ function defined(obj) {
 
 const loadOptions = readingCallerValues('the load options', (options) => {
   if (typeof options === 'string') options = { modelPath: options }
-  const o = checkObject('options', options)
+  const o = checkObject('options', options, LOAD_KEYS)
   if (typeof o.modelPath !== 'string' || o.modelPath.trim() === '') {
     throw invalid('modelPath is required: the path of a .gguf model file (npm run fetch-model gets test models)')
   }
@@ -170,15 +183,17 @@ const nativeInput = readingCallerValues('the input', (input) => {
   for (let i = 0; i < input.length; i++) {
     const m = input[i]
     if (!m || typeof m !== 'object') throw invalid(`messages[${i}] must be an object { role, content }`)
-    if (typeof m.role !== 'string') throw invalid(`messages[${i}].role must be a string`)
-    if (typeof m.content !== 'string') throw invalid(`messages[${i}].content must be a string`)
-    messages[i] = { role: m.role, content: m.content }
+    const role = m.role
+    const content = m.content
+    if (typeof role !== 'string') throw invalid(`messages[${i}].role must be a string`)
+    if (typeof content !== 'string') throw invalid(`messages[${i}].content must be a string`)
+    messages[i] = { role, content }
   }
   return messages
 })
 
 const generateOptions = readingCallerValues('the options', (options) => {
-  const o = checkObject('options', options)
+  const o = checkObject('options', options, GENERATE_KEYS)
   checkTypes(o, GENERATE_NUMBERS, GENERATE_STRINGS)
   let stop = o.stop
   if (typeof stop === 'string') stop = [stop]

@@ -213,6 +213,11 @@ describe('caller objects that misbehave', () => {
       expect(err.code).toBe('INVALID_ARGUMENT')
       expect(err.message).toContain('getter boom')
     }
+    // A getter that answers differently on a second read: the first answer is the one used.
+    let reads = 0
+    const fickle = Object.defineProperty({ temperature: 0 }, 'maxTokens', { get: () => (reads++ === 0 ? 3 : 'many'), enumerable: true })
+    const g = await engine.generate('The capital of France is', fickle)
+    expect(g.completionTokens).toBeLessThanOrEqual(3)
     await stillServes()
   })
 
