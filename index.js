@@ -325,10 +325,20 @@ class Engine {
   }
 
   static load(options) {
+    let parsed
+    try {
+      parsed = loadOptions(options)
+    } catch (err) {
+      return Promise.reject(toError(err))
+    }
+    return Engine._start(parsed)
+  }
+
+  /** Loads with options `loadOptions` has already read and checked. */
+  static _start({ native: nativeOptions, onProgress }) {
     return new Promise((resolve, reject) => {
       let native
       try {
-        const { native: nativeOptions, onProgress } = loadOptions(options)
         const progress = onProgress
           ? (p) => {
               try {
@@ -559,8 +569,10 @@ async function initialize(options) {
     throw new LlamaError(ErrorCode.ALREADY_INITIALIZED, `${what}: call shutdown() first, or pass { replace: true }`)
   }
   // Bad options must not cost the caller the model that is serving now.
+  let parsed
   try {
-    NativeEngine.checkOptions(loadOptions(options).native)
+    parsed = loadOptions(options)
+    NativeEngine.checkOptions(parsed.native)
   } catch (err) {
     throw toError(err)
   }
@@ -572,7 +584,7 @@ async function initialize(options) {
   const cancelled = () => new LlamaError(ErrorCode.ABORTED, 'the load was cancelled by shutdown() or by initialize({ replace: true }) while it ran')
   // shutdown() or another replacing initialize() while the previous model was unloading.
   if (current !== slot) throw cancelled()
-  slot.loading = Engine.load(options)
+  slot.loading = Engine._start(parsed)
   try {
     const engine = await slot.loading
     if (current !== slot) {
