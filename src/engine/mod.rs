@@ -459,6 +459,7 @@ fn inference_thread(
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let started = Instant::now();
+        let faults = faults::Faults::new(config.faults.as_deref());
         let model = match load_model(&config, progress) {
             Ok(m) => Arc::new(m),
             Err(e) => return fail(e),
@@ -478,9 +479,7 @@ fn inference_thread(
             let needed = (config.gpu_layers == 0)
                 .then(|| memory::kv_cache_bytes(&model, n_ctx_per_seq, config.parallel))
                 .flatten();
-            let available = faults::Faults::new(config.faults.as_deref())
-                .available_memory()
-                .or_else(memory::available_memory);
+            let available = faults.available_memory().or_else(memory::available_memory);
             memory::check_fits(
                 &config.model_path,
                 needed,
@@ -532,7 +531,7 @@ fn inference_thread(
         });
         report(Ok(info));
         let cfg = SchedulerConfig {
-            faults: config.faults.clone(),
+            faults,
             n_batch: n_batch as usize,
             prompt_chunk: config.prompt_chunk_size.min(n_batch) as usize,
             n_ctx_per_seq,

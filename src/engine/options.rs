@@ -57,7 +57,7 @@ pub const DEFAULT_PROMPT_CHUNK: u32 = 128;
 const MIN_TEMPERATURE: f64 = 1e-6;
 const MAX_TIMEOUT_MS: f64 = 24.0 * 3600.0 * 1000.0;
 
-/// Shows a number the way JavaScript would write it short: `1e308`, not 309 digits.
+/// Shows a number the way JavaScript would write it short: `1e+308`, not 309 digits.
 fn show_number(v: f64) -> String {
     let magnitude = v.abs();
     if v.is_finite() && magnitude != 0.0 && !(1e-6..1e21).contains(&magnitude) {

@@ -31,7 +31,7 @@ pub enum Command {
 }
 
 pub struct SchedulerConfig {
-    pub faults: Option<String>,
+    pub faults: Faults,
     pub n_batch: usize,
     /// Prompt tokens one step may carry while other slots are generating (see `fill_batch`).
     pub prompt_chunk: usize,
@@ -92,7 +92,7 @@ impl<'m> Scheduler<'m> {
     pub fn new(
         model: &'m LlamaModel,
         ctx: LlamaContext<'m>,
-        cfg: SchedulerConfig,
+        mut cfg: SchedulerConfig,
         shared: &'m Shared,
     ) -> Self {
         let slots = (0..cfg.parallel)
@@ -103,7 +103,7 @@ impl<'m> Scheduler<'m> {
                 last_used: 0,
             })
             .collect();
-        let faults = Faults::new(cfg.faults.as_deref());
+        let faults = std::mem::take(&mut cfg.faults);
         Self {
             model,
             ctx,
