@@ -7,6 +7,8 @@
 //! scheduler step panic, and the 2nd chunk delivery behave as if its listener were gone.
 //! Counts start at 1 for each engine; each fault fires once. `memory:N` makes the engine
 //! believe N bytes of memory are available when it checks that the KV cache fits.
+//! `prompt:MS` makes the prompt thread spend MS milliseconds more on every request, so tests
+//! can have a slow prompt without depending on how fast the machine tokenizes.
 
 use std::cell::Cell;
 
@@ -18,6 +20,7 @@ pub struct Faults {
     panic_at: Option<u64>,
     sink_at: Option<u64>,
     memory: Option<u64>,
+    prompt_delay_ms: Option<u64>,
     decodes: Cell<u64>,
     steps: Cell<u64>,
     sends: Cell<u64>,
@@ -48,6 +51,7 @@ impl Faults {
                 "panic" => faults.panic_at = Some(n),
                 "sink" => faults.sink_at = Some(n),
                 "memory" => faults.memory = Some(n),
+                "prompt" => faults.prompt_delay_ms = Some(n),
                 _ => {}
             }
         }
@@ -56,6 +60,7 @@ impl Faults {
             faults.panic_at,
             faults.sink_at,
             faults.memory,
+            faults.prompt_delay_ms,
         ];
         if any.iter().any(Option::is_some) {
             tracing::warn!(spec, "fault injection is on ({ENV})");
@@ -86,6 +91,11 @@ impl Faults {
         self.memory
     }
 
+    /// The extra time the prompt thread spends on every request.
+    pub fn prompt_delay(&self) -> Option<std::time::Duration> {
+        self.prompt_delay_ms.map(std::time::Duration::from_millis)
+    }
+
     /// True when this chunk delivery should be treated as undeliverable.
     pub fn sink_lost(&self) -> bool {
         Self::tick(&self.sends, self.sink_at)
@@ -109,5 +119,9 @@ mod tests {
         assert!(!f.sink_lost());
         assert_eq!(f.available_memory(), None);
         assert_eq!(Faults::parse("memory:1000").available_memory(), Some(1000));
+        assert_eq!(
+            Faults::parse("prompt:250").prompt_delay(),
+            Some(std::time::Duration::from_millis(250))
+        );
     }
 }

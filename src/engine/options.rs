@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::error::{EngineError, EngineResult};
+use super::grammar;
 
 /// Options for loading a model, as given by the caller.
 #[derive(Debug, Clone, Default)]
@@ -206,7 +207,7 @@ pub struct SamplingParams {
     pub grammar: Option<String>,
     /// The grammar's `<…>` token references, checked against the vocabulary on the prompt
     /// thread.
-    pub grammar_tokens: Vec<super::gbnf::TokenUse>,
+    pub grammar_tokens: Vec<grammar::TokenUse>,
 }
 
 /// Validated request parameters (everything but the input).
@@ -254,37 +255,8 @@ impl GenerateOptions {
                 )));
             }
         }
-        if self.grammar.is_some() && self.json_schema.is_some() {
-            return Err(EngineError::invalid_argument(
-                "pass either grammar or jsonSchema, not both",
-            ));
-        }
-        let mut grammar_tokens = Vec::new();
-        let grammar = match (&self.grammar, &self.json_schema) {
-            (Some(g), _) if g.trim().is_empty() => {
-                return Err(EngineError::invalid_argument("grammar is empty"))
-            }
-            (Some(g), _) => {
-                grammar_tokens = super::gbnf::check(g, "root").map_err(|e| {
-                    EngineError::invalid_argument(format!(
-                        "grammar is not valid GBNF: {e} (see llama.cpp's grammars/README.md)"
-                    ))
-                })?;
-                Some(g.clone())
-            }
-            (None, Some(schema)) => {
-                let gbnf = json_schema_to_gbnf(schema)?;
-                // llama.cpp's converter writes what the schema says, including what its
-                // grammar parser cannot survive: `minLength: 5, maxLength: 1` becomes `{5,1}`.
-                grammar_tokens = super::gbnf::check(&gbnf, "root").map_err(|e| {
-                    EngineError::invalid_argument(format!(
-                        "jsonSchema describes no valid grammar: {e} (check minLength/maxLength, minItems/maxItems and nesting)"
-                    ))
-                })?;
-                Some(gbnf)
-            }
-            (None, None) => None,
-        };
+        let (grammar, grammar_tokens) =
+            grammar::from_options(self.grammar.as_deref(), self.json_schema.as_deref())?;
         let timeout = number("timeoutMs", self.timeout_ms, 1.0, MAX_TIMEOUT_MS, false)?
             .map(|ms| Duration::from_micros((ms * 1000.0) as u64))
             .or(default_timeout);
@@ -350,86 +322,6 @@ fn random_seed() -> u32 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish() as u32
-}
-
-fn json_schema_to_gbnf(schema: &str) -> EngineResult<String> {
-    let value = serde_json::from_str::<serde_json::Value>(schema)
-        .map_err(|e| EngineError::invalid_argument(format!("jsonSchema is not valid JSON: {e}")))?;
-    check_schema_types(&value, "")?;
-    llama_cpp_2::json_schema_to_grammar(schema).map_err(|e| {
-        EngineError::invalid_argument(format!(
-            "jsonSchema cannot be turned into a grammar ({e}): llama.cpp's converter supports \
-             type, properties, required, additionalProperties, items, prefixItems, enum, const, \
-             anyOf/oneOf/allOf, local $ref, pattern, format, min/max length and items"
-        ))
-    })
-}
-
-/// llama.cpp's converter fails with only an error number on an unknown `type`: name the
-/// place instead (a JSON pointer). Walks only the keywords whose values are schemas.
-fn check_schema_types(schema: &serde_json::Value, at: &str) -> EngineResult<()> {
-    use serde_json::Value;
-    const TYPES: [&str; 7] = [
-        "object", "array", "string", "number", "integer", "boolean", "null",
-    ];
-    let Value::Object(map) = schema else {
-        return Ok(()); // `true`/`false` schemas, or something the converter will judge
-    };
-    let here = if at.is_empty() { "#" } else { at };
-    if let Some(t) = map.get("type") {
-        let names: Vec<&Value> = match t {
-            Value::Array(list) => list.iter().collect(),
-            other => vec![other],
-        };
-        for name in names {
-            if !name.as_str().is_some_and(|n| TYPES.contains(&n)) {
-                return Err(EngineError::invalid_argument(format!(
-                    "jsonSchema {here}/type is {name}: it must be one of {}",
-                    TYPES.join(", ")
-                )));
-            }
-        }
-    }
-    let pointer = |parts: &[&str]| {
-        let escaped: Vec<String> = parts
-            .iter()
-            .map(|p| p.replace('~', "~0").replace('/', "~1"))
-            .collect();
-        format!("{here}/{}", escaped.join("/"))
-    };
-    for (key, child) in map {
-        match (key.as_str(), child) {
-            (
-                "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas",
-                Value::Object(named),
-            ) => {
-                for (name, sub) in named {
-                    check_schema_types(sub, &pointer(&[key, name]))?;
-                }
-            }
-            ("anyOf" | "oneOf" | "allOf" | "prefixItems" | "items", Value::Array(list)) => {
-                for (i, sub) in list.iter().enumerate() {
-                    check_schema_types(sub, &pointer(&[key, &i.to_string()]))?;
-                }
-            }
-            (
-                "items"
-                | "additionalProperties"
-                | "additionalItems"
-                | "not"
-                | "contains"
-                | "propertyNames"
-                | "if"
-                | "then"
-                | "else",
-                sub,
-            ) => {
-                check_schema_types(sub, &pointer(&[key]))?;
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -177,3 +177,18 @@ pub struct PreparedRequest {
     pub cancel: CancelFlag,
     pub sink: ReplySink,
 }
+
+impl PreparedRequest {
+    /// Why the request must end now, if it must: its caller cancelled it, or its deadline
+    /// (`timeoutMs`, queue wait included) has passed.
+    pub fn ended_by(&self, now: Instant) -> Option<EngineError> {
+        match self.cancel.reason() {
+            Some(CancelReason::Aborted) => Some(EngineError::aborted("the request was aborted")),
+            Some(CancelReason::TimedOut) => Some(EngineError::timed_out(self.params.timeout)),
+            None => match self.deadline {
+                Some(d) if now >= d => Some(EngineError::timed_out(self.params.timeout)),
+                _ => None,
+            },
+        }
+    }
+}

@@ -1,6 +1,6 @@
-//! The prompt thread: renders chat templates, tokenizes and fits prompts to the context, and
-//! checks grammar token references against the vocabulary, off the caller's thread and off the
-//! inference thread.
+//! The prompt thread: renders chat templates (`chat_template`), tokenizes (`tokenizer`) and
+//! fits prompts to the context (`fit`), and checks grammar token references against the
+//! vocabulary, off the caller's thread and off the inference thread.
 //!
 //! On the caller's (JS) thread, a long conversation cost milliseconds of blocked event loop per
 //! request (about 0.7 ms per kB of text here; a 1 MB prompt blocked it for over a second). On
@@ -10,20 +10,25 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::info_span;
 
-use super::error::{panic_to_error, EngineError};
-use super::prompt;
-use super::request::{CancelReason, Event, EventSink, PreparedRequest, ReplySink};
-use super::scheduler::Command;
-use super::status::{sub, Shared};
-use super::{Input, Loaded};
+pub mod chat_template;
+pub mod fit;
+pub mod tokenizer;
+
+use crate::engine::error::{panic_to_error, EngineError};
+use crate::engine::grammar;
+use crate::engine::inference_thread::Command;
+use crate::engine::load::Loaded;
+use crate::engine::request::{Event, EventSink, PreparedRequest, ReplySink};
+use crate::engine::status::{sub, Shared};
+use crate::engine::Input;
 
 /// A request as submitted: validated options, and the input still to render and tokenize into
 /// `request.tokens` (empty until then).
-pub(super) struct PromptJob {
+pub struct PromptJob {
     pub input: Input,
     pub request: Box<PreparedRequest>,
 }
@@ -31,14 +36,16 @@ pub(super) struct PromptJob {
 /// The inference thread's command sender, shared with `Engine`: shutdown takes it (under the
 /// lock) before sending `Shutdown`, so a request forwarded here either reaches the scheduler
 /// ahead of `Shutdown` or finds no sender and ends as `ABORTED`. None is ever lost in between.
-pub(super) type CommandSender = Arc<Mutex<Option<Sender<Command>>>>;
+pub type CommandSender = Arc<Mutex<Option<Sender<Command>>>>;
 
-/// Serves jobs until the engine drops its job sender (shutdown).
-pub(super) fn run(
+/// Serves jobs until the engine drops its job sender (shutdown). `extra_delay` is the
+/// test-only fault that makes every preparation slow on purpose.
+pub fn run(
     jobs: Receiver<PromptJob>,
     loaded: Arc<OnceLock<Loaded>>,
     commands: CommandSender,
     shared: Arc<Shared>,
+    extra_delay: Option<Duration>,
 ) {
     for PromptJob { input, mut request } in jobs {
         let _span = info_span!("request", request_id = %request.params.request_id).entered();
@@ -48,24 +55,21 @@ pub(super) fn run(
         };
         // Work queued behind a long prompt may have been cancelled, timed out or shut down
         // meanwhile: end it without tokenizing it.
-        let early = match request.cancel.reason() {
-            Some(CancelReason::Aborted) => Some(EngineError::aborted("the request was aborted")),
-            Some(CancelReason::TimedOut) => Some(EngineError::timed_out(request.params.timeout)),
-            None if request.deadline.is_some_and(|d| Instant::now() >= d) => {
-                Some(EngineError::timed_out(request.params.timeout))
-            }
-            None if lock(&commands).is_none() => Some(EngineError::aborted(
-                "the engine was shut down before this request started",
-            )),
-            None => None,
-        };
+        let early = request.ended_by(Instant::now()).or_else(|| {
+            lock(&commands).is_none().then(|| {
+                EngineError::aborted("the engine was shut down before this request started")
+            })
+        });
         if let Some(err) = early {
             reject(&shared, request.sink, err);
             continue;
         }
+        if let Some(delay) = extra_delay {
+            std::thread::sleep(delay);
+        }
         let fitted = catch_unwind(AssertUnwindSafe(|| {
-            super::check_grammar_tokens(model, &request.params.sampling.grammar_tokens)?;
-            prompt::fit_prompt(model, &input, &request.params)
+            grammar::check_token_refs(model, &request.params.sampling.grammar_tokens)?;
+            fit::fit_prompt(model, &input, &request.params)
         }))
         .unwrap_or_else(|p| {
             let err = panic_to_error(p);

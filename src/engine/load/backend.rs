@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use llama_cpp_2::llama_backend::LlamaBackend;
 
-use super::error::{EngineError, EngineResult};
+use crate::engine::error::{EngineError, EngineResult};
 
 static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
 

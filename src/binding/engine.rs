@@ -9,11 +9,11 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
 
+use super::error::map_error;
+use super::event_loop_slice::ShortSlice;
+use super::logging;
+use super::types::*;
 use crate::engine::{self, CancelFlag, CancelReason, Engine, Event, EventSink};
-use crate::event_loop_slice::ShortSlice;
-use crate::js_error::map_error;
-use crate::js_types::*;
-use crate::logging;
 
 struct JsEventSink(ThreadsafeFunction<NativeEvent, (), NativeEvent, Status, false>);
 

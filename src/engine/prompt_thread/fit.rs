@@ -4,9 +4,10 @@
 use llama_cpp_2::token::LlamaToken;
 
 use super::chat_template::{ChatMessage, Role};
-use super::error::{EngineError, EngineResult, ErrorCode};
-use super::options::{OverflowPolicy, RequestParams};
-use super::{Input, Loaded};
+use crate::engine::error::{EngineError, EngineResult, ErrorCode};
+use crate::engine::load::Loaded;
+use crate::engine::options::{OverflowPolicy, RequestParams};
+use crate::engine::Input;
 
 fn overflow_error(prompt: usize, n_ctx: u32, hint: &str) -> EngineError {
     EngineError::new(
@@ -19,7 +20,7 @@ fn overflow_error(prompt: usize, n_ctx: u32, hint: &str) -> EngineError {
 
 /// Tokenizes the input and applies the request's context policy. Returns the prompt and how
 /// many chat messages were dropped to make it fit.
-pub(super) fn fit_prompt(
+pub fn fit_prompt(
     loaded: &Loaded,
     input: &Input,
     params: &RequestParams,
@@ -113,7 +114,7 @@ fn droppable_indices(messages: &[ChatMessage]) -> Vec<usize> {
 /// chat template, whose own markers (`<|im_start|>` …) become control tokens, while text that
 /// looks like a control token inside a message's content stays text, so a user cannot forge a
 /// system turn, unless `parse_special` asks for it.
-pub(super) fn prompt_tokens(
+pub fn prompt_tokens(
     loaded: &Loaded,
     input: &Input,
     parse_special: bool,

@@ -207,7 +207,7 @@ impl Tokenizer {
 #[cfg(test)]
 impl Tokenizer {
     /// How many pieces `tokenize` would cut the text into.
-    pub(super) fn pieces(&self, text: &[u8], parse_special: bool) -> usize {
+    pub(crate) fn pieces(&self, text: &[u8], parse_special: bool) -> usize {
         let specials = if parse_special {
             &self.parsing
         } else {
@@ -220,6 +220,6 @@ impl Tokenizer {
 }
 
 #[cfg(test)]
-pub(super) fn with_piece_size(model: &LlamaModel, per_piece: usize) -> Tokenizer {
+pub(crate) fn with_piece_size(model: &LlamaModel, per_piece: usize) -> Tokenizer {
     Tokenizer::with_piece_size(model, per_piece)
 }

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use super::error::{EngineError, EngineResult};
+use crate::engine::error::{EngineError, EngineResult};
 
 const GGUF_MAGIC: &[u8; 4] = b"GGUF";
 /// Magic + version + tensor count + metadata count.

@@ -4,7 +4,6 @@
 //! llama-server). Cancellation and deadlines are checked between steps: llama.cpp cannot
 //! interrupt a running `decode`.
 
-use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Instant;
@@ -12,23 +11,20 @@ use std::time::Instant;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::token::LlamaToken;
 use tracing::{debug, warn};
 
-use super::error::{panic_to_error, EngineError, ErrorCode};
-use super::faults::Faults;
-use super::request::{
+use crate::engine::error::{panic_to_error, EngineError, ErrorCode};
+use crate::engine::faults::Faults;
+use crate::engine::request::{
     CancelReason, Event, EventSink, FinishReason, Generation, PreparedRequest, Timings,
 };
-use super::sampler::{build_sampler, Sampler};
-use super::status::{add, set, sub, Shared};
-use super::stop_matcher::StopMatcher;
-use super::utf8_stream::Utf8Stream;
+use crate::engine::status::{add, set, sub, Shared};
 
-pub enum Command {
-    Submit(Box<PreparedRequest>),
-    Shutdown,
-}
+use super::reply_text::ReplyText;
+use super::sampler::build_sampler;
+use super::slot::{common_prefix, Active, Phase, Slot};
+use super::wait_queue::WaitQueue;
+use super::Command;
 
 pub struct SchedulerConfig {
     pub faults: Faults,
@@ -39,45 +35,12 @@ pub struct SchedulerConfig {
     pub parallel: usize,
 }
 
-/// A request occupying a slot (one KV sequence).
-struct Active {
-    req: Box<PreparedRequest>,
-    sampler: Sampler,
-    /// Prompt tokens already placed in a batch (or reused from the slot's cache).
-    prompt_fed: usize,
-    /// Prompt tokens reused from the slot's cache.
-    cached_tokens: usize,
-    /// Position of the next token fed for this sequence.
-    n_past: i32,
-    /// Index in the current batch whose logits belong to this slot.
-    logits_at: Option<i32>,
-    /// Sampled but not yet decoded.
-    pending_token: Option<LlamaToken>,
-    utf8: Utf8Stream,
-    stop: StopMatcher,
-    text: String,
-    completion_tokens: u32,
-    tokens_since_chunk: u32,
-    admitted_at: Instant,
-    first_token_at: Option<Instant>,
-}
-
-struct Slot {
-    seq_id: i32,
-    active: Option<Active>,
-    /// The tokens whose keys and values this slot's sequence holds, in position order. Kept
-    /// after a request ends so that the next request sharing a prefix skips it.
-    cache: Vec<LlamaToken>,
-    /// Admission counter value when the slot was last taken (least recently used is evicted).
-    last_used: u64,
-}
-
 pub struct Scheduler<'m> {
     model: &'m LlamaModel,
     ctx: LlamaContext<'m>,
     batch: LlamaBatch<'static>,
     slots: Vec<Slot>,
-    queue: VecDeque<Box<PreparedRequest>>,
+    queue: WaitQueue,
     cfg: SchedulerConfig,
     shared: &'m Shared,
     admissions: u64,
@@ -95,21 +58,14 @@ impl<'m> Scheduler<'m> {
         mut cfg: SchedulerConfig,
         shared: &'m Shared,
     ) -> Self {
-        let slots = (0..cfg.parallel)
-            .map(|i| Slot {
-                seq_id: i as i32,
-                active: None,
-                cache: Vec::new(),
-                last_used: 0,
-            })
-            .collect();
+        let slots = (0..cfg.parallel).map(|i| Slot::new(i as i32)).collect();
         let faults = std::mem::take(&mut cfg.faults);
         Self {
             model,
             ctx,
             batch: LlamaBatch::new(cfg.n_batch, 1),
             slots,
-            queue: VecDeque::new(),
+            queue: WaitQueue::default(),
             cfg,
             shared,
             admissions: 0,
@@ -118,7 +74,7 @@ impl<'m> Scheduler<'m> {
     }
 
     fn busy(&self) -> bool {
-        !self.queue.is_empty() || self.slots.iter().any(|s| s.active.is_some())
+        !self.queue.is_empty() || self.slots.iter().any(|s| !s.is_idle())
     }
 
     /// Serves commands until shutdown or until every sender is gone.
@@ -165,7 +121,7 @@ impl<'m> Scheduler<'m> {
         }
         let err = EngineError::aborted("the engine was shut down before this request finished");
         self.fail_all_active(&err);
-        while let Some(req) = self.queue.pop_front() {
+        while let Some(req) = self.queue.pop() {
             self.reject(req, err.clone());
         }
         self.publish_occupancy();
@@ -177,7 +133,7 @@ impl<'m> Scheduler<'m> {
             Command::Submit(req) => {
                 // Admission (`QUEUE_FULL`) was decided at submit: every request that gets
                 // here has its place.
-                self.queue.push_back(req);
+                self.queue.push(req);
                 // In the queue before it leaves transit: `queueDepth` never dips.
                 self.publish_occupancy();
                 sub(&self.shared.counters.requests_in_transit, 1);
@@ -192,7 +148,7 @@ impl<'m> Scheduler<'m> {
         set(&c.requests_queued, self.queue.len() as u64);
         set(
             &c.requests_active,
-            self.slots.iter().filter(|s| s.active.is_some()).count() as u64,
+            self.slots.iter().filter(|s| !s.is_idle()).count() as u64,
         );
     }
 
@@ -244,27 +200,7 @@ impl<'m> Scheduler<'m> {
     /// Ends queued and running requests whose caller cancelled or whose deadline passed.
     fn drop_cancelled(&mut self) {
         let now = Instant::now();
-        let verdict = |req: &PreparedRequest| -> Option<EngineError> {
-            match req.cancel.reason() {
-                Some(CancelReason::Aborted) => {
-                    Some(EngineError::aborted("the request was aborted"))
-                }
-                Some(CancelReason::TimedOut) => Some(timeout_error(req)),
-                None => match req.deadline {
-                    Some(d) if now >= d => Some(timeout_error(req)),
-                    _ => None,
-                },
-            }
-        };
-        let mut kept = VecDeque::with_capacity(self.queue.len());
-        let mut ended = Vec::new();
-        while let Some(req) = self.queue.pop_front() {
-            match verdict(&req) {
-                Some(err) => ended.push((req, err)),
-                None => kept.push_back(req),
-            }
-        }
-        self.queue = kept;
+        let ended = self.queue.take_ended(now);
         // Out of `queueDepth` before their callers hear about it.
         if !ended.is_empty() {
             self.publish_occupancy();
@@ -273,10 +209,10 @@ impl<'m> Scheduler<'m> {
             self.reject(req, err);
         }
         for i in 0..self.slots.len() {
-            let err = match &self.slots[i].active {
-                Some(a) => verdict(&a.req),
-                None => None,
-            };
+            let err = self.slots[i]
+                .active
+                .as_ref()
+                .and_then(|a| a.req.ended_by(now));
             if let Some(err) = err {
                 self.fail_slot(i, err);
             }
@@ -288,10 +224,10 @@ impl<'m> Scheduler<'m> {
     /// rest of its prompt is evaluated.
     fn admit(&mut self) {
         while !self.queue.is_empty() {
-            let Some(i) = self.pick_slot(&self.queue[0]) else {
+            let Some(i) = self.queue.front().and_then(|req| self.pick_slot(req)) else {
                 return;
             };
-            let Some(req) = self.queue.pop_front() else {
+            let Some(req) = self.queue.pop() else {
                 return;
             };
             let sampler = match build_sampler(self.model, &req.params.sampling) {
@@ -313,20 +249,15 @@ impl<'m> Scheduler<'m> {
             self.admissions += 1;
             self.slots[i].last_used = self.admissions;
             debug!(request_id = %req.params.request_id, slot = i, prompt_tokens = req.tokens.len(), cached_tokens = reused, "admitted");
-            let stops = req.params.stop.clone();
+            let reply = ReplyText::new(req.params.stop.clone(), req.stream);
             self.slots[i].active = Some(Active {
                 req,
+                phase: Phase::Prompt { fed: reused },
                 sampler,
-                prompt_fed: reused,
+                reply,
                 cached_tokens: reused,
                 n_past: reused as i32,
-                logits_at: None,
-                pending_token: None,
-                utf8: Utf8Stream::new(),
-                stop: StopMatcher::new(stops),
-                text: String::new(),
                 completion_tokens: 0,
-                tokens_since_chunk: 0,
                 admitted_at: Instant::now(),
                 first_token_at: None,
             });
@@ -337,7 +268,7 @@ impl<'m> Scheduler<'m> {
         self.slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.active.is_none())
+            .filter(|(_, s)| s.is_idle())
             .max_by_key(|(_, s)| {
                 let shared = if req.params.cache_prompt {
                     common_prefix(&s.cache, &req.tokens)
@@ -390,18 +321,19 @@ impl<'m> Scheduler<'m> {
             let Some(a) = slot.active.as_mut() else {
                 continue;
             };
-            a.logits_at = None;
-            if let Some(tok) = a.pending_token.take() {
-                if load.total() < capacity
-                    && self.batch.add(tok, a.n_past, &[slot.seq_id], true).is_ok()
-                {
-                    a.logits_at = Some(load.total() as i32);
-                    a.n_past += 1;
-                    slot.cache.push(tok);
-                    load.generating += 1;
-                } else {
-                    a.pending_token = Some(tok);
-                }
+            let Phase::Generating { next } = a.phase else {
+                continue;
+            };
+            // Without room the token waits for the next step, still `Generating`.
+            if load.total() < capacity
+                && self.batch.add(next, a.n_past, &[slot.seq_id], true).is_ok()
+            {
+                a.phase = Phase::Decoding {
+                    logits_at: load.total() as i32,
+                };
+                a.n_past += 1;
+                slot.cache.push(next);
+                load.generating += 1;
             }
         }
         let prompt_budget = if load.generating > 0 {
@@ -416,26 +348,32 @@ impl<'m> Scheduler<'m> {
             let Some(a) = slot.active.as_mut() else {
                 continue;
             };
-            let remaining = a.req.tokens.len() - a.prompt_fed;
+            let Phase::Prompt { mut fed } = a.phase else {
+                continue;
+            };
+            let remaining = a.req.tokens.len() - fed;
             let room = (capacity - load.total()).min(prompt_budget - load.prompt);
             if remaining == 0 || room == 0 {
                 continue;
             }
-            let take = remaining.min(room);
-            for _ in 0..take {
-                let idx = a.prompt_fed;
-                let last = idx + 1 == a.req.tokens.len();
-                let tok = a.req.tokens[idx];
+            for _ in 0..remaining.min(room) {
+                let last = fed + 1 == a.req.tokens.len();
+                let tok = a.req.tokens[fed];
                 if self.batch.add(tok, a.n_past, &[slot.seq_id], last).is_err() {
                     break;
                 }
                 if last {
-                    a.logits_at = Some(load.total() as i32);
+                    a.phase = Phase::Decoding {
+                        logits_at: load.total() as i32,
+                    };
                 }
                 a.n_past += 1;
-                a.prompt_fed += 1;
+                fed += 1;
                 slot.cache.push(tok);
                 load.prompt += 1;
+            }
+            if let Phase::Prompt { .. } = a.phase {
+                a.phase = Phase::Prompt { fed };
             }
         }
         load
@@ -446,10 +384,10 @@ impl<'m> Scheduler<'m> {
             let Some(a) = self.slots[i].active.as_mut() else {
                 continue;
             };
-            let Some(idx) = a.logits_at.take() else {
+            let Phase::Decoding { logits_at } = a.phase else {
                 continue;
             };
-            let token = match a.sampler.sample(&self.ctx, self.model, idx) {
+            let token = match a.sampler.sample(&self.ctx, self.model, logits_at) {
                 Ok(token) => token,
                 Err(err) => {
                     self.fail_slot(i, err);
@@ -477,30 +415,20 @@ impl<'m> Scheduler<'m> {
                 continue;
             }
             a.completion_tokens += 1;
-            a.tokens_since_chunk += 1;
             let piece = vocab.token_to_piece(token, false, None);
-            let text = a.utf8.push(&piece);
-            let outcome = a.stop.push(&text);
-            if !outcome.text.is_empty() {
-                a.text.push_str(&outcome.text);
-                if a.req.stream {
-                    let tokens = std::mem::take(&mut a.tokens_since_chunk);
-                    let delivered = a.req.sink.send(Event::Chunk {
-                        text: outcome.text,
-                        tokens,
-                    });
-                    if !delivered || self.faults.sink_lost() {
-                        // Nobody listens any more: stop spending compute on it.
-                        a.req.cancel.cancel(CancelReason::Aborted);
-                    }
+            let pushed = a.reply.push_token(&piece, &mut a.req.sink);
+            if let Some(delivered) = pushed.chunk_delivered {
+                if !delivered || self.faults.sink_lost() {
+                    // Nobody listens any more: stop spending compute on it.
+                    a.req.cancel.cancel(CancelReason::Aborted);
                 }
             }
-            if outcome.stopped {
+            if pushed.stopped {
                 self.finish(i, FinishReason::Stop);
             } else if a.completion_tokens >= a.req.params.max_tokens {
                 self.finish(i, FinishReason::Length);
             } else {
-                a.pending_token = Some(token);
+                a.phase = Phase::Generating { next: token };
             }
         }
     }
@@ -517,26 +445,11 @@ impl<'m> Scheduler<'m> {
         active
     }
 
-    fn finish(&mut self, i: usize, mut reason: FinishReason) {
+    fn finish(&mut self, i: usize, reason: FinishReason) {
         let Some(mut a) = self.free_slot(i) else {
             return;
         };
-        if reason != FinishReason::Stop {
-            let tail = a.stop.push(&a.utf8.finish());
-            let mut rest = tail.text;
-            if tail.stopped {
-                reason = FinishReason::Stop;
-            } else {
-                rest.push_str(&a.stop.finish());
-            }
-            if !rest.is_empty() {
-                a.text.push_str(&rest);
-                if a.req.stream {
-                    let tokens = std::mem::take(&mut a.tokens_since_chunk);
-                    a.req.sink.send(Event::Chunk { text: rest, tokens });
-                }
-            }
-        }
+        let (text, reason) = a.reply.finish(reason, &mut a.req.sink);
         let now = Instant::now();
         let first = a.first_token_at.unwrap_or(now);
         let generate_ms = ms(first, now);
@@ -559,9 +472,9 @@ impl<'m> Scheduler<'m> {
         set(&c.last_ttft_us, (timings.ttft_ms * 1000.0) as u64);
         self.shared.record_ttft(timings.ttft_ms);
         set(&c.last_tps_milli, (tokens_per_second * 1000.0) as u64);
-        debug!(request_id = %a.req.params.request_id, reason = reason.as_str(), tokens = a.completion_tokens, invalid_utf8_bytes_dropped = a.utf8.dropped(), "finished");
+        debug!(request_id = %a.req.params.request_id, reason = reason.as_str(), tokens = a.completion_tokens, invalid_utf8_bytes_dropped = a.reply.dropped_bytes(), "finished");
         let generation = Generation {
-            text: std::mem::take(&mut a.text),
+            text,
             finish_reason: reason,
             prompt_tokens: a.req.tokens.len() as u32,
             completion_tokens: a.completion_tokens,
@@ -608,12 +521,4 @@ impl BatchLoad {
     fn total(&self) -> usize {
         self.prompt + self.generating
     }
-}
-
-fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}
-
-fn timeout_error(req: &PreparedRequest) -> EngineError {
-    EngineError::timed_out(req.params.timeout)
 }

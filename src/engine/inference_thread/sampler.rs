@@ -7,8 +7,8 @@ use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 
-use super::error::{EngineError, EngineResult};
-use super::options::SamplingParams;
+use crate::engine::error::{EngineError, EngineResult};
+use crate::engine::options::SamplingParams;
 
 /// One request's token chooser.
 pub enum Sampler {

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use llama_cpp_2::model::LlamaModel;
 
-use super::error::{EngineError, EngineResult};
+use crate::engine::error::{EngineError, EngineResult};
 
 /// llama.cpp's default cache type is F16: two bytes per element.
 const BYTES_PER_ELEMENT: u64 = 2;

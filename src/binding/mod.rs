@@ -1,0 +1,16 @@
+//! The napi layer, run on the JavaScript thread: the exported `NativeEngine` class (`engine`),
+//! the JavaScript shapes of options and results (`types`), engine errors as JavaScript errors
+//! with `err.code` (`error`), llama.cpp's log routing (`logging`) and the scheduler hint that
+//! keeps the event loop responsive (`event_loop_slice`). The napi modules are left out of
+//! `cargo test` builds, whose test binary has no Node.js to resolve napi symbols.
+
+#[cfg(not(test))]
+mod engine;
+#[cfg(not(test))]
+mod error;
+#[cfg_attr(test, allow(dead_code))]
+mod event_loop_slice;
+#[cfg(not(test))]
+mod logging;
+#[cfg(not(test))]
+mod types;

@@ -1,0 +1,167 @@
+//! Loading, run once on the inference thread when an engine starts: the GGUF file is checked
+//! before llama.cpp sees it (`model_file`), the model is loaded, the KV cache is checked
+//! against free memory before llama.cpp allocates it (`memory`), the chat template is chosen
+//! and the context is created. `Loaded` is what the other threads read afterwards.
+
+pub mod backend;
+pub mod memory;
+pub mod model_file;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Instant;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+
+use super::error::{EngineError, EngineResult};
+use super::faults::Faults;
+use super::options::{self, EngineConfig};
+use super::prompt_thread::chat_template::ChatTemplate;
+use super::prompt_thread::tokenizer::Tokenizer;
+use super::{ModelInfo, ProgressFn};
+
+/// Read-only model state that the caller's thread and the prompt thread use to prepare
+/// requests, set once the load succeeds.
+pub struct Loaded {
+    pub model: Arc<LlamaModel>,
+    pub template: ChatTemplate,
+    pub tokenizer: Tokenizer,
+    pub n_ctx_per_seq: u32,
+}
+
+impl Loaded {
+    pub fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<LlamaToken> {
+        self.tokenizer
+            .tokenize(&self.model, text.as_bytes(), add_special, parse_special)
+    }
+}
+
+/// What the load settles about the context before creating it.
+pub struct ContextPlan {
+    pub n_ctx_per_seq: u32,
+    pub n_batch: u32,
+    pub template: ChatTemplate,
+}
+
+pub fn load_model(config: &EngineConfig, progress: Option<ProgressFn>) -> EngineResult<LlamaModel> {
+    model_file::check_gguf_file(&config.model_path)?;
+    let mut params = LlamaModelParams::default()
+        .with_n_gpu_layers(config.gpu_layers)
+        .with_use_mmap(config.use_mmap);
+    if let Some(cb) = progress {
+        params = params.with_progress_callback(cb);
+    }
+    let backend = backend::get()?;
+    LlamaModel::load_from_file(backend, &config.model_path, &params).map_err(|e| {
+        EngineError::load_failed(format!(
+            "llama.cpp could not load {} ({e}): the file may be truncated or corrupt, or its architecture unsupported by this build (set logLevel: 'debug' to see llama.cpp's reason)",
+            config.model_path.display()
+        ))
+    })
+}
+
+/// Context size per sequence, the memory check and the chat template: everything that can
+/// refuse the configuration before llama.cpp allocates the KV cache.
+pub fn plan_context(
+    model: &LlamaModel,
+    config: &EngineConfig,
+    faults: &Faults,
+) -> EngineResult<ContextPlan> {
+    let trained = model.n_ctx_train();
+    let n_ctx_per_seq = match config.context_size {
+        Some(n) if n > trained => {
+            return Err(EngineError::invalid_argument(format!(
+                "contextSize {n} is larger than the {trained} tokens this model was trained on"
+            )))
+        }
+        Some(n) => n,
+        None => trained.min(options::DEFAULT_CONTEXT_SIZE),
+    };
+    // With layers offloaded to a GPU their cache lives there, not in this memory.
+    let needed = (config.gpu_layers == 0)
+        .then(|| memory::kv_cache_bytes(model, n_ctx_per_seq, config.parallel))
+        .flatten();
+    let available = faults.available_memory().or_else(memory::available_memory);
+    memory::check_fits(
+        &config.model_path,
+        needed,
+        available,
+        n_ctx_per_seq,
+        config.parallel,
+    )?;
+    let template = ChatTemplate::for_model(model, config.chat_template.as_deref())?;
+    let n_batch = config.batch_size.min(n_ctx_per_seq * config.parallel);
+    Ok(ContextPlan {
+        n_ctx_per_seq,
+        n_batch,
+        template,
+    })
+}
+
+pub fn new_context<'m>(
+    model: &'m LlamaModel,
+    config: &EngineConfig,
+    plan: &ContextPlan,
+) -> EngineResult<LlamaContext<'m>> {
+    let ctx_params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(plan.n_ctx_per_seq * config.parallel))
+        .with_n_batch(plan.n_batch)
+        .with_n_ubatch(plan.n_batch)
+        .with_n_seq_max(config.parallel)
+        .with_n_threads(config.threads)
+        .with_n_threads_batch(config.threads);
+    model.new_context(backend::get()?, ctx_params).map_err(|e| {
+        EngineError::load_failed(format!(
+            "cannot create a llama.cpp context for {} ({e}): lower contextSize or parallel",
+            config.model_path.display()
+        ))
+    })
+}
+
+pub fn model_info(
+    model: &LlamaModel,
+    config: &EngineConfig,
+    n_ctx_per_seq: u32,
+    n_batch: u32,
+    template: &ChatTemplate,
+    started: Instant,
+) -> ModelInfo {
+    let meta = |k: &str| model.meta_val_str(k).unwrap_or_default();
+    let name = Some(meta("general.name"))
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            config
+                .model_path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    ModelInfo {
+        model_path: config.model_path.display().to_string(),
+        name,
+        architecture: meta("general.architecture"),
+        context_size: n_ctx_per_seq,
+        trained_context_size: model.n_ctx_train(),
+        vocab_size: model.n_vocab().max(0) as u32,
+        parameters: model.n_params() as f64,
+        size_bytes: model.size() as f64,
+        chat_template: template.name.clone(),
+        chat_template_source: template.source,
+        parallel: config.parallel,
+        batch_size: n_batch,
+        threads: config.threads,
+        // What was offloaded, not what was asked: nothing without a GPU backend, and at most
+        // every repeating layer plus the output layer.
+        // SAFETY: a pure query of how llama.cpp was built; the backend is initialised.
+        gpu_layers: if unsafe { llama_cpp_sys_2::llama_supports_gpu_offload() } {
+            config.gpu_layers.min(model.n_layer() + 1)
+        } else {
+            0
+        },
+        load_ms: started.elapsed().as_secs_f64() * 1000.0,
+    }
+}
