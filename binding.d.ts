@@ -14,110 +14,143 @@ export declare class NativeEngine {
   static start(options: NativeLoadOptions, onProgress: (((arg: number) => void)) | undefined | null, onLoaded: ((arg: NativeLoadEvent) => void)): NativeEngine
   /** Checks load options the way `start` does, without loading anything. */
   static checkOptions(options: NativeLoadOptions): void
+  /** The metrics of an engine that has served nothing: every counter 0. */
+  static emptyMetrics(): Metrics
   /** Queues a request; its events go to `on_event`. Validation errors throw synchronously. */
-  submit(input: NativeInput, options: NativeGenerateOptions | undefined | null, stream: boolean, onEvent: ((arg: NativeEvent) => void)): NativeRequest
+  submit(input: string | Array<ChatMessage>, options: GenerateOptions | undefined | null, stream: boolean, onEvent: ((arg: NativeEvent) => void)): NativeRequest
   tokenize(text: string): Uint32Array
   detokenize(tokens: Array<number>): string
-  countTokens(input: NativeInput): number
-  health(): NativeHealth
-  metrics(): NativeMetrics
+  countTokens(input: string | Array<ChatMessage>): number
+  health(): Health
+  metrics(): Metrics
   /** Cancels everything in flight, frees the model, then calls `on_stopped`. */
   shutdown(onStopped: (() => void)): void
 }
 
 /** A queued or running request. */
 export declare class NativeRequest {
-  get requestId(): string
-  /** Stops the request at the next decode step; `reason` is `"abort"` or `"timeout"`. */
-  cancel(reason: string): void
+  /** Stops the request at the next decode step. */
+  cancel(cause: CancelCause): void
 }
 
-export interface NativeChatMessage {
+/** Why the caller stops a request. */
+export type CancelCause = 'abort' | 'timeout'
+
+/** One chat message; `role` is 'system', 'user' or 'assistant'. */
+export interface ChatMessage {
   role: string
   content: string
 }
 
-/** One event of a request: `chunk`, `done` or `error`. */
-export interface NativeEvent {
-  kind: string
-  text?: string
-  tokens?: number
-  generation?: NativeGeneration
-  error?: NativeFailure
-}
+/** The stable `code` of every error napi-llama throws or rejects with. */
+export type ErrorCode = 'MODEL_NOT_LOADED' | 'MODEL_LOAD_FAILED' | 'INVALID_ARGUMENT' | 'CONTEXT_OVERFLOW' | 'TIMEOUT' | 'ABORTED' | 'QUEUE_FULL' | 'ALREADY_INITIALIZED' | 'INTERNAL'
 
-export interface NativeFailure {
-  code: string
+/** A failure delivered as an event (the JavaScript layer turns it into an error). */
+export interface Failure {
+  code: ErrorCode
   message: string
 }
 
-export interface NativeGenerateOptions {
+/** Why generation ended. */
+export type FinishReason = 'stop' | 'length' | 'eos'
+
+/**
+ * Per-request options, as given by the caller. Numbers stay f64 (JavaScript numbers):
+ * `validate` checks their ranges.
+ */
+export interface GenerateOptions {
+  /** Most tokens to generate. Default 512. */
   maxTokens?: number
+  /** 0 = greedy (as is anything below 1e-6). Default 0.8. */
   temperature?: number
+  /** Default 40; 0 disables. */
   topK?: number
+  /** Default 0.95; 1 disables. */
   topP?: number
+  /** Default 0.05; 0 disables. */
   minP?: number
+  /** Default 1 (off). */
   repeatPenalty?: number
+  /** Default 0 (off). */
   frequencyPenalty?: number
+  /** Default 0 (off). */
   presencePenalty?: number
+  /** Same seed + same input + same options = same output. Default: random. */
   seed?: number
+  /** Generation ends before any of these strings; they never appear in the output. */
   stop?: Array<string>
+  /** Reject with `TIMEOUT` after this many ms, queue wait included. */
   timeoutMs?: number
+  /** GBNF grammar (root rule `root`) constraining the output. */
   grammar?: string
+  /** JSON Schema text the output must match; converted to a grammar. */
   jsonSchema?: string
+  /** Id carried in logs and results. Default: generated (`req-N`). */
   requestId?: string
+  /**
+   * Reuse the longest prefix of this prompt that a free slot already holds (e.g. the
+   * earlier turns of the same chat); only the rest is evaluated. Default true.
+   */
   cachePrompt?: boolean
+  /**
+   * When the prompt does not fit the context (an `OverflowPolicy`): 'error' (default)
+   * rejects with `CONTEXT_OVERFLOW`; 'drop-oldest' (chat input only) drops the oldest
+   * non-system turns until the prompt plus min(maxTokens, contextSize / 4) tokens of reply
+   * fit, and reports `droppedMessages`.
+   */
   contextOverflow?: string
+  /**
+   * Parse control-token text in the input (`<|im_start|>` in a raw prompt or in a
+   * message's content) as control tokens. Default false: such text stays text, so a user
+   * cannot forge a turn; the chat template's own markers are always control tokens.
+   */
   parseSpecialTokens?: boolean
 }
 
-export interface NativeGeneration {
+/** The result of one request. */
+export interface Generation {
+  /** The reply, without any stop string. */
   text: string
-  finishReason: string
+  finishReason: FinishReason
+  /** Tokens of the prompt as evaluated (after the chat template and any dropped turns). */
   promptTokens: number
+  /** Tokens generated, including an end-of-generation token. */
   completionTokens: number
+  /** Prompt tokens reused from a slot's cache instead of evaluated. */
   cachedTokens: number
+  /** Chat messages dropped to fit the context (`contextOverflow: 'drop-oldest'`). */
   droppedMessages: number
-  timings: NativeTimings
+  timings: Timings
+  /** The caller's `requestId`, or one the engine made (`req-N`). */
   requestId: string
 }
 
-export interface NativeHealth {
-  status: string
+/** An engine's state, cheap to read (for health checks). */
+export interface Health {
+  status: HealthStatus
+  /** The loaded model's `general.name` (else its file name); null when none is loaded. */
   modelName?: string
+  /** Tokens of context each slot has. */
   contextSize: number
   uptimeMs: number
+  /** The last load failure or internal error, if any. */
   lastError?: string
+  /** Slots serving a request now. */
   slotsBusy: number
   slotsTotal: number
+  /** Requests waiting for a slot, including those still being tokenized. */
   queueDepth: number
 }
 
-/** The outcome of a load, delivered once. */
-export interface NativeLoadEvent {
-  info?: NativeModelInfo
-  error?: NativeFailure
-}
+/** What `health()` reports about an engine. */
+export type HealthStatus = 'loading' | 'ok' | 'unloaded' | 'error'
 
-export interface NativeLoadOptions {
-  modelPath: string
-  contextSize?: number
-  batchSize?: number
-  threads?: number
-  gpuLayers?: number
-  parallel?: number
-  maxQueue?: number
-  useMmap?: boolean
-  chatTemplate?: string
-  defaultTimeoutMs?: number
-  promptChunkSize?: number
-  logLevel?: string
-  responsiveEventLoop?: boolean
-  /** Test-only fault injection (see src/engine/faults.rs); not in index.d.ts. */
-  __faults?: string
-}
+/** How much napi-llama logs to stderr (`logLevel`). */
+export type LogLevel = 'off' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
 
-export interface NativeMetrics {
+/** Counters and rates since the engine loaded; JSON-friendly numbers. */
+export interface Metrics {
+  /** Requests submitted (refused ones included). */
   requestsTotal: number
   requestsCompleted: number
   requestsFailed: number
@@ -127,47 +160,142 @@ export interface NativeMetrics {
   requestsQueued: number
   promptTokensTotal: number
   completionTokensTotal: number
+  /** Prompt tokens reused from slot caches. */
   cachedTokensTotal: number
+  /** Requests that reused at least one cached prompt token. */
   cacheHits: number
+  /** Prompt tokens actually evaluated (prompt tokens minus cached ones). */
   promptTokensEvaluated: number
+  /** `decode` calls; each carries the tokens of every active request. */
   decodeCalls: number
   promptMsTotal: number
   generateMsTotal: number
   lastTtftMs: number
   lastTokensPerSecond: number
+  /**
+   * Aggregate prompt evaluation speed over all decode steps (each step's time is split
+   * between its prompt and generation tokens in proportion to their count).
+   */
   promptTokensPerSecond: number
+  /** Aggregate generation speed over all slots, measured the same way. */
   decodeTokensPerSecond: number
+  /** Time to first token over the most recent completed requests (0 before any). */
   ttftP50Ms: number
   ttftP95Ms: number
   ttftP99Ms: number
   slotsBusy: number
   slotsTotal: number
+  /** Requests waiting for a slot, including those still being tokenized. */
   queueDepth: number
   uptimeMs: number
 }
 
-export interface NativeModelInfo {
+/** Facts about the loaded model, returned by a successful load. */
+export interface ModelInfo {
   modelPath: string
+  /** GGUF `general.name`, or the file name. */
   name: string
+  /** GGUF `general.architecture`, e.g. 'llama', 'gemma3'. */
   architecture: string
+  /** Tokens one conversation (one slot) may hold. */
   contextSize: number
   trainedContextSize: number
   vocabSize: number
   parameters: number
   sizeBytes: number
+  /** 'jinja' when a Jinja template renders chats, else the llama.cpp built-in family name. */
   chatTemplate: string
-  chatTemplateSource: string
+  chatTemplateSource: TemplateSource
+  /** Slots: requests decoded at the same time. */
   parallel: number
   batchSize: number
   threads: number
+  /** Layers actually offloaded: 0 on a CPU-only build, whatever `gpuLayers` asked for. */
   gpuLayers: number
   loadMs: number
 }
 
-export interface NativeTimings {
+/** One event of a request: text chunks (streaming only), then `done` or `error`. */
+export type NativeEvent =
+  | { kind: 'chunk'; text: string; tokens: number }
+  | { kind: 'done'; generation: Generation }
+  | { kind: 'error'; error: Failure }
+
+/** The outcome of a load, delivered once. */
+export type NativeLoadEvent =
+  | { kind: 'loaded'; info: ModelInfo }
+  | { kind: 'failed'; error: Failure }
+
+/** Options for loading a model. */
+export interface NativeLoadOptions {
+  /** Path of a `.gguf` model file. `npm run fetch-model` downloads the test models. */
+  modelPath: string
+  /** Tokens one conversation (one sequence) may hold. Default: min(trained context, 4096). */
+  contextSize?: number
+  /** Most tokens evaluated in one decode step (prompt chunks are split to this). Default 512. */
+  batchSize?: number
+  /** llama.cpp threads. Default: the number of physical cores. More than free cores is slower. */
+  threads?: number
+  /** Layers to offload to a GPU (needs a GPU build). Default 0. */
+  gpuLayers?: number
+  /**
+   * Requests decoded at the same time (slots), all in one batch per step. Default 4. Each
+   * slot owns `contextSize` tokens of KV cache, which also serves as its prompt cache.
+   */
+  parallel?: number
+  /**
+   * Requests allowed to wait for a slot before `QUEUE_FULL`. Default 64. The engine holds at
+   * most `parallel + maxQueue` requests at once; the next one is refused when submitted.
+   */
+  maxQueue?: number
+  /** Memory-map the model file. Default true. */
+  useMmap?: boolean
+  /**
+   * Jinja chat template source, or a llama.cpp built-in family name ('chatml', 'gemma',
+   * 'llama3', …).
+   */
+  chatTemplate?: string
+  /** Timeout applied to requests that set no `timeoutMs`. Default: none. */
+  defaultTimeoutMs?: number
+  /**
+   * Most prompt tokens one decode step evaluates while other requests are streaming, so a
+   * long prompt cannot freeze them (it is spread over several steps). Default 128, at most
+   * `batchSize`. With nothing streaming, prompts are evaluated `batchSize` tokens per step.
+   */
+  promptChunkSize?: number
+  /**
+   * A `LogLevel`: 'off' | 'error' | 'warn' (default) | 'info' | 'debug' | 'trace'. llama.cpp's
+   * own logs appear at 'debug' and 'trace'. Env: NAPI_LLAMA_LOG.
+   */
+  logLevel?: string
+  /**
+   * Linux 6.12+: ask the scheduler for a 0.1 ms time slice for the thread that loads the
+   * model (the event loop), so it runs as soon as it wakes instead of waiting for the
+   * inference threads' turn. Its CPU share does not change. Undone when the last engine it
+   * loaded shuts down. Ignored on other systems and older kernels. Default false: it cuts
+   * event-loop delay, but costs tokens/s on small models (docs/benchmarks.md).
+   */
+  responsiveEventLoop?: boolean
+  /** Test-only fault injection (`src/engine/faults.rs`); not part of the public API. */
+  __faults?: string
+}
+
+/** What to do when a prompt does not fit the context (`contextOverflow`). */
+export type OverflowPolicy = 'error' | 'drop-oldest'
+
+/** Where the template in use came from; reported in `ModelInfo`. */
+export type TemplateSource = 'model' | 'option' | 'builtin-fallback'
+
+/** Where a request's time went, in milliseconds. */
+export interface Timings {
+  /** Waiting for a free slot. */
   queueMs: number
+  /** Evaluating the prompt (admission to first sampled token). */
   promptMs: number
+  /** Submission to first sampled token (queue + prompt). */
   ttftMs: number
+  /** First to last sampled token. */
   generateMs: number
+  /** Completion tokens per second over the generation time (0 with fewer than two tokens). */
   tokensPerSecond: number
 }

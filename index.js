@@ -38,12 +38,11 @@ const NAPI_TYPE_ERRORS = new Set([
   'BigintExpected',
 ])
 
-/** The one place native failures become LlamaErrors: `[CODE] message` carries the code. */
+/** The one place native failures become LlamaErrors: the addon sets `err.code` natively. */
 function toError(err) {
   if (err instanceof LlamaError) return err
   const message = err && err.message ? String(err.message) : String(err)
-  const coded = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(message)
-  if (coded && coded[1] in ErrorCode) return new LlamaError(coded[1], coded[2])
+  if (err && typeof err.code === 'string' && err.code in ErrorCode) return new LlamaError(err.code, message)
   if (err && NAPI_TYPE_ERRORS.has(err.code)) return new LlamaError(ErrorCode.INVALID_ARGUMENT, message)
   return new LlamaError(ErrorCode.INTERNAL, message)
 }

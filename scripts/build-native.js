@@ -67,7 +67,20 @@ function libraryName() {
   return 'libnapi_llama.so'
 }
 
+/**
+ * `npm run build:bindings`: rebuilds the addon through napi-rs's CLI, which also writes the
+ * generated loader (binding.js) and types (binding.d.ts) from the Rust doc comments. String
+ * enums become string unions (`--no-const-enum`), which callers compare with plain strings.
+ */
+function buildBindings() {
+  const napi = path.join(ROOT, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js')
+  const args = [napi, 'build', '--platform', '--release', '--no-const-enum', '--js', 'binding.js', '--dts', 'binding.d.ts']
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, env: buildEnv(), stdio: 'inherit' })
+  process.exit(r.status === null ? 1 : r.status)
+}
+
 function main() {
+  if (process.argv.includes('--bindings')) return buildBindings()
   const force = process.argv.includes('--force')
   if (!force && process.env.NAPI_LLAMA_SKIP_BUILD === '1') return say('NAPI_LLAMA_SKIP_BUILD=1: not building')
   if (!force && prebuiltAvailable()) return say('using the prebuilt platform package')

@@ -4,16 +4,18 @@
 
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::Uint32Array;
+use napi::bindgen_prelude::{Either, Uint32Array};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
 
-use super::error::map_error;
+use super::error::to_js_error;
 use super::event_loop_slice::ShortSlice;
 use super::logging;
 use super::types::*;
-use crate::engine::{self, CancelFlag, CancelReason, Engine, Event, EventSink};
+use crate::engine::{
+    self, CancelFlag, CancelReason, Engine, ErrorCode, Event, EventSink, Health, Metrics,
+};
 
 struct JsEventSink(ThreadsafeFunction<NativeEvent, (), NativeEvent, Status, false>);
 
@@ -41,27 +43,33 @@ impl NativeEngine {
         options: NativeLoadOptions,
         on_progress: Option<ThreadsafeFunction<f64, (), f64, Status, false>>,
         on_loaded: ThreadsafeFunction<NativeLoadEvent, (), NativeLoadEvent, Status, false>,
-    ) -> napi::Result<Self> {
+    ) -> napi::Result<Self, ErrorCode> {
         std::panic::catch_unwind(move || Self::start_inner(options, on_progress, on_loaded))
-            .unwrap_or_else(|p| Err(map_error(engine::error::panic_to_error(p))))
+            .unwrap_or_else(|p| Err(to_js_error(engine::error::panic_to_error(p))))
     }
 
     /// Checks load options the way `start` does, without loading anything.
     #[napi(catch_unwind)]
-    pub fn check_options(options: NativeLoadOptions) -> napi::Result<()> {
-        logging::check_level(options.log_level.as_deref()).map_err(map_error)?;
+    pub fn check_options(options: NativeLoadOptions) -> napi::Result<(), ErrorCode> {
+        logging::check_level(options.log_level.as_deref()).map_err(to_js_error)?;
         engine::LoadOptions::from(&options)
             .validate()
             .map(|_| ())
-            .map_err(map_error)
+            .map_err(to_js_error)
+    }
+
+    /// The metrics of an engine that has served nothing: every counter 0.
+    #[napi]
+    pub fn empty_metrics() -> Metrics {
+        Metrics::default()
     }
 
     fn start_inner(
         options: NativeLoadOptions,
         on_progress: Option<ThreadsafeFunction<f64, (), f64, Status, false>>,
         on_loaded: ThreadsafeFunction<NativeLoadEvent, (), NativeLoadEvent, Status, false>,
-    ) -> napi::Result<Self> {
-        logging::set_level(options.log_level.as_deref()).map_err(map_error)?;
+    ) -> napi::Result<Self, ErrorCode> {
+        logging::set_level(options.log_level.as_deref()).map_err(to_js_error)?;
         let progress = on_progress.map(|cb| -> engine::ProgressFn {
             Box::new(move |p| {
                 cb.call(f64::from(p), ThreadsafeFunctionCallMode::NonBlocking);
@@ -70,21 +78,12 @@ impl NativeEngine {
         });
         let loaded: engine::LoadedFn = Box::new(move |result| {
             let event = match result {
-                Ok(info) => NativeLoadEvent {
-                    info: Some(info.into()),
-                    error: None,
-                },
-                Err(e) => NativeLoadEvent {
-                    info: None,
-                    error: Some(NativeFailure {
-                        code: e.code.as_str().into(),
-                        message: e.message,
-                    }),
-                },
+                Ok(info) => NativeLoadEvent::Loaded { info },
+                Err(e) => NativeLoadEvent::Failed { error: e.into() },
             };
             on_loaded.call(event, ThreadsafeFunctionCallMode::NonBlocking);
         });
-        let engine = Engine::start((&options).into(), progress, loaded).map_err(map_error)?;
+        let engine = Engine::start((&options).into(), progress, loaded).map_err(to_js_error)?;
         // start() runs on the JS thread that will receive the events.
         let short_slice = match options.responsive_event_loop {
             Some(true) => ShortSlice::acquire(),
@@ -100,49 +99,51 @@ impl NativeEngine {
     #[napi(catch_unwind)]
     pub fn submit(
         &self,
-        input: NativeInput,
-        options: Option<NativeGenerateOptions>,
+        input: Either<String, Vec<ChatMessage>>,
+        options: Option<engine::GenerateOptions>,
         stream: bool,
         on_event: ThreadsafeFunction<NativeEvent, (), NativeEvent, Status, false>,
-    ) -> napi::Result<NativeRequest> {
-        let input = to_input(input).map_err(map_error)?;
-        let options: engine::GenerateOptions = options.map(Into::into).unwrap_or_default();
+    ) -> napi::Result<NativeRequest, ErrorCode> {
+        let input = to_input(input).map_err(to_js_error)?;
+        let options = options.unwrap_or_default();
         let submitted = self
             .engine
             .submit(input, &options, stream, Box::new(JsEventSink(on_event)))
-            .map_err(map_error)?;
+            .map_err(to_js_error)?;
         Ok(NativeRequest {
             cancel: submitted.cancel,
-            request_id: submitted.request_id,
         })
     }
 
     #[napi(catch_unwind)]
-    pub fn tokenize(&self, text: String) -> napi::Result<Uint32Array> {
+    pub fn tokenize(&self, text: String) -> napi::Result<Uint32Array, ErrorCode> {
         Ok(Uint32Array::new(
-            self.engine.tokenize(&text).map_err(map_error)?,
+            self.engine.tokenize(&text).map_err(to_js_error)?,
         ))
     }
 
     #[napi(catch_unwind)]
-    pub fn detokenize(&self, tokens: Vec<u32>) -> napi::Result<String> {
-        self.engine.detokenize(&tokens).map_err(map_error)
+    pub fn detokenize(&self, tokens: Vec<u32>) -> napi::Result<String, ErrorCode> {
+        self.engine.detokenize(&tokens).map_err(to_js_error)
     }
 
     #[napi(catch_unwind)]
-    pub fn count_tokens(&self, input: NativeInput) -> napi::Result<u32> {
-        let input = to_input(input).map_err(map_error)?;
-        Ok(self.engine.count_tokens(&input).map_err(map_error)? as u32)
+    pub fn count_tokens(
+        &self,
+        input: Either<String, Vec<ChatMessage>>,
+    ) -> napi::Result<u32, ErrorCode> {
+        let input = to_input(input).map_err(to_js_error)?;
+        Ok(self.engine.count_tokens(&input).map_err(to_js_error)? as u32)
     }
 
     #[napi(catch_unwind)]
-    pub fn health(&self) -> NativeHealth {
-        self.engine.health().into()
+    pub fn health(&self) -> Health {
+        self.engine.health()
     }
 
     #[napi(catch_unwind)]
-    pub fn metrics(&self) -> NativeMetrics {
-        self.engine.metrics().into()
+    pub fn metrics(&self) -> Metrics {
+        self.engine.metrics()
     }
 
     /// Cancels everything in flight, frees the model, then calls `on_stopped`.
@@ -160,28 +161,29 @@ impl NativeEngine {
     }
 }
 
+/// Why the caller stops a request.
+#[napi(string_enum = "lowercase")]
+pub enum CancelCause {
+    /// Its `signal` aborted or its stream was cancelled: it ends with `ABORTED`.
+    Abort,
+    /// Its `timeoutMs` passed: it ends with `TIMEOUT`.
+    Timeout,
+}
+
 /// A queued or running request.
 #[napi]
 pub struct NativeRequest {
     cancel: CancelFlag,
-    request_id: String,
 }
 
 #[napi]
 impl NativeRequest {
-    #[napi(getter, catch_unwind)]
-    pub fn request_id(&self) -> String {
-        self.request_id.clone()
-    }
-
-    /// Stops the request at the next decode step; `reason` is `"abort"` or `"timeout"`.
+    /// Stops the request at the next decode step.
     #[napi(catch_unwind)]
-    pub fn cancel(&self, reason: String) {
-        let reason = if reason == "timeout" {
-            CancelReason::TimedOut
-        } else {
-            CancelReason::Aborted
-        };
-        self.cancel.cancel(reason);
+    pub fn cancel(&self, cause: CancelCause) {
+        self.cancel.cancel(match cause {
+            CancelCause::Abort => CancelReason::Aborted,
+            CancelCause::Timeout => CancelReason::TimedOut,
+        });
     }
 }

@@ -9,9 +9,24 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
 
+use napi_derive::napi;
+
 use crate::engine::EngineError;
 
 static FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// How much napi-llama logs to stderr (`logLevel`).
+#[napi(string_enum = "lowercase")]
+pub enum LogLevel {
+    Off,
+    Error,
+    /// The default.
+    Warn,
+    Info,
+    /// Also llama.cpp's own logs.
+    Debug,
+    Trace,
+}
 
 const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 

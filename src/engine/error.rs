@@ -1,18 +1,31 @@
-//! Engine errors: one stable code per failure class (DESIGN.md §2) plus a message that says
-//! what to do. The napi layer maps these to JS errors carrying `err.code`.
+//! Engine errors: one stable code per failure class plus a message that says what to do.
+//! `ErrorCode` is the one list of codes: the binding sets it natively as `err.code`, and the
+//! generated TypeScript types derive the `ErrorCode` union from it.
 
 use std::fmt;
 
+/// The stable `code` of every error napi-llama throws or rejects with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(not(test), napi_derive::napi(string_enum = "UPPER_SNAKE"))]
 pub enum ErrorCode {
+    /// generate/stream/tokenize before `initialize`, while loading, or after `shutdown`.
     ModelNotLoaded,
+    /// Missing, truncated or corrupt file, not GGUF, unsupported architecture, not enough memory.
     ModelLoadFailed,
+    /// Empty input, unknown role or option key, out-of-range number, bad grammar or schema.
     InvalidArgument,
+    /// The prompt (plus reserved output) cannot fit the context.
     ContextOverflow,
+    /// `timeoutMs` elapsed (queue wait included).
     Timeout,
+    /// The `signal` aborted, the stream was cancelled, or the engine shut down.
     Aborted,
+    /// More waiting requests than `maxQueue`.
     QueueFull,
+    /// `initialize` while a model is loaded or loading, without `replace: true`. Raised by the
+    /// JavaScript layer, which owns the default engine.
     AlreadyInitialized,
+    /// A caught panic or llama.cpp failure; the engine stays usable or reports `error`.
     Internal,
 }
 
@@ -29,6 +42,12 @@ impl ErrorCode {
             ErrorCode::AlreadyInitialized => "ALREADY_INITIALIZED",
             ErrorCode::Internal => "INTERNAL",
         }
+    }
+}
+
+impl AsRef<str> for ErrorCode {
+    fn as_ref(&self) -> &str {
+        self.as_str()
     }
 }
 

@@ -43,20 +43,27 @@ pub enum Input {
 
 /// Facts about the loaded model, returned by a successful load.
 #[derive(Debug, Clone)]
+#[cfg_attr(not(test), napi_derive::napi(object))]
 pub struct ModelInfo {
     pub model_path: String,
+    /// GGUF `general.name`, or the file name.
     pub name: String,
+    /// GGUF `general.architecture`, e.g. 'llama', 'gemma3'.
     pub architecture: String,
+    /// Tokens one conversation (one slot) may hold.
     pub context_size: u32,
     pub trained_context_size: u32,
     pub vocab_size: u32,
     pub parameters: f64,
     pub size_bytes: f64,
+    /// 'jinja' when a Jinja template renders chats, else the llama.cpp built-in family name.
     pub chat_template: String,
     pub chat_template_source: TemplateSource,
+    /// Slots: requests decoded at the same time.
     pub parallel: u32,
     pub batch_size: u32,
     pub threads: i32,
+    /// Layers actually offloaded: 0 on a CPU-only build, whatever `gpuLayers` asked for.
     pub gpu_layers: u32,
     pub load_ms: f64,
 }

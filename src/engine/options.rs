@@ -147,30 +147,56 @@ impl LoadOptions {
     }
 }
 
-/// Per-request options, as given by the caller.
+/// Per-request options, as given by the caller. Numbers stay f64 (JavaScript numbers):
+/// `validate` checks their ranges.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(not(test), napi_derive::napi(object))]
 pub struct GenerateOptions {
+    /// Most tokens to generate. Default 512.
     pub max_tokens: Option<f64>,
+    /// 0 = greedy (as is anything below 1e-6). Default 0.8.
     pub temperature: Option<f64>,
+    /// Default 40; 0 disables.
     pub top_k: Option<f64>,
+    /// Default 0.95; 1 disables.
     pub top_p: Option<f64>,
+    /// Default 0.05; 0 disables.
     pub min_p: Option<f64>,
+    /// Default 1 (off).
     pub repeat_penalty: Option<f64>,
+    /// Default 0 (off).
     pub frequency_penalty: Option<f64>,
+    /// Default 0 (off).
     pub presence_penalty: Option<f64>,
+    /// Same seed + same input + same options = same output. Default: random.
     pub seed: Option<f64>,
+    /// Generation ends before any of these strings; they never appear in the output.
     pub stop: Option<Vec<String>>,
+    /// Reject with `TIMEOUT` after this many ms, queue wait included.
     pub timeout_ms: Option<f64>,
+    /// GBNF grammar (root rule `root`) constraining the output.
     pub grammar: Option<String>,
+    /// JSON Schema text the output must match; converted to a grammar.
     pub json_schema: Option<String>,
+    /// Id carried in logs and results. Default: generated (`req-N`).
     pub request_id: Option<String>,
+    /// Reuse the longest prefix of this prompt that a free slot already holds (e.g. the
+    /// earlier turns of the same chat); only the rest is evaluated. Default true.
     pub cache_prompt: Option<bool>,
+    /// When the prompt does not fit the context (an `OverflowPolicy`): 'error' (default)
+    /// rejects with `CONTEXT_OVERFLOW`; 'drop-oldest' (chat input only) drops the oldest
+    /// non-system turns until the prompt plus min(maxTokens, contextSize / 4) tokens of reply
+    /// fit, and reports `droppedMessages`.
     pub context_overflow: Option<String>,
+    /// Parse control-token text in the input (`<|im_start|>` in a raw prompt or in a
+    /// message's content) as control tokens. Default false: such text stays text, so a user
+    /// cannot forge a turn; the chat template's own markers are always control tokens.
     pub parse_special_tokens: Option<bool>,
 }
 
-/// What to do when a prompt does not fit the context.
+/// What to do when a prompt does not fit the context (`contextOverflow`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(test), napi_derive::napi(string_enum = "kebab-case"))]
 pub enum OverflowPolicy {
     /// Reject with `CONTEXT_OVERFLOW`.
     Error,

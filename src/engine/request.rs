@@ -10,7 +10,9 @@ use llama_cpp_2::token::LlamaToken;
 use super::error::EngineError;
 use super::options::RequestParams;
 
+/// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(test), napi_derive::napi(string_enum = "lowercase"))]
 pub enum FinishReason {
     /// A stop string matched.
     Stop,
@@ -30,7 +32,9 @@ impl FinishReason {
     }
 }
 
+/// Where a request's time went, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(not(test), napi_derive::napi(object))]
 pub struct Timings {
     /// Waiting for a free slot.
     pub queue_ms: f64,
@@ -40,21 +44,27 @@ pub struct Timings {
     pub ttft_ms: f64,
     /// First to last sampled token.
     pub generate_ms: f64,
-    /// Completion tokens per second over `generate_ms` (0 with fewer than two tokens).
+    /// Completion tokens per second over the generation time (0 with fewer than two tokens).
     pub tokens_per_second: f64,
 }
 
+/// The result of one request.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(not(test), napi_derive::napi(object))]
 pub struct Generation {
+    /// The reply, without any stop string.
     pub text: String,
     pub finish_reason: FinishReason,
+    /// Tokens of the prompt as evaluated (after the chat template and any dropped turns).
     pub prompt_tokens: u32,
+    /// Tokens generated, including an end-of-generation token.
     pub completion_tokens: u32,
     /// Prompt tokens reused from a slot's cache instead of evaluated.
     pub cached_tokens: u32,
     /// Chat messages dropped to fit the context (`contextOverflow: 'drop-oldest'`).
     pub dropped_messages: u32,
     pub timings: Timings,
+    /// The caller's `requestId`, or one the engine made (`req-N`).
     pub request_id: String,
 }
 

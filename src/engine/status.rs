@@ -10,11 +10,20 @@ use super::error::ErrorCode;
 /// TTFT percentiles are computed over this many most recent requests.
 const TTFT_WINDOW: usize = 1024;
 
+/// What `health()` reports about an engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    not(test),
+    napi_derive::napi(string_enum = "lowercase", js_name = "HealthStatus")
+)]
 pub enum EngineStatus {
+    /// The model is loading.
     Loading,
+    /// Serving requests.
     Ok,
+    /// Never loaded, or shut down.
     Unloaded,
+    /// The load failed, or the engine hit an unrecoverable error (`lastError` says which).
     Error,
 }
 
@@ -29,35 +38,47 @@ impl EngineStatus {
     }
 }
 
+/// An engine's state, cheap to read (for health checks).
 #[derive(Debug, Clone)]
+#[cfg_attr(not(test), napi_derive::napi(object))]
 pub struct Health {
     pub status: EngineStatus,
+    /// The loaded model's `general.name` (else its file name); null when none is loaded.
     pub model_name: Option<String>,
+    /// Tokens of context each slot has.
     pub context_size: u32,
     pub uptime_ms: f64,
+    /// The last load failure or internal error, if any.
     pub last_error: Option<String>,
+    /// Slots serving a request now.
     pub slots_busy: u32,
     pub slots_total: u32,
+    /// Requests waiting for a slot, including those still being tokenized.
     pub queue_depth: u32,
 }
 
+/// Counters and rates since the engine loaded; JSON-friendly numbers.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(not(test), napi_derive::napi(object))]
 pub struct Metrics {
-    pub requests_total: u64,
-    pub requests_completed: u64,
-    pub requests_failed: u64,
-    pub requests_aborted: u64,
-    pub requests_timed_out: u64,
-    pub requests_active: u64,
-    pub requests_queued: u64,
-    pub prompt_tokens_total: u64,
-    pub completion_tokens_total: u64,
-    pub cached_tokens_total: u64,
+    /// Requests submitted (refused ones included).
+    pub requests_total: f64,
+    pub requests_completed: f64,
+    pub requests_failed: f64,
+    pub requests_aborted: f64,
+    pub requests_timed_out: f64,
+    pub requests_active: f64,
+    pub requests_queued: f64,
+    pub prompt_tokens_total: f64,
+    pub completion_tokens_total: f64,
+    /// Prompt tokens reused from slot caches.
+    pub cached_tokens_total: f64,
     /// Requests that reused at least one cached prompt token.
-    pub cache_hits: u64,
+    pub cache_hits: f64,
     /// Prompt tokens actually evaluated (prompt tokens minus cached ones).
-    pub prompt_tokens_evaluated: u64,
-    pub decode_calls: u64,
+    pub prompt_tokens_evaluated: f64,
+    /// `decode` calls; each carries the tokens of every active request.
+    pub decode_calls: f64,
     pub prompt_ms_total: f64,
     pub generate_ms_total: f64,
     pub last_ttft_ms: f64,
@@ -67,12 +88,13 @@ pub struct Metrics {
     pub prompt_tokens_per_second: f64,
     /// Aggregate generation speed over all slots, measured the same way.
     pub decode_tokens_per_second: f64,
-    /// Time to first token over the last 1024 completed requests (0 before any).
+    /// Time to first token over the most recent completed requests (0 before any).
     pub ttft_p50_ms: f64,
     pub ttft_p95_ms: f64,
     pub ttft_p99_ms: f64,
     pub slots_busy: u32,
     pub slots_total: u32,
+    /// Requests waiting for a slot, including those still being tokenized.
     pub queue_depth: u32,
     pub uptime_ms: f64,
 }
@@ -224,6 +246,7 @@ impl Shared {
     pub fn metrics(&self) -> Metrics {
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let count = |a: &AtomicU64| get(a) as f64;
         let rate = |tokens: u64, us: u64| {
             if us == 0 {
                 0.0
@@ -245,19 +268,19 @@ impl Shared {
             .unwrap_or_else(|p| p.into_inner())
             .slots_total;
         Metrics {
-            requests_total: get(&c.requests_total),
-            requests_completed: get(&c.requests_completed),
-            requests_failed: get(&c.requests_failed),
-            requests_aborted: get(&c.requests_aborted),
-            requests_timed_out: get(&c.requests_timed_out),
-            requests_active: get(&c.requests_active),
-            requests_queued: self.queued(),
-            prompt_tokens_total: get(&c.prompt_tokens_total),
-            completion_tokens_total: get(&c.completion_tokens_total),
-            cached_tokens_total: get(&c.cached_tokens_total),
-            cache_hits: get(&c.cache_hits),
-            prompt_tokens_evaluated: get(&c.prompt_tokens_evaluated),
-            decode_calls: get(&c.decode_calls),
+            requests_total: count(&c.requests_total),
+            requests_completed: count(&c.requests_completed),
+            requests_failed: count(&c.requests_failed),
+            requests_aborted: count(&c.requests_aborted),
+            requests_timed_out: count(&c.requests_timed_out),
+            requests_active: count(&c.requests_active),
+            requests_queued: self.queued() as f64,
+            prompt_tokens_total: count(&c.prompt_tokens_total),
+            completion_tokens_total: count(&c.completion_tokens_total),
+            cached_tokens_total: count(&c.cached_tokens_total),
+            cache_hits: count(&c.cache_hits),
+            prompt_tokens_evaluated: count(&c.prompt_tokens_evaluated),
+            decode_calls: count(&c.decode_calls),
             prompt_ms_total: get(&c.prompt_us_total) as f64 / 1000.0,
             generate_ms_total: get(&c.generate_us_total) as f64 / 1000.0,
             last_ttft_ms: get(&c.last_ttft_us) as f64 / 1000.0,

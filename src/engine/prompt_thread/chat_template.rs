@@ -46,6 +46,7 @@ pub struct ChatMessage {
 
 /// Where the template in use came from; reported in `ModelInfo`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(test), napi_derive::napi(string_enum = "kebab-case"))]
 pub enum TemplateSource {
     /// The GGUF's own `tokenizer.chat_template`.
     Model,
