@@ -1,4 +1,4 @@
-// Every error code of DESIGN.md §2, each followed by a request that must still succeed.
+// Every error code of the README's error table, each followed by a request that must still succeed.
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'

