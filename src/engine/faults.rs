@@ -7,8 +7,9 @@
 //! scheduler step panic, and the 2nd chunk delivery behave as if its listener were gone.
 //! Counts start at 1 for each engine; each fault fires once. `memory:N` makes the engine
 //! believe N bytes of memory are available when it checks that the KV cache fits.
-//! `prompt:MS` makes the prompt thread spend MS milliseconds more on every request, so tests
-//! can have a slow prompt without depending on how fast the machine tokenizes.
+//! `prompt:MS` makes the prompt thread spend MS milliseconds more on every request, and
+//! `step:MS` makes every decode step take MS milliseconds more, so tests can have a slow prompt
+//! or a slow reply without depending on how fast the machine is. These two act every time.
 
 use std::cell::Cell;
 
@@ -21,6 +22,7 @@ pub struct Faults {
     sink_at: Option<u64>,
     memory: Option<u64>,
     prompt_delay_ms: Option<u64>,
+    step_delay_ms: Option<u64>,
     decodes: Cell<u64>,
     steps: Cell<u64>,
     sends: Cell<u64>,
@@ -52,6 +54,7 @@ impl Faults {
                 "sink" => faults.sink_at = Some(n),
                 "memory" => faults.memory = Some(n),
                 "prompt" => faults.prompt_delay_ms = Some(n),
+                "step" => faults.step_delay_ms = Some(n),
                 _ => {}
             }
         }
@@ -61,6 +64,7 @@ impl Faults {
             faults.sink_at,
             faults.memory,
             faults.prompt_delay_ms,
+            faults.step_delay_ms,
         ];
         if any.iter().any(Option::is_some) {
             tracing::warn!(spec, "fault injection is on ({ENV})");
@@ -94,6 +98,13 @@ impl Faults {
     /// The extra time the prompt thread spends on every request.
     pub fn prompt_delay(&self) -> Option<std::time::Duration> {
         self.prompt_delay_ms.map(std::time::Duration::from_millis)
+    }
+
+    /// Sleeps the extra time every decode step takes.
+    pub fn delay_step(&self) {
+        if let Some(ms) = self.step_delay_ms {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
     }
 
     /// True when this chunk delivery should be treated as undeliverable.

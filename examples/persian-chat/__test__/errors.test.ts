@@ -139,7 +139,9 @@ describe('429', () => {
 describe('504 timeout', () => {
   let service: TestService
   beforeAll(async () => {
-    service = await startTestService({ LLM_TIMEOUT_MS: '400', LLM_MAX_TOKENS: '2000', LLM_PARALLEL: '1', LLM_MAX_QUEUE: '4' })
+    // Every decode step takes 50 ms more (test-only fault): a 2,000-token reply needs far more
+    // than the 3 s deadline and a 2-token one far less, however fast or busy the machine is.
+    service = await startTestService({ LLM_TIMEOUT_MS: '3000', LLM_MAX_TOKENS: '2000', LLM_PARALLEL: '1', LLM_MAX_QUEUE: '4', NAPI_LLAMA_FAULTS: 'step:50' })
   })
   afterAll(() => service.close())
 

@@ -41,6 +41,11 @@ export interface Config {
   logRequests: boolean
   /** Browser origins allowed to call /api and /v1 (CORS); '*' for any; empty: same origin only. */
   corsOrigins: string[]
+  /**
+   * Test-only: napi-llama's fault injection spec (`NAPI_LLAMA_FAULTS`), handed to the engine
+   * at load so tests can make a reply slow on purpose. Unset in production.
+   */
+  faults?: string
 }
 
 export const DEFAULT_SYSTEM_PROMPT =
@@ -127,6 +132,7 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 60, 0, 1_000_000),
     trustProxy: trustProxy(env.TRUST_PROXY?.trim()),
     logRequests: bool(env, 'LOG_REQUESTS', true),
+    faults: env.NAPI_LLAMA_FAULTS?.trim() || undefined,
     corsOrigins: (env.CORS_ORIGINS ?? '')
       .split(',')
       .map((o) => o.trim())

@@ -61,7 +61,7 @@ export class LlmService {
     this.failure = null
     const load = async (): Promise<ModelInfo> => {
       if (prepare) await prepare()
-      return llama.initialize({
+      const options: llama.InitializeOptions = {
         modelPath: this.config.modelPath,
         contextSize: this.config.contextSize,
         threads: this.config.threads,
@@ -69,7 +69,10 @@ export class LlmService {
         parallel: this.config.parallel,
         maxQueue: this.config.maxQueue,
         defaultTimeoutMs: this.config.timeoutMs,
-      })
+      }
+      // `__faults` is napi-llama's test-only hook, deliberately not in its public types.
+      if (this.config.faults) Object.assign(options, { __faults: this.config.faults })
+      return llama.initialize(options)
     }
     const loading = load().then(
       (info) => {

@@ -166,6 +166,7 @@ impl<'m> Scheduler<'m> {
         if load.total() == 0 {
             return;
         }
+        self.faults.delay_step();
         let started = Instant::now();
         add(&self.shared.counters.decode_calls, 1);
         let decoded = if self.faults.decode_fails() {
