@@ -113,4 +113,11 @@ function targetDir(env = process.env) {
   return env.CARGO_TARGET_DIR ? path.resolve(env.CARGO_TARGET_DIR) : path.join(ROOT, 'target')
 }
 
-module.exports = { ROOT, targetTriple, buildEnv, describeBuild, targetDir }
+/** The file name cargo gives the addon's shared library on this platform. */
+function libraryName() {
+  if (process.platform === 'darwin') return 'libnapi_llama.dylib'
+  if (process.platform === 'win32') return 'napi_llama.dll'
+  return 'libnapi_llama.so'
+}
+
+module.exports = { ROOT, targetTriple, buildEnv, describeBuild, targetDir, libraryName }

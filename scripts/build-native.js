@@ -7,7 +7,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { ROOT, targetTriple, buildEnv, describeBuild, targetDir } = require('./build-env')
+const { ROOT, targetTriple, buildEnv, describeBuild, targetDir, libraryName } = require('./build-env')
 
 function say(msg) {
   process.stderr.write(`[napi-llama] ${msg}\n`)
@@ -59,12 +59,6 @@ function prebuiltAvailable() {
   } catch (_) {
     return false
   }
-}
-
-function libraryName() {
-  if (process.platform === 'darwin') return 'libnapi_llama.dylib'
-  if (process.platform === 'win32') return 'napi_llama.dll'
-  return 'libnapi_llama.so'
 }
 
 /**

@@ -10,14 +10,16 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { ROOT, targetTriple, buildEnv } = require('./build-env')
+const { ROOT, targetTriple, buildEnv, targetDir, libraryName } = require('./build-env')
 const { ensureModel } = require('./fetch-model')
 
 const EXAMPLE = path.join(ROOT, 'examples', 'persian-chat')
 
+const FAULTS_FEATURE = ['--features', 'fault-injection']
+
 function runCargo() {
   const env = buildEnv()
-  const r = spawnSync('cargo', ['test', '--release', '--lib', '--target', targetTriple(), '--', '--test-threads=1'], {
+  const r = spawnSync('cargo', ['test', '--release', '--lib', '--target', targetTriple(), ...FAULTS_FEATURE, '--', '--test-threads=1'], {
     cwd: ROOT,
     env,
     encoding: 'utf8',
@@ -33,6 +35,25 @@ function runCargo() {
   }
   if (r.status !== 0 && failed === 0) failed = 1 // a build failure or crash counts
   return { passed, failed }
+}
+
+/**
+ * The addon the Jest suites load: the release build plus the test-only fault injection, kept
+ * in target/ so that the installed addon stays the release build. Returns its path, or null
+ * when the build failed. Cargo keeps both feature sets' artifacts: neither rebuilds the other.
+ */
+function buildTestAddon() {
+  const env = buildEnv()
+  const triple = targetTriple()
+  const r = spawnSync('cargo', ['build', '--release', '--lib', '--target', triple, ...FAULTS_FEATURE], { cwd: ROOT, env, stdio: ['ignore', 2, 2] })
+  if (r.status !== 0) return null
+  const built = path.join(targetDir(env), triple, 'release', libraryName())
+  const dir = path.join(targetDir(env), 'napi-llama-test')
+  fs.mkdirSync(dir, { recursive: true })
+  const dest = path.join(dir, 'napi-llama.node')
+  fs.copyFileSync(built, `${dest}.tmp`)
+  fs.renameSync(`${dest}.tmp`, dest)
+  return dest
 }
 
 /** Runs Jest in `cwd` and counts its results from the JSON report. */
@@ -84,6 +105,15 @@ function main() {
   ensureModel('smollm2')
   ensureModel('gemma3')
   const totals = { passed: 0, failed: 0 }
+  if (!only || only !== 'cargo') {
+    const addon = buildTestAddon()
+    if (!addon) {
+      console.log('0 passed, 1 failed')
+      process.exit(1)
+    }
+    // Every Jest suite (the example service's too) loads this build through napi-rs's loader.
+    process.env.NAPI_RS_NATIVE_LIBRARY_PATH = addon
+  }
   for (const [name, run] of [
     ['cargo', () => runCargo()],
     ['jest', () => runJest(ROOT, args)],

@@ -51,7 +51,10 @@ impl Engine {
     ) -> EngineResult<Self> {
         let config = options.validate()?;
         load::backend::init()?;
+        #[cfg(feature = "fault-injection")]
         let faults = Faults::new(config.faults.as_deref());
+        #[cfg(not(feature = "fault-injection"))]
+        let faults = Faults;
         let prompt_delay = faults.prompt_delay();
         let shared = Arc::new(Shared::default());
         let loaded = Arc::new(OnceLock::new());

@@ -16,6 +16,8 @@
 //! (counters read by `health()` and `metrics()`).
 
 pub mod error;
+#[cfg_attr(feature = "fault-injection", path = "faults.rs")]
+#[cfg_attr(not(feature = "fault-injection"), path = "no_faults.rs")]
 mod faults;
 pub mod grammar;
 mod handle;

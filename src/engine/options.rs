@@ -42,6 +42,7 @@ pub struct EngineConfig {
     pub default_timeout: Option<Duration>,
     /// Prompt tokens a decode step may carry while other requests are generating.
     pub prompt_chunk_size: u32,
+    #[cfg(feature = "fault-injection")]
     pub faults: Option<String>,
 }
 
@@ -109,6 +110,12 @@ impl LoadOptions {
                 "modelPath is required: pass the path of a .gguf file (npm run fetch-model gets a test model)",
             ));
         }
+        #[cfg(not(feature = "fault-injection"))]
+        if self.faults.is_some() {
+            return Err(EngineError::invalid_argument(
+                "__faults is test-only fault injection, compiled in only with the cargo feature fault-injection (npm test builds it)",
+            ));
+        }
         let physical = num_cpus::get_physical().max(1) as f64;
         let threads = number("threads", self.threads, 1.0, 1024.0, true)?.unwrap_or(physical);
         Ok(EngineConfig {
@@ -142,6 +149,7 @@ impl LoadOptions {
                 true,
             )?
             .map_or(DEFAULT_PROMPT_CHUNK, |v| v as u32),
+            #[cfg(feature = "fault-injection")]
             faults: self.faults.clone(),
         })
     }

@@ -326,7 +326,7 @@ mod tests {
         let s = Shared::default();
         s.record_step(300, 100, Duration::from_millis(400));
         let m = s.metrics();
-        assert_eq!(m.prompt_tokens_evaluated, 300);
+        assert_eq!(m.prompt_tokens_evaluated, 300.0);
         assert!((m.prompt_tokens_per_second - 1000.0).abs() < 1e-6);
         assert!((m.decode_tokens_per_second - 1000.0).abs() < 1e-6);
     }

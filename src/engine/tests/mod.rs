@@ -343,6 +343,7 @@ fn kv_cache_estimate_matches_llama_cpp_on_gemma3() {
     assert_eq!(memory::kv_cache_bytes(&model, 4096, 2), Some(144 << 20));
 }
 
+#[cfg(feature = "fault-injection")]
 #[test]
 fn a_kv_cache_larger_than_memory_is_refused_before_allocation() {
     skip_without_models!();
@@ -424,10 +425,10 @@ fn a_second_chat_turn_reuses_the_first_turns_cache() {
         first.prompt_tokens
     );
     let m = e.metrics();
-    assert_eq!(m.cache_hits, 1);
+    assert_eq!(m.cache_hits, 1.0);
     assert_eq!(
         m.prompt_tokens_evaluated,
-        u64::from(first.prompt_tokens + second.prompt_tokens - second.cached_tokens)
+        f64::from(first.prompt_tokens + second.prompt_tokens - second.cached_tokens)
     );
     e.shutdown_blocking();
 }
@@ -623,7 +624,7 @@ fn admission_refuses_beyond_parallel_plus_max_queue_at_submit_and_gives_places_b
         .err()
         .expect("a third is refused");
     assert_eq!(refused.code, ErrorCode::QueueFull);
-    assert_eq!(e.metrics().requests_failed, 1);
+    assert_eq!(e.metrics().requests_failed, 1.0);
     running.cancel.cancel(CancelReason::Aborted);
     assert!(
         matches!(final_event(&rx_running), Event::Error(ref err) if err.code == ErrorCode::Aborted)
@@ -744,3 +745,18 @@ fn a_chat_of_many_messages_tokenizes_in_linear_time() {
 }
 
 mod properties;
+
+#[cfg(not(feature = "fault-injection"))]
+#[test]
+fn a_build_without_fault_injection_refuses_faults() {
+    let err = LoadOptions {
+        model_path: "model.gguf".into(),
+        faults: Some("decode:1".into()),
+        ..Default::default()
+    }
+    .validate()
+    .err()
+    .unwrap();
+    assert_eq!(err.code, ErrorCode::InvalidArgument);
+    assert!(err.message.contains("fault-injection"), "{err}");
+}
