@@ -197,6 +197,20 @@ impl ChatTemplate {
     }
 }
 
+/// Today's date and time in the given strftime format, as the Python `strftime_now` that
+/// Hugging Face chat templates (Llama 3.x, Mistral, Granite) call to print the current date.
+fn strftime_now(format: String) -> Result<String, JinjaError> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    write!(out, "{}", chrono::Local::now().format(&format)).map_err(|_| {
+        JinjaError::new(
+            ErrorKind::InvalidOperation,
+            format!("strftime_now: {format:?} is not a valid strftime format"),
+        )
+    })?;
+    Ok(out)
+}
+
 fn raise_exception(message: String) -> Result<String, JinjaError> {
     Err(JinjaError::new(ErrorKind::InvalidOperation, message))
 }
@@ -232,7 +246,7 @@ fn jinja_environment(source: String) -> EngineResult<Environment<'static>> {
     // HF templates are written for Python's Jinja2: allow `.strip()`, `.items()` and friends.
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_function("raise_exception", raise_exception);
-    env.add_function("strftime_now", |_fmt: String| -> String { String::new() });
+    env.add_function("strftime_now", strftime_now);
     env.set_trim_blocks(false);
     // A template that loops (for ever, or for 10^10 iterations) would hold the prompt thread,
     // and every request behind it, without end. Real chat templates spend a few dozen
@@ -313,6 +327,24 @@ mod tests {
         assert_eq!(err.code, ErrorCode::InvalidArgument);
         assert!(err.message.contains("does it loop"), "{}", err.message);
         assert!(started.elapsed() < Duration::from_secs(20));
+    }
+
+    #[test]
+    fn strftime_now_prints_todays_date() {
+        let env = jinja_environment(
+            "{{ strftime_now('%Y-%m-%d') }}|{{ messages[0].content }}".to_string(),
+        )
+        .expect("compiles");
+        let before = chrono::Local::now().format("%Y-%m-%d").to_string();
+        let text = render_jinja(&env, &[user("hi")], "", "").expect("renders");
+        let after = chrono::Local::now().format("%Y-%m-%d").to_string();
+        assert!(
+            text == format!("{before}|hi") || text == format!("{after}|hi"),
+            "{text}"
+        );
+        let bad = jinja_environment("{{ strftime_now('%Q') }}".to_string()).expect("compiles");
+        let err = render_jinja(&bad, &[user("hi")], "", "").unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidArgument, "{}", err.message);
     }
 
     #[test]
