@@ -167,7 +167,11 @@ mod tests {
             let Some(first) = ShortSlice::acquire() else {
                 // Kernels before 6.12 report no slice (or one already at the minimum): the
                 // request is refused, and nothing about the thread changes.
-                assert_eq!(imp::current_slice(), Some(before), "a refusal changes nothing");
+                assert_eq!(
+                    imp::current_slice(),
+                    Some(before),
+                    "a refusal changes nothing"
+                );
                 return;
             };
             let second = ShortSlice::acquire().expect("a second engine on the same thread");
