@@ -3,6 +3,8 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/__test__'],
   testMatch: ['**/*.test.ts'],
+  // The suites load the package through dist/: compile lib/ first when it changed.
+  globalSetup: '<rootDir>/scripts/build-ts.js',
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json' }] },
   testTimeout: 120000,
 }

@@ -1,0 +1,370 @@
+// The Engine class: the callback-based NativeEngine (binding.js) as Promises, web
+// ReadableStreams and LlamaErrors.
+import type { ReadableStream, ReadableStreamDefaultController } from 'node:stream/web'
+import { NativeEngine } from '../binding'
+import type * as binding from '../binding'
+import { ErrorCode, LlamaError, fromFailure, invalid, toError } from './errors'
+import { generateOptions, loadOptions, nativeInput } from './options'
+import type { GenerateOptions, InitializeOptions, Input, ParsedLoadOptions } from './options'
+
+type Generation = binding.Generation
+type Metrics = binding.Metrics
+type ModelInfo = binding.ModelInfo
+
+export interface Health extends Omit<binding.Health, 'modelName' | 'lastError'> {
+  /** The loaded model's `general.name` (else its file name); null when none is loaded. */
+  modelName: string | null
+  /** The last load failure, decode failure or caught panic; null when there was none. */
+  lastError: string | null
+}
+
+/** A piece of streamed text: always whole UTF-8, never part of a stop string. */
+export interface StreamTextChunk {
+  text: string
+  /** Tokens this piece covers. */
+  tokens: number
+  done: false
+}
+
+/**
+ * The last chunk: empty text, and the Generation's fields (full text in `generation.text`).
+ * `tokens` counts generated tokens no earlier chunk covered (e.g. a character cut off by
+ * maxTokens), so the chunks' `tokens` add up to `completionTokens`.
+ */
+export interface StreamFinalChunk extends Omit<Generation, 'text'> {
+  text: ''
+  tokens: number
+  done: true
+  generation: Generation
+}
+
+export type StreamChunk = StreamTextChunk | StreamFinalChunk
+
+/**
+ * Extra time the JS-side timer gives the engine. The engine checks the deadline between
+ * decode steps and answers first (counting the timeout in metrics() as it does); the timer
+ * is for an engine that cannot look, such as one still tokenizing a long prompt ahead of
+ * this request.
+ */
+const TIMEOUT_GRACE_MS = 1000
+
+/**
+ * What a request listens to besides the engine: its AbortSignal, and a timer for its
+ * deadline, so TIMEOUT arrives even while the engine is busy preparing a long prompt ahead
+ * of it. The engine enforces the deadline too and cleans up after either.
+ * A caller's signal that throws from add/removeEventListener cannot break a request.
+ */
+function watchRequest(signal: AbortSignal | null, timeoutMs: number | null, onAbort: () => void, onTimeout: () => void): () => void {
+  let timer: ReturnType<typeof setTimeout> | null = null
+  if (timeoutMs !== null) {
+    timer = setTimeout(onTimeout, timeoutMs + TIMEOUT_GRACE_MS)
+    if (typeof timer.unref === 'function') timer.unref()
+  }
+  if (signal) {
+    try {
+      signal.addEventListener('abort', onAbort, { once: true })
+    } catch (err) {
+      if (timer) clearTimeout(timer)
+      throw invalid(`signal.addEventListener threw (${err && (err as { message?: unknown }).message}): pass an AbortSignal`)
+    }
+  }
+  return () => {
+    if (timer) clearTimeout(timer)
+    if (signal) {
+      try {
+        signal.removeEventListener('abort', onAbort)
+      } catch (_) {
+        // The request is over either way.
+      }
+    }
+  }
+}
+
+function timeoutError(ms: number): LlamaError {
+  return new LlamaError(
+    ErrorCode.TIMEOUT,
+    `the request did not finish within timeoutMs = ${ms} (queue wait included): raise timeoutMs or lower maxTokens`,
+  )
+}
+
+function abortedError(): LlamaError {
+  return new LlamaError(ErrorCode.ABORTED, 'the request was aborted by its AbortSignal')
+}
+
+// A plain object of this realm with the documented fields, whatever else napi put on it.
+function toGeneration(g: Generation): Generation {
+  return {
+    text: g.text,
+    finishReason: g.finishReason,
+    promptTokens: g.promptTokens,
+    completionTokens: g.completionTokens,
+    cachedTokens: g.cachedTokens,
+    droppedMessages: g.droppedMessages,
+    timings: { ...g.timings },
+    requestId: g.requestId,
+  }
+}
+
+/** One loaded model with its own inference thread; several may be loaded at once. */
+export class Engine {
+  readonly info: ModelInfo
+  private readonly _native: NativeEngine
+  private _stopping: Promise<void> | null = null
+  private readonly _defaultTimeoutMs: number | null
+
+  /** Engines are created by `Engine.load()`; `new Engine()` throws INVALID_ARGUMENT. */
+  private constructor(native: NativeEngine, info: ModelInfo, defaultTimeoutMs: number | undefined) {
+    if (!native || typeof native.submit !== 'function') {
+      throw invalid('an Engine is created by Engine.load(options), not new Engine()')
+    }
+    this._native = native
+    this.info = info
+    this._defaultTimeoutMs = typeof defaultTimeoutMs === 'number' && defaultTimeoutMs >= 1 ? defaultTimeoutMs : null
+  }
+
+  static load(options: Omit<InitializeOptions, 'replace'>): Promise<Engine> {
+    let parsed: ParsedLoadOptions
+    try {
+      parsed = loadOptions(options)
+    } catch (err) {
+      return Promise.reject(toError(err))
+    }
+    return Engine._start(parsed)
+  }
+
+  /**
+   * Loads with options `loadOptions` has already read and checked.
+   * @internal
+   */
+  static _start({ native: nativeOptions, onProgress }: ParsedLoadOptions): Promise<Engine> {
+    return new Promise((resolve, reject) => {
+      let native: NativeEngine
+      try {
+        const progress = onProgress
+          ? (p: number) => {
+              try {
+                onProgress(p)
+              } catch (_) {
+                // A throwing progress callback must not break the load.
+              }
+            }
+          : null
+        native = NativeEngine.start(nativeOptions, progress, (event) => {
+          if (event.kind === 'failed') {
+            reject(fromFailure(event.error))
+            // Frees the thread that reported the failure.
+            native.shutdown(() => {})
+          } else {
+            resolve(new Engine(native, event.info, nativeOptions.defaultTimeoutMs))
+          }
+        })
+      } catch (err) {
+        reject(toError(err))
+      }
+    })
+  }
+
+  private _submit(
+    input: unknown,
+    options: binding.GenerateOptions,
+    stream: boolean,
+    onEvent: (event: binding.NativeEvent) => void,
+  ): binding.NativeRequest {
+    if (this._stopping) throw new LlamaError(ErrorCode.MODEL_NOT_LOADED, 'the engine was shut down: load a model again')
+    return this._native.submit(nativeInput(input), options, stream, onEvent)
+  }
+
+  generate(input: Input, options?: GenerateOptions): Promise<Generation> {
+    return new Promise((resolve, reject) => {
+      let settled = false
+      let request: binding.NativeRequest | null = null
+      let unwatch: (() => void) | null = null
+      const settle = (err: LlamaError | null, value?: Generation) => {
+        if (settled) return
+        settled = true
+        if (unwatch) unwatch()
+        if (err) reject(err)
+        else resolve(value as Generation)
+      }
+      const onAbort = () => {
+        if (request) request.cancel('abort')
+        settle(abortedError())
+      }
+      try {
+        const parsed = generateOptions(options)
+        const signal = parsed.signal
+        if (signal && signal.aborted) throw abortedError()
+        const timeoutMs = parsed.timeoutMs !== null ? parsed.timeoutMs : this._defaultTimeoutMs
+        const submitted = this._submit(input, parsed.native, false, (event) => {
+          if (event.kind === 'done') settle(null, toGeneration(event.generation))
+          else if (event.kind === 'error') settle(fromFailure(event.error))
+        })
+        request = submitted
+        try {
+          unwatch = watchRequest(signal, timeoutMs, onAbort, () => {
+            submitted.cancel('timeout')
+            settle(timeoutError(timeoutMs as number))
+          })
+        } catch (err) {
+          submitted.cancel('abort')
+          throw err
+        }
+        // The engine may have answered already (an early error): nothing left to watch.
+        if (settled) unwatch()
+      } catch (err) {
+        settle(toError(err))
+      }
+    })
+  }
+
+  /** Breaking out of `for await` (or `stream.cancel()`) stops generation within one decode step. */
+  stream(input: Input, options?: GenerateOptions): ReadableStream<StreamChunk> {
+    let request: binding.NativeRequest | null = null
+    let unwatch: (() => void) | null = null
+    let finished = false
+    const cleanup = () => {
+      finished = true
+      if (unwatch) unwatch()
+    }
+    let controllerRef: ReadableStreamDefaultController<StreamChunk> | null = null
+    const onAbort = () => {
+      if (request) request.cancel('abort')
+      if (!finished && controllerRef) {
+        cleanup()
+        controllerRef.error(abortedError())
+      }
+    }
+    const start = (controller: ReadableStreamDefaultController<StreamChunk>) => {
+      controllerRef = controller
+      try {
+        const parsed = generateOptions(options)
+        const signal = parsed.signal
+        if (signal && signal.aborted) throw abortedError()
+        const timeoutMs = parsed.timeoutMs !== null ? parsed.timeoutMs : this._defaultTimeoutMs
+        let tokensSent = 0
+        const submitted = this._submit(input, parsed.native, true, (event) => {
+          if (finished) return
+          if (event.kind === 'chunk') {
+            tokensSent += event.tokens
+            controller.enqueue({ text: event.text, tokens: event.tokens, done: false })
+          } else if (event.kind === 'done') {
+            cleanup()
+            const generation = toGeneration(event.generation)
+            const { text, ...fields } = generation
+            // Tokens that produced no text (an end marker, a cut-off character) count here.
+            const tokens = Math.max(0, generation.completionTokens - tokensSent)
+            controller.enqueue({ text: '', tokens, done: true, ...fields, generation })
+            controller.close()
+          } else if (event.kind === 'error') {
+            cleanup()
+            controller.error(fromFailure(event.error))
+          }
+        })
+        request = submitted
+        try {
+          unwatch = watchRequest(signal, timeoutMs, onAbort, () => {
+            submitted.cancel('timeout')
+            if (!finished) {
+              cleanup()
+              controller.error(timeoutError(timeoutMs as number))
+            }
+          })
+        } catch (err) {
+          submitted.cancel('abort')
+          throw err
+        }
+        if (finished) unwatch()
+      } catch (err) {
+        cleanup()
+        controller.error(toError(err))
+      }
+    }
+    // Node's global ReadableStream: the type import above is types only.
+    return new globalThis.ReadableStream<StreamChunk>(
+      {
+        start,
+        cancel() {
+          // `break` in for await…of, or stream.cancel(): stop generating at the next step.
+          cleanup()
+          if (request) request.cancel('abort')
+        },
+      },
+      // Chunks are never held back for a slow reader: the engine does not wait for one.
+      { highWaterMark: Number.MAX_SAFE_INTEGER },
+    )
+  }
+
+  /** Token ids of `text` (no BOS; special-token text stays text). */
+  tokenize(text: string): Uint32Array {
+    if (typeof text !== 'string') throw invalid('tokenize expects a string')
+    try {
+      const ids = this._native.tokenize(text)
+      // A view in this realm (Jest runs tests in their own realm; instanceof must hold there).
+      return new Uint32Array(ids.buffer, ids.byteOffset, ids.length)
+    } catch (err) {
+      throw toError(err)
+    }
+  }
+
+  /** Text of token ids; `detokenize(tokenize(s)) === s` for any well-formed string. */
+  detokenize(tokens: Uint32Array | number[]): string {
+    const given: unknown = tokens
+    if (
+      !Array.isArray(given) &&
+      !(ArrayBuffer.isView(given) && Object.prototype.toString.call(given) === '[object Uint32Array]')
+    ) {
+      throw invalid('detokenize expects a Uint32Array or an array of token ids')
+    }
+    if (Array.isArray(given) && given.some((t) => !Number.isInteger(t) || t < 0 || t > 0xffffffff)) {
+      throw invalid('token ids must be non-negative integers')
+    }
+    try {
+      return this._native.detokenize(Array.from(tokens))
+    } catch (err) {
+      throw toError(err)
+    }
+  }
+
+  /** Prompt tokens an input costs (chat input is rendered with the template first). */
+  countTokens(input: Input): number {
+    try {
+      return this._native.countTokens(nativeInput(input))
+    } catch (err) {
+      throw toError(err)
+    }
+  }
+
+  /** Never throws. */
+  health(): Health {
+    try {
+      const h = this._native.health()
+      // napi leaves out None fields; the contract has them as null.
+      const out: Health = { ...h, modelName: h.modelName ?? null, lastError: h.lastError ?? null }
+      if (out.status === 'unloaded') Object.assign(out, { slotsBusy: 0, slotsTotal: 0, queueDepth: 0 })
+      return out
+    } catch (err) {
+      return {
+        status: 'error',
+        modelName: null,
+        contextSize: 0,
+        uptimeMs: 0,
+        lastError: String(err && (err as { message?: unknown }).message),
+        slotsBusy: 0,
+        slotsTotal: 0,
+        queueDepth: 0,
+      }
+    }
+  }
+
+  metrics(): Metrics {
+    return this._native.metrics()
+  }
+
+  /** Cancels in-flight work (it rejects with ABORTED) and frees the model. Safe to call twice. */
+  unload(): Promise<void> {
+    if (!this._stopping) {
+      this._stopping = new Promise((resolve) => this._native.shutdown(() => resolve()))
+    }
+    return this._stopping
+  }
+}

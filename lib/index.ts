@@ -1,0 +1,11 @@
+// The public surface of napi-llama: the default engine's functions, the Engine class, the
+// errors, and the types. Result types are the engine's own (binding.d.ts); option and input
+// types are derived from them where the JavaScript side accepts more (a single stop string,
+// a schema object, an AbortSignal).
+export { initialize, generate, stream, health, metrics, tokenize, detokenize, countTokens, shutdown } from './default-engine'
+export { Engine } from './engine'
+export type { Health, StreamChunk, StreamFinalChunk, StreamTextChunk } from './engine'
+export { ErrorCode, LlamaError } from './errors'
+export type { ErrorCodeName } from './errors'
+export type { ChatMessage, GenerateOptions, InitializeOptions, Input, LogLevel, OverflowPolicy } from './options'
+export type { FinishReason, Generation, HealthStatus, Metrics, ModelInfo, TemplateSource, Timings } from '../binding'

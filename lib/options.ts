@@ -1,0 +1,313 @@
+// Reading what callers pass: options and inputs are read once into plain copies and checked
+// before anything reaches the engine. The known option names come from one table per kind of
+// options, compile-checked against the generated types.
+import type * as binding from '../binding'
+import { LlamaError, invalid, reasonOf } from './errors'
+
+export type LogLevel = binding.LogLevel
+export type OverflowPolicy = binding.OverflowPolicy
+
+export interface InitializeOptions extends Omit<binding.NativeLoadOptions, '__faults' | 'logLevel'> {
+  /** 'off' | 'error' | 'warn' (default) | 'info' | 'debug' | 'trace'. llama.cpp's own logs appear at 'debug' and 'trace'. Env: NAPI_LLAMA_LOG. */
+  logLevel?: LogLevel
+  /** Load progress in [0, 1]. */
+  onProgress?: (fraction: number) => void
+  /**
+   * `initialize` only: replace a loaded model instead of failing with `ALREADY_INITIALIZED`.
+   * The options are checked first: bad ones reject `INVALID_ARGUMENT` and the loaded model
+   * stays. A file that then fails to load leaves no model loaded.
+   */
+  replace?: boolean
+}
+
+export interface ChatMessage extends binding.ChatMessage {
+  role: 'system' | 'user' | 'assistant'
+}
+
+export type Input = string | ChatMessage[]
+
+export interface GenerateOptions extends Omit<binding.GenerateOptions, 'stop' | 'jsonSchema' | 'contextOverflow'> {
+  /** Generation ends before any of these strings; they never appear in the output. */
+  stop?: string | string[]
+  /** JSON Schema (object or JSON text) the output must match; converted to a grammar. */
+  jsonSchema?: object | string
+  /**
+   * When the prompt does not fit the context: 'error' (default) rejects with `CONTEXT_OVERFLOW`;
+   * 'drop-oldest' (chat input only) drops the oldest non-system turns until the prompt plus
+   * min(maxTokens, contextSize / 4) tokens of reply fit, and reports `droppedMessages`.
+   */
+  contextOverflow?: OverflowPolicy
+  /** Reject with `ABORTED` when this signal aborts. */
+  signal?: AbortSignal
+}
+
+/**
+ * How an option's value is checked: 'number', 'string' and 'boolean' by the shared loop below,
+ * the others by code of their own. An 'unchecked' value is never refused for its type: the code
+ * that reads it ignores values of other types (`replace` counts only when it is `true`).
+ */
+type Kind = 'number' | 'string' | 'boolean' | 'strings' | 'schema' | 'signal' | 'function' | 'unchecked'
+
+// The kinds an option of type T may be given, so a table entry cannot contradict its type.
+type KindOf<T> = [T] extends [number]
+  ? 'number'
+  : [T] extends [boolean]
+    ? 'boolean' | 'unchecked'
+    : [T] extends [string]
+      ? 'string' | 'unchecked'
+      : [T] extends [AbortSignal]
+        ? 'signal'
+        : [T] extends [(...args: never[]) => unknown]
+          ? 'function'
+          : [T] extends [string | readonly string[]]
+            ? 'strings'
+            : 'schema'
+
+// Every key of T, no more: a key added on the Rust side, or one removed, fails the build.
+type KindTable<T> = { readonly [K in keyof T]-?: KindOf<NonNullable<T[K]>> }
+
+type KindMap = Readonly<Record<string, Kind>>
+
+/** The load options `initialize` and `Engine.load` accept: the public ones and the test-only `__faults`. */
+type AcceptedLoadOptions = InitializeOptions & Pick<binding.NativeLoadOptions, '__faults'>
+
+const LOAD_OPTION_KINDS = {
+  modelPath: 'string',
+  contextSize: 'number',
+  batchSize: 'number',
+  threads: 'number',
+  gpuLayers: 'number',
+  parallel: 'number',
+  maxQueue: 'number',
+  useMmap: 'boolean',
+  chatTemplate: 'string',
+  defaultTimeoutMs: 'number',
+  promptChunkSize: 'number',
+  logLevel: 'string',
+  responsiveEventLoop: 'boolean',
+  onProgress: 'function',
+  // Read by initialize (only `true` replaces); Engine.load has nothing to replace and ignores it.
+  replace: 'unchecked',
+  // Test-only fault injection (src/engine/faults.rs); a non-string is ignored.
+  __faults: 'unchecked',
+} as const satisfies KindTable<AcceptedLoadOptions>
+
+const GENERATE_OPTION_KINDS = {
+  maxTokens: 'number',
+  temperature: 'number',
+  topK: 'number',
+  topP: 'number',
+  minP: 'number',
+  repeatPenalty: 'number',
+  frequencyPenalty: 'number',
+  presencePenalty: 'number',
+  seed: 'number',
+  stop: 'strings',
+  timeoutMs: 'number',
+  grammar: 'string',
+  jsonSchema: 'schema',
+  requestId: 'string',
+  cachePrompt: 'boolean',
+  contextOverflow: 'string',
+  parseSpecialTokens: 'boolean',
+  signal: 'signal',
+} as const satisfies KindTable<GenerateOptions>
+
+/** The value a checked option of kind K holds; null, like undefined, means "not set". */
+type ValueOf<K> = K extends 'number' ? number : K extends 'string' ? string : K extends 'boolean' ? boolean : unknown
+type Read<T extends KindMap> = { [K in keyof T]?: unknown }
+type Checked<T extends KindMap> = { [K in keyof T]?: ValueOf<T[K]> | null }
+
+/**
+ * Reads the caller's values through `read`: a getter or proxy of theirs that throws is their
+ * mistake (INVALID_ARGUMENT), not the engine's (INTERNAL).
+ */
+function readingCallerValues<A, R>(what: string, read: (value: A) => R): (value: A) => R {
+  return (value) => {
+    try {
+      return read(value)
+    } catch (err) {
+      if (err instanceof LlamaError) throw err
+      throw invalid(`reading ${what} threw (${reasonOf(err)}): pass plain values`)
+    }
+  }
+}
+
+const normalized = (name: string) => name.toLowerCase().replace(/_/g, '')
+
+function levenshtein(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i]
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = row
+  }
+  return previous[b.length]
+}
+
+/**
+ * The known name `key` most likely meant: one that differs only in case or underscores
+ * (`max_tokens`), else the nearest within 3 edits. A name is not offered when the edits would
+ * replace half of it or more (`foo` is 3 edits from `topK`, but not a misspelling of it).
+ */
+export function closestName(key: string, known: readonly string[]): string | null {
+  // Test-only names stay unmentioned.
+  const candidates = known.filter((name) => !name.startsWith('__'))
+  const wanted = normalized(key)
+  const same = candidates.find((name) => normalized(name) === wanted)
+  if (same !== undefined) return same
+  let best: string | null = null
+  let bestDistance = Infinity
+  for (const name of candidates) {
+    const distance = levenshtein(wanted, normalized(name))
+    if (distance < bestDistance) {
+      best = name
+      bestDistance = distance
+    }
+  }
+  if (best === null || bestDistance > 3) return null
+  return bestDistance * 2 < Math.max(wanted.length, normalized(best).length) ? best : null
+}
+
+/**
+ * The caller's options as a plain object holding the table's keys, each read once: a getter
+ * that answers differently on a second read cannot slip past the checks. Own enumerable keys
+ * outside the table are refused, so a misspelled option is not silently ignored; inherited
+ * properties do not count (a class instance with methods is fine).
+ */
+function readOptions<T extends KindMap>(what: string, value: unknown, kinds: T): Read<T> {
+  if (value === undefined || value === null) return {}
+  if (typeof value !== 'object' || Array.isArray(value)) throw invalid('options must be an object')
+  for (const key of Object.keys(value)) {
+    if (Object.prototype.hasOwnProperty.call(kinds, key)) continue
+    const suggestion = closestName(key, Object.keys(kinds))
+    const hint = suggestion === null ? '' : `: did you mean ${JSON.stringify(suggestion)}?`
+    throw invalid(`unknown option ${JSON.stringify(key)} in ${what}${hint}`)
+  }
+  const source = value as Record<string, unknown>
+  const copy: Record<string, unknown> = {}
+  for (const key of Object.keys(kinds)) copy[key] = source[key]
+  return copy as Read<T>
+}
+
+/** The type checks the table describes for numbers, strings and booleans. */
+function checkKinds<T extends KindMap>(options: Read<T>, kinds: T): asserts options is Checked<T> {
+  for (const key of Object.keys(kinds)) {
+    const v = (options as Record<string, unknown>)[key]
+    if (v === undefined || v === null) continue
+    const kind = kinds[key]
+    if (kind === 'number' && typeof v !== 'number') throw invalid(`${key} must be a number, got ${typeof v}`)
+    if (kind === 'string' && typeof v !== 'string') throw invalid(`${key} must be a string, got ${typeof v}`)
+    if (kind === 'boolean' && typeof v !== 'boolean') throw invalid(`${key} must be a boolean`)
+  }
+}
+
+type PlainKind = 'number' | 'string' | 'boolean'
+type PlainValues<T extends KindMap> = { [K in keyof T as T[K] extends PlainKind ? K : never]?: ValueOf<T[K]> }
+
+/**
+ * The number, string and boolean options that are set, as the engine takes them: an option
+ * added to a table reaches the engine without a second list to keep in step. Unset (undefined
+ * or null) options are left out, so the engine's defaults apply.
+ */
+function plainValues<T extends KindMap>(options: Checked<T>, kinds: T): PlainValues<T> {
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(kinds)) {
+    const kind = kinds[key]
+    if (kind !== 'number' && kind !== 'string' && kind !== 'boolean') continue
+    const v = (options as Record<string, unknown>)[key]
+    if (v !== undefined && v !== null) out[key] = v
+  }
+  return out as PlainValues<T>
+}
+
+/** Load options read and checked: what the engine gets, and the progress callback. */
+export interface ParsedLoadOptions {
+  native: binding.NativeLoadOptions
+  onProgress: ((fraction: number) => void) | null
+}
+
+/** A model path string stands for `{ modelPath }`. */
+export const loadOptions = readingCallerValues('the load options', (options: unknown): ParsedLoadOptions => {
+  if (typeof options === 'string') options = { modelPath: options }
+  const o = readOptions('load options', options, LOAD_OPTION_KINDS)
+  const modelPath = o.modelPath
+  if (typeof modelPath !== 'string' || modelPath.trim() === '') {
+    throw invalid('modelPath is required: the path of a .gguf model file (npm run fetch-model gets test models)')
+  }
+  checkKinds(o, LOAD_OPTION_KINDS)
+  const onProgress = o.onProgress
+  if (onProgress !== undefined && onProgress !== null && typeof onProgress !== 'function') {
+    throw invalid('onProgress must be a function')
+  }
+  const native: binding.NativeLoadOptions = { ...plainValues(o, LOAD_OPTION_KINDS), modelPath }
+  if (typeof o.__faults === 'string') native.__faults = o.__faults
+  return { native, onProgress: (onProgress as ParsedLoadOptions['onProgress'] | undefined) || null }
+})
+
+/** A prompt string, or the messages copied field by field. */
+export const nativeInput = readingCallerValues('the input', (input: unknown): string | binding.ChatMessage[] => {
+  if (typeof input === 'string') {
+    if (input.length === 0) throw invalid('the prompt is empty')
+    return input
+  }
+  if (!Array.isArray(input)) throw invalid('input must be a prompt string or an array of { role, content } messages')
+  if (input.length === 0) throw invalid('messages is empty: pass at least one message')
+  // An index loop, not map(): map skips the holes of a sparse array.
+  const messages: binding.ChatMessage[] = new Array(input.length)
+  for (let i = 0; i < input.length; i++) {
+    const m: unknown = input[i]
+    if (!m || typeof m !== 'object') throw invalid(`messages[${i}] must be an object { role, content }`)
+    const { role, content } = m as { role?: unknown; content?: unknown }
+    if (typeof role !== 'string') throw invalid(`messages[${i}].role must be a string`)
+    if (typeof content !== 'string') throw invalid(`messages[${i}].content must be a string`)
+    messages[i] = { role, content }
+  }
+  return messages
+})
+
+/** Generate options read and checked: what the engine gets, and what the JS side watches. */
+export interface ParsedGenerateOptions {
+  native: binding.GenerateOptions
+  signal: AbortSignal | null
+  /** The caller's timeout when it is one the engine enforces, else null. */
+  timeoutMs: number | null
+}
+
+export const generateOptions = readingCallerValues('the options', (options: unknown): ParsedGenerateOptions => {
+  const o = readOptions('generate options', options, GENERATE_OPTION_KINDS)
+  checkKinds(o, GENERATE_OPTION_KINDS)
+  let stop = o.stop
+  if (typeof stop === 'string') stop = [stop]
+  if (stop !== undefined && stop !== null) {
+    if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string')) throw invalid('stop must be an array of strings')
+  }
+  let jsonSchema = o.jsonSchema
+  if (jsonSchema !== undefined && jsonSchema !== null && typeof jsonSchema !== 'string') {
+    if (typeof jsonSchema !== 'object') throw invalid('jsonSchema must be an object or a JSON string')
+    try {
+      jsonSchema = JSON.stringify(jsonSchema)
+    } catch (err) {
+      // A cycle, or nesting deeper than the JS stack.
+      throw invalid(`jsonSchema cannot be turned into JSON (${err && (err as { message?: unknown }).message}): pass a plain, acyclic object`)
+    }
+  }
+  const signal = o.signal as AbortSignal | null | undefined
+  if (signal !== undefined && signal !== null) {
+    if (
+      typeof signal !== 'object' ||
+      typeof signal.aborted !== 'boolean' ||
+      typeof signal.addEventListener !== 'function' ||
+      typeof signal.removeEventListener !== 'function'
+    ) {
+      throw invalid('signal must be an AbortSignal')
+    }
+  }
+  const native: binding.GenerateOptions = plainValues(o, GENERATE_OPTION_KINDS)
+  if (stop !== undefined && stop !== null) native.stop = stop as string[]
+  if (jsonSchema !== undefined && jsonSchema !== null) native.jsonSchema = jsonSchema as string
+  const timeoutMs = typeof o.timeoutMs === 'number' && Number.isFinite(o.timeoutMs) && o.timeoutMs >= 1 ? o.timeoutMs : null
+  return { native, signal: signal || null, timeoutMs }
+})
