@@ -144,7 +144,9 @@ describe('stop, errors and retry', () => {
 
   beforeAll(async () => {
     // One slot and no queue, so a busy slot makes the server answer 429; a long cap, so stop matters.
-    service = await startTestService({ LLM_MAX_TOKENS: '400', LLM_PARALLEL: '1', LLM_MAX_QUEUE: '0', MAX_MESSAGE_CHARS: '200' })
+    // Every decode step takes 20 ms more (test-only fault), so a 400-token reply holds the only
+    // slot for seconds however fast the machine is: long enough for the page to find it taken.
+    service = await startTestService({ LLM_MAX_TOKENS: '400', LLM_PARALLEL: '1', LLM_MAX_QUEUE: '0', MAX_MESSAGE_CHARS: '200', NAPI_LLAMA_FAULTS: 'step:20' })
     page = await openPage(service)
   })
   afterAll(async () => {
