@@ -4,7 +4,7 @@ import { SMOLLM2, failure } from './helpers'
 
 let engine: Engine
 beforeAll(async () => {
-  engine = await Engine.load({ modelPath: SMOLLM2, threads: 2, contextSize: 512, parallel: 2 })
+  engine = await Engine.load({ modelPath: SMOLLM2, threads: 1, contextSize: 512, parallel: 2 })
 })
 afterAll(async () => {
   await engine.unload()
@@ -243,7 +243,7 @@ describe('caller objects that misbehave', () => {
     // claim: the waiting request times out while that prompt is still being prepared, not
     // after it (its own deadline is 200 ms, plus the JS timer's one-second grace).
     const PROMPT_DELAY_MS = 4000
-    const slow = await Engine.load({ modelPath: SMOLLM2, threads: 2, contextSize: 512, parallel: 2, __faults: `prompt:${PROMPT_DELAY_MS}` } as never)
+    const slow = await Engine.load({ modelPath: SMOLLM2, threads: 1, contextSize: 512, parallel: 2, __faults: `prompt:${PROMPT_DELAY_MS}` } as never)
     try {
       const long = slow.generate('hello world '.repeat(10_000), { maxTokens: 2 })
       const started = Date.now()

@@ -13,7 +13,7 @@ function options(i: number, extra: GenerateOptions = {}): GenerateOptions {
 describe('four slots', () => {
   let engine: Engine
   beforeAll(async () => {
-    engine = await Engine.load({ modelPath: SMOLLM2, threads: 2, contextSize: 1024, parallel: 4 })
+    engine = await Engine.load({ modelPath: SMOLLM2, threads: 1, contextSize: 1024, parallel: 4 })
   })
   afterAll(async () => {
     await engine.unload()
@@ -96,7 +96,7 @@ describe('four slots', () => {
 describe('context policy', () => {
   let engine: Engine
   beforeAll(async () => {
-    engine = await Engine.load({ modelPath: SMOLLM2, threads: 2, contextSize: 256, parallel: 2 })
+    engine = await Engine.load({ modelPath: SMOLLM2, threads: 1, contextSize: 256, parallel: 2 })
   })
   afterAll(async () => {
     await engine.unload()
@@ -147,7 +147,7 @@ describe('context policy', () => {
 })
 
 test('a long prompt admitted while another request streams does not stall that stream', async () => {
-  const engine = await Engine.load({ modelPath: SMOLLM2, threads: 2, contextSize: 2048, parallel: 2 })
+  const engine = await Engine.load({ modelPath: SMOLLM2, threads: 1, contextSize: 2048, parallel: 2 })
   try {
     const longPrompt = 'The quick brown fox jumps over the lazy dog. '.repeat(150) // ~1500 tokens
     const arrivals: number[] = []

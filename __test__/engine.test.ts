@@ -91,7 +91,7 @@ test('a Node process exits on its own after shutdown (no open handles)', () => {
   const script = `
     const llama = require(${JSON.stringify(path.join(__dirname, '..'))})
     ;(async () => {
-      await llama.initialize({ modelPath: ${JSON.stringify(SMOLLM2)}, threads: 2, contextSize: 512 })
+      await llama.initialize({ modelPath: ${JSON.stringify(SMOLLM2)}, threads: 1, contextSize: 512 })
       const s = llama.stream('Hello', { maxTokens: 4 })
       for await (const c of s) {}
       await llama.generate('Hello', { maxTokens: 4 })

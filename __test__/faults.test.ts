@@ -5,7 +5,7 @@ import { Engine } from '../index'
 import { SMOLLM2, LONG_PROMPT, failure } from './helpers'
 
 async function withFaults<T>(spec: string, body: (engine: Engine) => Promise<T>): Promise<T> {
-  const options = { modelPath: SMOLLM2, threads: 2, contextSize: 512, parallel: 2, logLevel: 'off', __faults: spec }
+  const options = { modelPath: SMOLLM2, threads: 1, contextSize: 512, parallel: 2, logLevel: 'off', __faults: spec }
   const engine = await Engine.load(options as Parameters<typeof Engine.load>[0])
   try {
     return await body(engine)

@@ -10,7 +10,7 @@ export const GEMMA3 = path.join(MODELS_DIR, 'gemma-3-270m-q4_k_m.gguf')
 export const LONG_PROMPT = 'Once upon a time, in a small village by the sea, there lived'
 
 /** Small, fast settings for a 2-core machine. */
-export const FAST = { threads: 2, contextSize: 1024 }
+export const FAST = { threads: 1, contextSize: 1024 }
 
 export async function collect(stream: AsyncIterable<StreamChunk>): Promise<{ chunks: StreamChunk[]; text: string; final?: Generation }> {
   const chunks: StreamChunk[] = []

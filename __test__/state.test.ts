@@ -7,7 +7,7 @@ import * as llama from '../index'
 import { Engine } from '../index'
 import { SMOLLM2, LONG_PROMPT, failure } from './helpers'
 
-const LIGHT = { modelPath: SMOLLM2, threads: 2, contextSize: 512 }
+const LIGHT = { modelPath: SMOLLM2, threads: 1, contextSize: 512 }
 
 describe('health and metrics', () => {
   let engine: Engine

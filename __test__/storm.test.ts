@@ -14,7 +14,7 @@ function rng(seed: number): () => number {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 test('abort storm: 200 requests aborted at random points over 8 slots all settle, no slot leaks', async () => {
-  const engine = await Engine.load({ modelPath: SMOLLM2, threads: 2, contextSize: 512, parallel: 8, maxQueue: 256 })
+  const engine = await Engine.load({ modelPath: SMOLLM2, threads: 1, contextSize: 512, parallel: 8, maxQueue: 256 })
   try {
     const random = rng(20261122)
     const outcomes = await Promise.all(
@@ -61,7 +61,7 @@ test('abort storm: 200 requests aborted at random points over 8 slots all settle
 })
 
 test('aborting before submission never reaches the engine', async () => {
-  const engine = await Engine.load({ modelPath: SMOLLM2, threads: 2, contextSize: 256, parallel: 1 })
+  const engine = await Engine.load({ modelPath: SMOLLM2, threads: 1, contextSize: 256, parallel: 1 })
   try {
     const controller = new AbortController()
     controller.abort()

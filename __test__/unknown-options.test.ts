@@ -5,7 +5,7 @@ import { Engine } from '../index'
 import type { GenerateOptions } from '../index'
 import { SMOLLM2, collect, failure } from './helpers'
 
-const LIGHT = { modelPath: SMOLLM2, threads: 2, contextSize: 512 }
+const LIGHT = { modelPath: SMOLLM2, threads: 1, contextSize: 512 }
 
 describe('generate and stream options', () => {
   let engine: Engine

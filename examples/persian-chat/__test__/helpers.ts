@@ -17,7 +17,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
     LLM_MAX_TOKENS: '16',
     LLM_TEMPERATURE: '0', // greedy: the same reply on every run
     LLM_PARALLEL: '4',
-    LLM_THREADS: '2',
+    LLM_THREADS: '1',
     LOG_REQUESTS: 'false',
     RATE_LIMIT_PER_MINUTE: '0',
     HOST: '127.0.0.1',

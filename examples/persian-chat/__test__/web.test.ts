@@ -179,7 +179,14 @@ describe('stop, errors and retry', () => {
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ message: 'یک داستان خیلی بلند بنویس.', stream: true }),
       signal: occupier.signal,
-    }).then((r) => r.body?.cancel(), () => undefined)
+    }).then(
+      // Read the reply until the abort: cancelling the body would disconnect, and the server
+      // would free the slot at once.
+      async (r) => {
+        const reader = r.body!.getReader()
+        while (!(await reader.read()).done) {}
+      },
+    ).catch(() => undefined)
     await waitFor(() => service.llm.metrics().requestsActive === 1, 10_000, 'the slot to be taken')
 
     await page.fill('#message-input', 'سلام دوباره')

@@ -56,7 +56,7 @@ fn engine() -> &'static Engine {
     ENGINE.get_or_init(|| {
         Engine::load_blocking(LoadOptions {
             model_path: smollm2(),
-            threads: Some(2.0),
+            threads: Some(1.0),
             context_size: Some(512.0),
             ..Default::default()
         })
@@ -394,7 +394,7 @@ fn message(role: Role, content: &str) -> ChatMessage {
 fn private_engine(parallel: f64) -> Engine {
     Engine::load_blocking(LoadOptions {
         model_path: smollm2(),
-        threads: Some(2.0),
+        threads: Some(1.0),
         context_size: Some(512.0),
         parallel: Some(parallel),
         ..Default::default()
@@ -571,8 +571,8 @@ fn greedy_fast_path_picks_what_llama_cpp_greedy_sampler_picks() {
             backend,
             LlamaContextParams::default()
                 .with_n_ctx(NonZeroU32::new(512))
-                .with_n_threads(2)
-                .with_n_threads_batch(2),
+                .with_n_threads(1)
+                .with_n_threads_batch(1),
         )
         .unwrap();
     let vocab = model.vocab();
@@ -606,7 +606,7 @@ fn admission_refuses_beyond_parallel_plus_max_queue_at_submit_and_gives_places_b
     skip_without_models!();
     let e = Engine::load_blocking(LoadOptions {
         model_path: smollm2(),
-        threads: Some(2.0),
+        threads: Some(1.0),
         context_size: Some(256.0),
         parallel: Some(1.0),
         max_queue: Some(1.0),
