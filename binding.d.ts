@@ -188,6 +188,43 @@ export interface Metrics {
   /** Requests waiting for a slot, including those still being tokenized. */
   queueDepth: number
   uptimeMs: number
+  /** Saved prompt states kept in host memory. */
+  promptCacheEntries: number
+  /** Bytes they take, at most `promptCacheLimitBytes`. */
+  promptCacheBytes: number
+  /** The memory bound (`promptCacheBytes`, or the default decided at load). */
+  promptCacheLimitBytes: number
+  /** Slot sequences saved before another conversation took the slot. */
+  promptCacheSaves: number
+  /** Requests whose prompt started with a saved state, restored into their slot. */
+  promptCacheHits: number
+  /**
+   * Prompt tokens those requests reused from the restored states (also counted in
+   * `cachedTokensTotal`).
+   */
+  promptCacheRestoredTokens: number
+  promptCacheRestoreMsTotal: number
+  /** States pushed out of memory by its bound (to the disk tier, if there is one). */
+  promptCacheEvictions: number
+  /** Saved states llama.cpp refused to restore; their prompts were evaluated in full. */
+  promptCacheRestoreFailures: number
+  /**
+   * Cached prefixes that could not be cut back to the part a prompt shares, because the
+   * model's sliding-window layers no longer hold its early positions; those prompts were
+   * evaluated in full.
+   */
+  promptCacheSwaFallbacks: number
+  /** States on disk (`promptCacheDir`), and their bytes (at most `promptCacheDiskBytes`). */
+  promptCacheDiskEntries: number
+  promptCacheDiskBytes: number
+  promptCacheDiskWrites: number
+  /** States moved back from disk to memory for a request. */
+  promptCacheDiskLoads: number
+  promptCacheDiskEvictions: number
+  /** Files not loaded: another model or llama.cpp build, truncated or damaged. */
+  promptCacheDiskRejected: number
+  /** States not written: the writer was behind, or the disk refused them. */
+  promptCacheDiskDropped: number
 }
 
 /** Facts about the loaded model, returned by a successful load. */
@@ -263,6 +300,24 @@ export interface NativeLoadOptions {
    * `batchSize`. With nothing streaming, prompts are evaluated `batchSize` tokens per step.
    */
   promptChunkSize?: number
+  /**
+   * Bytes of host memory for the prompt cache: when a slot is taken by another
+   * conversation, the KV state it held is kept here (least recently used evicted), and a
+   * request whose prompt starts with a kept state restores it instead of evaluating that
+   * part again. Default: min(25% of the memory free at load, 2 GiB). 0 disables it (slots
+   * still reuse what they hold).
+   */
+  promptCacheBytes?: number
+  /**
+   * A folder for states that fall out of the memory cache; they survive a restart (files
+   * of another model or llama.cpp build are ignored). Default: none (no disk tier).
+   */
+  promptCacheDir?: string
+  /**
+   * Bytes the disk tier may use in `promptCacheDir` (least recently used deleted first).
+   * Default 10 GiB.
+   */
+  promptCacheDiskBytes?: number
   /**
    * A `LogLevel`: 'off' | 'error' | 'warn' (default) | 'info' | 'debug' | 'trace'. llama.cpp's
    * own logs appear at 'debug' and 'trace'. Env: NAPI_LLAMA_LOG.

@@ -40,6 +40,18 @@ pub struct NativeLoadOptions {
     /// long prompt cannot freeze them (it is spread over several steps). Default 128, at most
     /// `batchSize`. With nothing streaming, prompts are evaluated `batchSize` tokens per step.
     pub prompt_chunk_size: Option<f64>,
+    /// Bytes of host memory for the prompt cache: when a slot is taken by another
+    /// conversation, the KV state it held is kept here (least recently used evicted), and a
+    /// request whose prompt starts with a kept state restores it instead of evaluating that
+    /// part again. Default: min(25% of the memory free at load, 2 GiB). 0 disables it (slots
+    /// still reuse what they hold).
+    pub prompt_cache_bytes: Option<f64>,
+    /// A folder for states that fall out of the memory cache; they survive a restart (files
+    /// of another model or llama.cpp build are ignored). Default: none (no disk tier).
+    pub prompt_cache_dir: Option<String>,
+    /// Bytes the disk tier may use in `promptCacheDir` (least recently used deleted first).
+    /// Default 10 GiB.
+    pub prompt_cache_disk_bytes: Option<f64>,
     /// A `LogLevel`: 'off' | 'error' | 'warn' (default) | 'info' | 'debug' | 'trace'. llama.cpp's
     /// own logs appear at 'debug' and 'trace'. Env: NAPI_LLAMA_LOG.
     pub log_level: Option<String>,
@@ -68,6 +80,9 @@ impl From<&NativeLoadOptions> for engine::LoadOptions {
             chat_template: o.chat_template.clone(),
             default_timeout_ms: o.default_timeout_ms,
             prompt_chunk_size: o.prompt_chunk_size,
+            prompt_cache_bytes: o.prompt_cache_bytes,
+            prompt_cache_dir: o.prompt_cache_dir.clone(),
+            prompt_cache_disk_bytes: o.prompt_cache_disk_bytes,
             faults: o.faults.clone(),
         }
     }

@@ -207,6 +207,7 @@ impl Engine {
                 deadline,
                 cancel: cancel.clone(),
                 sink,
+                restored: None,
             }),
         };
         add(&self.shared.counters.requests_in_transit, 1);

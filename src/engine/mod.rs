@@ -8,8 +8,11 @@
 //! | validated, admitted or refused (`QUEUE_FULL`) | the caller's | [`handle`], [`options`], [`grammar`] |
 //! | chat template rendered, tokenized, fitted to the context | the prompt thread | [`prompt_thread`] |
 //! | waits for a free slot | the inference thread | `inference_thread::wait_queue` |
+//! | a saved prompt state moved back from disk, if one matches | the prompt thread | [`prompt_cache`] (`disk`) |
+//! | its slot chosen: a free slot's sequence, or a saved state restored into one | the inference thread | `inference_thread::saved_prompts`, [`prompt_cache`] (`memory`) |
 //! | decoded in a batch with the other slots, sampled | the inference thread | `inference_thread::scheduler`, `slot`, `sampler` |
 //! | text assembled (whole UTF-8, stop strings held back), chunks sent | the inference thread | `inference_thread::reply_text` |
+//! | states evicted from memory written to disk | the cache writer thread | [`prompt_cache`] (`disk`) |
 //!
 //! Loading runs once on the inference thread before it serves anything ([`load`]). What
 //! crosses threads: [`request`] (prepared requests, events, cancel flags) and [`status`]
@@ -24,6 +27,7 @@ mod handle;
 mod inference_thread;
 pub mod load;
 pub mod options;
+pub mod prompt_cache;
 pub mod prompt_thread;
 pub mod request;
 pub mod status;

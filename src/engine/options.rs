@@ -22,6 +22,9 @@ pub struct LoadOptions {
     pub chat_template: Option<String>,
     pub default_timeout_ms: Option<f64>,
     pub prompt_chunk_size: Option<f64>,
+    pub prompt_cache_bytes: Option<f64>,
+    pub prompt_cache_dir: Option<String>,
+    pub prompt_cache_disk_bytes: Option<f64>,
     /// Test-only fault injection spec (see `faults.rs`); `None` = the environment's.
     pub faults: Option<String>,
 }
@@ -42,6 +45,11 @@ pub struct EngineConfig {
     pub default_timeout: Option<Duration>,
     /// Prompt tokens a decode step may carry while other requests are generating.
     pub prompt_chunk_size: u32,
+    /// Host memory for saved prompt states; `None` = decided at load from free memory.
+    pub prompt_cache_bytes: Option<u64>,
+    /// Folder of the disk tier; `None` = no disk tier.
+    pub prompt_cache_dir: Option<PathBuf>,
+    pub prompt_cache_disk_bytes: u64,
     #[cfg(feature = "fault-injection")]
     pub faults: Option<String>,
 }
@@ -56,6 +64,12 @@ pub const DEFAULT_MAX_TOKENS: u32 = 512;
 /// Small enough that a step with a prompt chunk in it costs a few generation steps, large
 /// enough that prompt evaluation keeps most of its batching speed.
 pub const DEFAULT_PROMPT_CHUNK: u32 = 128;
+/// The host-memory prompt cache by default: this share of the memory free at load, …
+pub const DEFAULT_PROMPT_CACHE_SHARE: f64 = 0.25;
+/// … and at most this much.
+pub const DEFAULT_PROMPT_CACHE_MAX_BYTES: u64 = 2 << 30;
+pub const DEFAULT_PROMPT_CACHE_DISK_BYTES: u64 = 10 << 30;
+const MAX_CACHE_BYTES: f64 = 1e15;
 const MIN_TEMPERATURE: f64 = 1e-6;
 const MAX_TIMEOUT_MS: f64 = 24.0 * 3600.0 * 1000.0;
 
@@ -149,6 +163,26 @@ impl LoadOptions {
                 true,
             )?
             .map_or(DEFAULT_PROMPT_CHUNK, |v| v as u32),
+            prompt_cache_bytes: number(
+                "promptCacheBytes",
+                self.prompt_cache_bytes,
+                0.0,
+                MAX_CACHE_BYTES,
+                true,
+            )?
+            .map(|v| v as u64),
+            prompt_cache_dir: match self.prompt_cache_dir.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(dir) => Some(PathBuf::from(dir)),
+            },
+            prompt_cache_disk_bytes: number(
+                "promptCacheDiskBytes",
+                self.prompt_cache_disk_bytes,
+                0.0,
+                MAX_CACHE_BYTES,
+                true,
+            )?
+            .map_or(DEFAULT_PROMPT_CACHE_DISK_BYTES, |v| v as u64),
             #[cfg(feature = "fault-injection")]
             faults: self.faults.clone(),
         })

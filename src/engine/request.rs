@@ -9,6 +9,7 @@ use llama_cpp_2::token::LlamaToken;
 
 use super::error::EngineError;
 use super::options::RequestParams;
+use super::prompt_cache::CachedPrompt;
 
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +187,8 @@ pub struct PreparedRequest {
     pub deadline: Option<Instant>,
     pub cancel: CancelFlag,
     pub sink: ReplySink,
+    /// A saved prompt state the prompt thread moved back from disk for this request.
+    pub restored: Option<CachedPrompt>,
 }
 
 impl PreparedRequest {

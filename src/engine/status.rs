@@ -2,10 +2,11 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::error::ErrorCode;
+use super::prompt_cache::disk::{DiskCache, DiskCounters};
 
 /// TTFT percentiles are computed over this many most recent requests.
 const TTFT_WINDOW: usize = 1024;
@@ -97,6 +98,39 @@ pub struct Metrics {
     /// Requests waiting for a slot, including those still being tokenized.
     pub queue_depth: u32,
     pub uptime_ms: f64,
+    /// Saved prompt states kept in host memory.
+    pub prompt_cache_entries: f64,
+    /// Bytes they take, at most `promptCacheLimitBytes`.
+    pub prompt_cache_bytes: f64,
+    /// The memory bound (`promptCacheBytes`, or the default decided at load).
+    pub prompt_cache_limit_bytes: f64,
+    /// Slot sequences saved before another conversation took the slot.
+    pub prompt_cache_saves: f64,
+    /// Requests whose prompt started with a saved state, restored into their slot.
+    pub prompt_cache_hits: f64,
+    /// Prompt tokens those requests reused from the restored states (also counted in
+    /// `cachedTokensTotal`).
+    pub prompt_cache_restored_tokens: f64,
+    pub prompt_cache_restore_ms_total: f64,
+    /// States pushed out of memory by its bound (to the disk tier, if there is one).
+    pub prompt_cache_evictions: f64,
+    /// Saved states llama.cpp refused to restore; their prompts were evaluated in full.
+    pub prompt_cache_restore_failures: f64,
+    /// Cached prefixes that could not be cut back to the part a prompt shares, because the
+    /// model's sliding-window layers no longer hold its early positions; those prompts were
+    /// evaluated in full.
+    pub prompt_cache_swa_fallbacks: f64,
+    /// States on disk (`promptCacheDir`), and their bytes (at most `promptCacheDiskBytes`).
+    pub prompt_cache_disk_entries: f64,
+    pub prompt_cache_disk_bytes: f64,
+    pub prompt_cache_disk_writes: f64,
+    /// States moved back from disk to memory for a request.
+    pub prompt_cache_disk_loads: f64,
+    pub prompt_cache_disk_evictions: f64,
+    /// Files not loaded: another model or llama.cpp build, truncated or damaged.
+    pub prompt_cache_disk_rejected: f64,
+    /// States not written: the writer was behind, or the disk refused them.
+    pub prompt_cache_disk_dropped: f64,
 }
 
 #[derive(Default)]
@@ -131,6 +165,16 @@ pub struct Counters {
     pub last_ttft_us: AtomicU64,
     /// tokens/s × 1000.
     pub last_tps_milli: AtomicU64,
+    pub prompt_cache_entries: AtomicU64,
+    pub prompt_cache_bytes: AtomicU64,
+    pub prompt_cache_limit_bytes: AtomicU64,
+    pub prompt_cache_saves: AtomicU64,
+    pub prompt_cache_restores: AtomicU64,
+    pub prompt_cache_restored_tokens: AtomicU64,
+    pub prompt_cache_restore_us: AtomicU64,
+    pub prompt_cache_evictions: AtomicU64,
+    pub prompt_cache_restore_failures: AtomicU64,
+    pub prompt_cache_swa_fallbacks: AtomicU64,
 }
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
@@ -162,6 +206,8 @@ pub struct Shared {
     pub counters: Counters,
     pub cell: Mutex<StatusCell>,
     ttft_ms: Mutex<VecDeque<f64>>,
+    /// The disk tier of the prompt cache, when the engine has one.
+    pub disk_cache: OnceLock<Arc<DiskCache>>,
 }
 
 impl Default for Shared {
@@ -177,6 +223,7 @@ impl Default for Shared {
                 last_error: None,
             }),
             ttft_ms: Mutex::new(VecDeque::with_capacity(TTFT_WINDOW)),
+            disk_cache: OnceLock::new(),
         }
     }
 }
@@ -262,6 +309,11 @@ impl Shared {
             .copied()
             .collect();
         ttft.sort_by(f64::total_cmp);
+        let disk = |field: fn(&DiskCounters) -> &AtomicU64| {
+            self.disk_cache
+                .get()
+                .map_or(0.0, |d| field(&d.counters).load(Ordering::Relaxed) as f64)
+        };
         let slots_total = self
             .cell
             .lock()
@@ -294,6 +346,23 @@ impl Shared {
             slots_total,
             queue_depth: self.queued() as u32,
             uptime_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+            prompt_cache_entries: count(&c.prompt_cache_entries),
+            prompt_cache_bytes: count(&c.prompt_cache_bytes),
+            prompt_cache_limit_bytes: count(&c.prompt_cache_limit_bytes),
+            prompt_cache_saves: count(&c.prompt_cache_saves),
+            prompt_cache_hits: count(&c.prompt_cache_restores),
+            prompt_cache_restored_tokens: count(&c.prompt_cache_restored_tokens),
+            prompt_cache_restore_ms_total: get(&c.prompt_cache_restore_us) as f64 / 1000.0,
+            prompt_cache_evictions: count(&c.prompt_cache_evictions),
+            prompt_cache_restore_failures: count(&c.prompt_cache_restore_failures),
+            prompt_cache_swa_fallbacks: count(&c.prompt_cache_swa_fallbacks),
+            prompt_cache_disk_entries: disk(|d| &d.entries),
+            prompt_cache_disk_bytes: disk(|d| &d.bytes),
+            prompt_cache_disk_writes: disk(|d| &d.writes),
+            prompt_cache_disk_loads: disk(|d| &d.loads),
+            prompt_cache_disk_evictions: disk(|d| &d.evictions),
+            prompt_cache_disk_rejected: disk(|d| &d.rejected),
+            prompt_cache_disk_dropped: disk(|d| &d.dropped),
         }
     }
 }

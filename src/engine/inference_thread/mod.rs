@@ -5,11 +5,14 @@
 //! - `wait_queue`: where admitted requests wait for a free slot.
 //! - `slot`: one KV sequence and the request it serves, with explicit states.
 //! - `sampler`: picks each slot's next token.
+//! - `saved_prompts`: saves a slot's sequence before another conversation takes the slot, and
+//!   restores saved ones (the prompt cache's memory tier, spilling to its disk tier).
 //! - `reply_text`: turns sampled tokens into whole UTF-8 text with stop strings held back, and
 //!   emits the request's chunks (`utf8_stream`, `stop_matcher`).
 
 mod reply_text;
 mod sampler;
+mod saved_prompts;
 mod scheduler;
 mod slot;
 pub mod stop_matcher;
@@ -27,10 +30,13 @@ use super::error::{panic_to_error, EngineError, EngineResult};
 use super::faults::Faults;
 use super::load::{self, Loaded};
 use super::options::EngineConfig;
+use super::prompt_cache::disk::{DiskCache, DiskWriter};
 use super::prompt_thread::tokenizer::Tokenizer;
 use super::request::PreparedRequest;
+use super::status::set;
 use super::status::{EngineStatus, Shared};
 use super::{LoadedFn, ModelInfo, ProgressFn};
+use saved_prompts::SavedPrompts;
 use scheduler::{Scheduler, SchedulerConfig};
 
 /// What the inference thread receives.
@@ -82,9 +88,35 @@ pub(super) fn run(
             n_batch,
             template,
         } = plan;
+        let cache_bytes = config
+            .prompt_cache_bytes
+            .unwrap_or_else(load::memory::default_prompt_cache_bytes);
+        let disk = match &config.prompt_cache_dir {
+            Some(dir) => match open_disk_cache(dir, &config, &model) {
+                Ok(opened) => Some(opened),
+                Err(e) => return fail(e),
+            },
+            None => None,
+        };
         let info = load::model_info(&model, &config, n_ctx_per_seq, n_batch, &template, started);
-        info!(model = %info.name, context = n_ctx_per_seq, load_ms = info.load_ms, "model loaded");
+        info!(model = %info.name, context = n_ctx_per_seq, load_ms = info.load_ms, prompt_cache_bytes = cache_bytes, "model loaded");
+        set(&shared.counters.prompt_cache_limit_bytes, cache_bytes);
+        let disk_writer = match &disk {
+            Some(cache) => {
+                let _ = shared.disk_cache.set(cache.clone());
+                match DiskWriter::start(cache.clone()) {
+                    Ok(w) => Some(w),
+                    Err(e) => {
+                        return fail(EngineError::load_failed(format!(
+                            "cannot start the prompt cache's writer thread: {e}"
+                        )))
+                    }
+                }
+            }
+            None => None,
+        };
         let _ = loaded.set(Loaded {
+            disk_cache: disk,
             tokenizer: Tokenizer::new(&model),
             model: model.clone(),
             template,
@@ -104,11 +136,37 @@ pub(super) fn run(
             n_ctx_per_seq,
             parallel: config.parallel as usize,
         };
-        Scheduler::new(&model, ctx, cfg, &shared).run(commands);
+        let saved = SavedPrompts::new(cache_bytes, disk_writer);
+        Scheduler::new(&model, ctx, cfg, saved, &shared).run(commands);
     }));
     if let Err(payload) = outcome {
         let e = panic_to_error(payload);
         warn!(error = %e, "the inference thread panicked");
         fail(e);
     }
+}
+
+/// Opens the disk tier. Its files carry a fingerprint of the llama.cpp build and the model,
+/// so a state is only ever restored into the model and build that saved it.
+fn open_disk_cache(
+    dir: &std::path::Path,
+    config: &EngineConfig,
+    model: &llama_cpp_2::model::LlamaModel,
+) -> EngineResult<Arc<DiskCache>> {
+    let fingerprint = format!(
+        "llama-cpp-sys-2 {}; model {} params {} bytes {} vocab {} layers {} embd {}",
+        env!("NAPI_LLAMA_LLAMA_CPP_SYS_VERSION"),
+        model.meta_val_str("general.name").unwrap_or_default(),
+        model.n_params(),
+        model.size(),
+        model.n_vocab(),
+        model.n_layer(),
+        model.n_embd(),
+    );
+    DiskCache::open(dir, config.prompt_cache_disk_bytes, fingerprint).map_err(|e| {
+        EngineError::invalid_argument(format!(
+            "promptCacheDir {} cannot be used ({e}): give a folder this process may create and write",
+            dir.display()
+        ))
+    })
 }

@@ -11,6 +11,7 @@ use std::time::Instant;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
 use tracing::{debug, warn};
 
 use crate::engine::error::{panic_to_error, EngineError, ErrorCode};
@@ -22,9 +23,11 @@ use crate::engine::status::{add, set, sub, Shared};
 
 use super::reply_text::ReplyText;
 use super::sampler::build_sampler;
-use super::slot::{common_prefix, Active, Phase, Slot};
+use super::saved_prompts::SavedPrompts;
+use super::slot::{Active, Phase, Slot};
 use super::wait_queue::WaitQueue;
 use super::Command;
+use crate::engine::prompt_cache::{common_prefix, MIN_CACHED_TOKENS};
 
 pub struct SchedulerConfig {
     pub faults: Faults,
@@ -45,6 +48,7 @@ pub struct Scheduler<'m> {
     shared: &'m Shared,
     admissions: u64,
     faults: Faults,
+    saved: SavedPrompts,
 }
 
 fn ms(from: Instant, to: Instant) -> f64 {
@@ -56,6 +60,7 @@ impl<'m> Scheduler<'m> {
         model: &'m LlamaModel,
         ctx: LlamaContext<'m>,
         mut cfg: SchedulerConfig,
+        saved: SavedPrompts,
         shared: &'m Shared,
     ) -> Self {
         let slots = (0..cfg.parallel).map(|i| Slot::new(i as i32)).collect();
@@ -70,6 +75,7 @@ impl<'m> Scheduler<'m> {
             shared,
             admissions: 0,
             faults,
+            saved,
         }
     }
 
@@ -125,6 +131,7 @@ impl<'m> Scheduler<'m> {
             self.reject(req, err.clone());
         }
         self.publish_occupancy();
+        self.saved.shutdown(&self.ctx, &self.slots, self.shared);
     }
 
     /// Returns false on shutdown.
@@ -221,14 +228,15 @@ impl<'m> Scheduler<'m> {
     }
 
     /// Moves queued requests (FIFO) into free slots. Each goes to the free slot whose cache
-    /// shares the longest prefix with its prompt (least recently used on a tie), and only the
-    /// rest of its prompt is evaluated.
+    /// shares the longest prefix with its prompt (least recently used on a tie), or, when a
+    /// saved state shares a longer one, that state is restored into the least recently used
+    /// free slot. Only the rest of the prompt is evaluated.
     fn admit(&mut self) {
         while !self.queue.is_empty() {
             let Some(i) = self.queue.front().and_then(|req| self.pick_slot(req)) else {
                 return;
             };
-            let Some(req) = self.queue.pop() else {
+            let Some(mut req) = self.queue.pop() else {
                 return;
             };
             let sampler = match build_sampler(self.model, &req.params.sampling) {
@@ -238,6 +246,7 @@ impl<'m> Scheduler<'m> {
                     continue;
                 }
             };
+            let (i, restored) = self.fill_slot(i, &mut req);
             let reused = self.reuse_prefix(i, &req);
             // Counted at admission, like `promptTokensEvaluated`, so requests that end early
             // (aborted, timed out) appear in both.
@@ -247,9 +256,12 @@ impl<'m> Scheduler<'m> {
             if reused > 0 {
                 add(&c.cache_hits, 1);
             }
+            if restored {
+                add(&c.prompt_cache_restored_tokens, reused as u64);
+            }
             self.admissions += 1;
             self.slots[i].last_used = self.admissions;
-            debug!(request_id = %req.params.request_id, slot = i, prompt_tokens = req.tokens.len(), cached_tokens = reused, "admitted");
+            debug!(request_id = %req.params.request_id, slot = i, prompt_tokens = req.tokens.len(), cached_tokens = reused, restored, "admitted");
             let reply = ReplyText::new(req.params.stop.clone(), req.stream);
             self.slots[i].active = Some(Active {
                 req,
@@ -281,6 +293,66 @@ impl<'m> Scheduler<'m> {
             .map(|(i, _)| i)
     }
 
+    /// Chooses the slot that serves `req`, given `best`, the free slot sharing the longest
+    /// prefix with it. When a kept state (or the one the prompt thread brought back from disk)
+    /// shares more, it is restored into the least recently used free slot (returns true), and
+    /// leaves the cache: the slot holds it from then on, and saves it again when it is lost.
+    /// Whatever a slot held that is about to be lost is saved first, so the conversation it
+    /// belongs to can come back to it.
+    fn fill_slot(&mut self, best: usize, req: &mut PreparedRequest) -> (usize, bool) {
+        let use_cache = req.params.cache_prompt;
+        let shared_with = |tokens: &[LlamaToken]| {
+            if use_cache {
+                common_prefix(tokens, &req.tokens)
+            } else {
+                0
+            }
+        };
+        let in_slot = shared_with(&self.slots[best].cache);
+        let in_memory = use_cache
+            .then(|| self.saved.best_match(&req.tokens))
+            .flatten();
+        let loaded = req.restored.take();
+        let from_disk = loaded.as_ref().map_or(0, |p| shared_with(&p.tokens));
+        let from_memory = in_memory.map_or(0, |(_, n)| n);
+        // The state to restore, moved out of its tier: the slot holds it from now on.
+        let (chosen, left) = if from_disk > in_slot.max(from_memory) {
+            (loaded, None)
+        } else {
+            match in_memory {
+                Some((entry, shared)) if shared > in_slot => (Some(self.saved.take(entry)), loaded),
+                _ => (None, loaded),
+            }
+        };
+        if let Some(prompt) = left {
+            self.saved.adopt(prompt, self.shared);
+        }
+        let Some(prompt) = chosen else {
+            self.save_if_lost(best, in_slot);
+            return (best, false);
+        };
+        let target = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_idle())
+            .min_by_key(|(_, s)| s.last_used)
+            .map_or(best, |(i, _)| i);
+        self.save_if_lost(target, 0);
+        let restored =
+            self.saved
+                .restore(&mut self.ctx, &mut self.slots[target], &prompt, self.shared);
+        (target, restored)
+    }
+
+    /// Saves slot `i`'s sequence when more than a few of its tokens beyond the first `kept`
+    /// are about to be overwritten.
+    fn save_if_lost(&mut self, i: usize, kept: usize) {
+        if self.slots[i].cache.len().saturating_sub(kept) >= MIN_CACHED_TOKENS {
+            self.saved.save(&self.ctx, &self.slots[i], self.shared);
+        }
+    }
+
     /// Trims slot `i`'s sequence to the prefix it shares with the request's prompt and
     /// returns how many prompt tokens need no evaluation. At least the last prompt token is
     /// always evaluated again: its logits are needed to sample the first reply token.
@@ -300,6 +372,7 @@ impl<'m> Scheduler<'m> {
             );
             // A sliding-window cache may no longer hold the early positions: start over.
             if !trimmed || self.ctx.kv_cache_seq_pos_min(seq) > 0 {
+                add(&self.shared.counters.prompt_cache_swa_fallbacks, 1);
                 keep = 0;
             }
         }

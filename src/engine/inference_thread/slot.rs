@@ -63,8 +63,3 @@ impl Slot {
         self.active.is_none()
     }
 }
-
-/// Tokens the two lists share from their start.
-pub fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}

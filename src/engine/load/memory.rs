@@ -11,6 +11,7 @@ use std::path::Path;
 use llama_cpp_2::model::LlamaModel;
 
 use crate::engine::error::{EngineError, EngineResult};
+use crate::engine::options;
 
 /// llama.cpp's default cache type is F16: two bytes per element.
 const BYTES_PER_ELEMENT: u64 = 2;
@@ -76,6 +77,16 @@ fn sum_of_array(text: &str) -> Option<u64> {
         .split(',')
         .map(|n| n.trim().parse::<u64>().ok())
         .sum()
+}
+
+/// The host-memory prompt cache's size when `promptCacheBytes` is not given: a share of the
+/// memory still free once the model and its KV cache are loaded, capped (the cap where the
+/// free memory cannot be read).
+pub fn default_prompt_cache_bytes() -> u64 {
+    let cap = options::DEFAULT_PROMPT_CACHE_MAX_BYTES;
+    available_memory().map_or(cap, |free| {
+        ((free as f64 * options::DEFAULT_PROMPT_CACHE_SHARE) as u64).min(cap)
+    })
 }
 
 /// Bytes this process can still take before the OOM killer: the kernel's `MemAvailable` plus

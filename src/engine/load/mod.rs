@@ -20,6 +20,7 @@ use llama_cpp_2::token::LlamaToken;
 use super::error::{EngineError, EngineResult};
 use super::faults::Faults;
 use super::options::{self, EngineConfig};
+use super::prompt_cache::disk::DiskCache;
 use super::prompt_thread::chat_template::ChatTemplate;
 use super::prompt_thread::tokenizer::Tokenizer;
 use super::{ModelInfo, ProgressFn};
@@ -31,6 +32,8 @@ pub struct Loaded {
     pub template: ChatTemplate,
     pub tokenizer: Tokenizer,
     pub n_ctx_per_seq: u32,
+    /// The prompt cache's disk tier, read by the prompt thread.
+    pub disk_cache: Option<Arc<DiskCache>>,
 }
 
 impl Loaded {

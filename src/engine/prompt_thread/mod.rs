@@ -1,6 +1,7 @@
 //! The prompt thread: renders chat templates (`chat_template`), tokenizes (`tokenizer`) and
-//! fits prompts to the context (`fit`), and checks grammar token references against the
-//! vocabulary, off the caller's thread and off the inference thread.
+//! fits prompts to the context (`fit`), checks grammar token references against the
+//! vocabulary, and moves a matching saved prompt state back from the prompt cache's disk tier,
+//! off the caller's thread and off the inference thread.
 //!
 //! On the caller's (JS) thread, a long conversation cost milliseconds of blocked event loop per
 //! request (about 0.7 ms per kB of text here; a 1 MB prompt blocked it for over a second). On
@@ -22,6 +23,7 @@ use crate::engine::error::{panic_to_error, EngineError};
 use crate::engine::grammar;
 use crate::engine::inference_thread::Command;
 use crate::engine::load::Loaded;
+use crate::engine::prompt_cache::MIN_CACHED_TOKENS;
 use crate::engine::request::{Event, EventSink, PreparedRequest, ReplySink};
 use crate::engine::status::{sub, Shared};
 use crate::engine::Input;
@@ -80,6 +82,15 @@ pub fn run(
             Ok((tokens, dropped_messages)) => {
                 request.tokens = tokens;
                 request.dropped_messages = dropped_messages;
+                // Reading a saved state from disk here keeps the disk off the inference
+                // thread; the scheduler restores it if nothing in memory matches better.
+                if let Some(disk) = model
+                    .disk_cache
+                    .as_ref()
+                    .filter(|_| request.params.cache_prompt)
+                {
+                    request.restored = disk.take_best(&request.tokens, MIN_CACHED_TOKENS);
+                }
             }
             Err(err) => {
                 reject(&shared, request.sink, err);
