@@ -20,6 +20,16 @@ export interface Config {
   parallel: number
   /** Requests that may wait for a slot before 429. */
   maxQueue: number
+  /**
+   * Host memory for saved conversation states (MiB), so a returning conversation whose slot
+   * another one took skips its history. Unset: the engine's default (min(25% of free memory,
+   * 2 GiB)); 0 disables.
+   */
+  promptCacheMb: number | undefined
+  /** Folder for states that fall out of memory; they survive a restart. Unset: none. */
+  promptCacheDir: string | undefined
+  /** Disk the folder may use (MiB). Unset: the engine's default (10 GiB). */
+  promptCacheDiskMb: number | undefined
   /** Per-request deadline (queue wait included); 504 after it. */
   timeoutMs: number
   port: number
@@ -92,6 +102,11 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(`${name} must be true or false, got "${env[name]}"`)
 }
 
+/** An integer variable that may be left unset (the engine's default then applies). */
+function optionalInt(env: Env, name: string, min: number, max: number): number | undefined {
+  return env[name]?.trim() ? int(env, name, 0, min, max) : undefined
+}
+
 function trustProxy(raw: string | undefined): boolean | number | string {
   if (raw === undefined || raw.trim() === '') return false
   if (raw === 'true') return true
@@ -121,6 +136,9 @@ export function loadConfig(env: Env = process.env): Config {
     gpuLayers: int(env, 'LLM_GPU_LAYERS', 0, 0, 10_000),
     parallel: int(env, 'LLM_PARALLEL', 4, 1, 64),
     maxQueue: int(env, 'LLM_MAX_QUEUE', 32, 0, 100_000),
+    promptCacheMb: optionalInt(env, 'LLM_PROMPT_CACHE_MB', 0, 1 << 30),
+    promptCacheDir: env.LLM_PROMPT_CACHE_DIR?.trim() ? path.resolve(env.LLM_PROMPT_CACHE_DIR.trim()) : undefined,
+    promptCacheDiskMb: optionalInt(env, 'LLM_PROMPT_CACHE_DISK_MB', 0, 1 << 30),
     timeoutMs: int(env, 'LLM_TIMEOUT_MS', 120_000, 1, 3_600_000),
     port: int(env, 'PORT', 3000, 0, 65535),
     host: env.HOST?.trim() || '127.0.0.1',

@@ -69,6 +69,9 @@ export class LlmService {
         parallel: this.config.parallel,
         maxQueue: this.config.maxQueue,
         defaultTimeoutMs: this.config.timeoutMs,
+        promptCacheBytes: mib(this.config.promptCacheMb),
+        promptCacheDir: this.config.promptCacheDir,
+        promptCacheDiskBytes: mib(this.config.promptCacheDiskMb),
       }
       // `__faults` is napi-llama's test-only hook, deliberately not in its public types.
       if (this.config.faults) Object.assign(options, { __faults: this.config.faults })
@@ -158,4 +161,8 @@ export class LlmService {
       timeoutMs: this.config.timeoutMs,
     }
   }
+}
+
+function mib(n: number | undefined): number | undefined {
+  return n === undefined ? undefined : n * 1024 * 1024
 }
