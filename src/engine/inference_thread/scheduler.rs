@@ -159,7 +159,11 @@ impl<'m> Scheduler<'m> {
         );
     }
 
-    fn reject(&self, mut req: Box<PreparedRequest>, err: EngineError) {
+    fn reject(&mut self, mut req: Box<PreparedRequest>, err: EngineError) {
+        // A state the prompt thread moved out of the disk tier for it is kept, not lost.
+        if let Some(prompt) = req.restored.take() {
+            self.saved.adopt(prompt, self.shared);
+        }
         self.shared.count_failure(err.code);
         req.sink.send(Event::Error(err));
     }
