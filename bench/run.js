@@ -8,8 +8,15 @@
 //   eventloop    one stream through stream() with responsiveEventLoop on and off: event-loop
 //                delay p99 and max, and the tokens/s ratio (the option must not cost speed)
 //   cache        a 4-turn Persian chat on Gemma 3: each turn's TTFT with and without prompt-cache reuse
-//   npm run bench -- [--suites single,concurrency,eventloop,cache] [--rounds 5] [--reps 2] [--tokens 128]
+//   chats        (only when named) many chats, few slots: 16 chats × 3 turns with ~1,100-token
+//                histories, 4 at a time on 4 slots, over HTTP: TTFT p50/p95 of turn 1 and of the later
+//                turns on the persian-chat service vs llama.cpp's llama-server (built once by
+//                scripts/llama-server.js); then 64 chats on the service alone with its memory prompt
+//                cache capped at about half of their states (LLM_PROMPT_CACHE_MB), the rest on disk
+//   npm run bench -- [--suites single,concurrency,eventloop,cache,chats] [--rounds 5] [--reps 2] [--tokens 128]
 //                    [--concurrent-tokens 64] [--threads 2] [--models smollm2,gemma3] [--no-nlc]
+//   chats only:      [--rounds 1] [--chats 16] [--turns 3] [--chat-slots 4] [--chat-tokens 32]
+//                    [--chat-context 2048] [--spill-chats 64] [--spill-cache-mb N] [--no-spill]
 // The machine is shared and its speed drifts by tens of percent within minutes, so the runners
 // being compared take turns: each round runs every runner once (a fresh process, one warm-up,
 // then --reps measured repetitions), starting with a different runner each round. A ratio is
@@ -21,6 +28,7 @@ const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const { ROOT, targetTriple, buildEnv, targetDir } = require('../scripts/build-env')
 const { ensureModel } = require('../scripts/fetch-model')
+const servers = require('./servers')
 
 const PROMPT = 'Once upon a time, in a small village by the sea, there lived'
 
@@ -94,16 +102,16 @@ function ensureNodeLlamaCpp() {
 
 /**
  * Runs every runner once per round, rotating which goes first. Returns, per runner key, the
- * list of per-round results (null where a runner failed).
+ * list of per-round results (null where a runner failed). A runner's `run` may be async.
  */
-function interleaved(runners) {
+async function interleaved(runners, roundCount = rounds) {
   const results = Object.fromEntries(runners.map((r) => [r.key, []]))
-  for (let round = 0; round < rounds; round++) {
+  for (let round = 0; round < roundCount; round++) {
     for (let i = 0; i < runners.length; i++) {
       const runner = runners[(i + round) % runners.length]
       let value = null
       try {
-        value = runner.run()
+        value = await runner.run()
       } catch (e) {
         log(`${runner.key} failed in round ${round + 1}: ${e.message}`)
       }
@@ -136,7 +144,7 @@ function summarize(result) {
 
 const f = (x, d = 1) => (x == null || Number.isNaN(x) ? '–' : x.toFixed(d))
 
-function single(nlc) {
+async function single(nlc) {
   const raw = buildRaw('raw_decode')
   const rows = []
   for (const name of models) {
@@ -148,7 +156,7 @@ function single(nlc) {
       { key: 'ours', run: () => summarize(runJson(process.execPath, [path.join(__dirname, 'ours.js'), ...args])) },
     ]
     if (nlc) runners.push({ key: 'nlc', run: () => summarize(runJson(process.execPath, [path.join(__dirname, 'node-llama-cpp.js'), ...args])) })
-    const r = interleaved(runners)
+    const r = await interleaved(runners)
     const tps = (x) => x.decodeTps
     rows.push({
       name,
@@ -179,7 +187,7 @@ function levelSummary(result) {
   return out
 }
 
-function concurrency(nlc) {
+async function concurrency(nlc) {
   const raw = buildRaw('raw_batched')
   const slots = String(Math.max(...LEVELS))
   const rows = []
@@ -202,7 +210,7 @@ function concurrency(nlc) {
         },
       ]
       if (nlc) runners.push({ key: 'nlc', run: () => levelSummary(runJson(process.execPath, [path.join(__dirname, 'nlc-concurrency.js'), ...common]))[level] })
-      const r = interleaved(runners)
+      const r = await interleaved(runners)
       const summary = (list) => ({
         aggregateTps: medianOf(list, (x) => x.aggregateTps),
         ttftP50Ms: medianOf(list, (x) => x.ttftP50Ms),
@@ -236,7 +244,7 @@ function concurrency(nlc) {
   return rows
 }
 
-function eventLoop() {
+async function eventLoop() {
   const rows = []
   for (const name of models) {
     const modelPath = ensureModel(name)
@@ -246,7 +254,7 @@ function eventLoop() {
       const x = runJson(process.execPath, [path.join(__dirname, 'ours.js'), ...args, mode])
       return { ...summarize(x), loopDelayMaxMs: x.loopDelayMaxMs }
     }
-    const r = interleaved([
+    const r = await interleaved([
       { key: 'on', run: run('slice-on') },
       { key: 'off', run: run('slice-off') },
     ])
@@ -292,17 +300,263 @@ function cache() {
   return turns
 }
 
-function main() {
+// The chats suite: many conversations, few slots (bench/chats.js is the client). Settings:
+const chatRounds = Number(arg('rounds', 1)) // one round is already 2 × 48 requests
+const chatCount = Number(arg('chats', 16))
+const chatTurns = Number(arg('turns', 3))
+const chatSlots = Number(arg('chat-slots', 4)) // slots on each server, and clients at once
+const chatTokens = Number(arg('chat-tokens', 32))
+const chatContext = Number(arg('chat-context', 2048)) // per slot: a ~1,400-token chat fits
+const spillChats = Number(arg('spill-chats', 64))
+const spillCacheMbArg = arg('spill-cache-mb')
+const withSpill = !process.argv.includes('--no-spill')
+
+/**
+ * Per model: the language of its chats, and llama-server's flags for rendering them as our
+ * engine does. SmolLM2's GGUF has a Jinja template, which both render. Gemma 3 270M's has
+ * none: our engine falls back to llama.cpp's built-in 'gemma' format, while llama-server
+ * would use ChatML, and with Jinja on it would take `--chat-template gemma` as template text,
+ * so it gets the built-in formatter without Jinja. The tables show both sides' prompt tokens.
+ */
+const CHAT_MODELS = {
+  smollm2: { language: 'en', llamaServerArgs: [] },
+  gemma3: { language: 'fa', llamaServerArgs: ['--no-jinja', '--chat-template', 'gemma'] },
+}
+
+/** p50/p95 TTFT and median prompt and cached tokens of some requests. */
+function turnStats(requests) {
+  const ttft = requests.map((r) => r.ttftMs)
+  const cached = requests.map((r) => r.cachedTokens).filter((x) => x != null)
+  return {
+    requests: requests.length,
+    ttftP50Ms: percentile(ttft, 0.5),
+    ttftP95Ms: percentile(ttft, 0.95),
+    promptTokens: median(requests.map((r) => r.promptTokens)),
+    cachedTokens: cached.length ? median(cached) : NaN,
+  }
+}
+
+/** One client run, in figures: turn 1 (the history is new to the server) and the later turns. */
+function chatSummary(result) {
+  return {
+    turn1: turnStats(result.requests.filter((r) => r.turn === 1)),
+    later: turnStats(result.requests.filter((r) => r.turn > 1)),
+    wallMs: result.wallMs,
+    // Tokens a chat's state holds at its end, for sizing the spill part's memory cache.
+    chatTokens: Math.max(...result.requests.map((r) => r.promptTokens + r.completionTokens)),
+    replies: Object.fromEntries(result.requests.map((r) => [`${r.chat}/${r.turn}`, r.reply])),
+    metrics: result.metrics || null,
+  }
+}
+
+/** Starts a server, plays the chats against it with bench/chats.js, stops it. */
+async function playChats(start, { language, chatsToPlay, withMetrics }) {
+  const server = await start()
+  try {
+    const args = [path.join(__dirname, 'chats.js'), server.url, language, chatsToPlay, chatTurns, chatSlots, chatTokens].map(String)
+    const result = runJson(process.execPath, args)
+    if (withMetrics) result.metrics = await servers.engineMetrics(server.url)
+    return chatSummary(result)
+  } catch (e) {
+    throw new Error(`${e.message}\n${server.name} log (${server.logFile}):\n${server.logTail(1500)}`)
+  } finally {
+    await server.stop()
+  }
+}
+
+/** A round's figures for latest.json, without the replies' text. */
+const roundFigures = (list) => list.map((x) => x && { turn1: x.turn1, later: x.later, wallMs: x.wallMs, metrics: x.metrics })
+
+/** Each figure of turn 1 and of the later turns, as the median over rounds. */
+function overRounds(list) {
+  const group = (g) => Object.fromEntries(['ttftP50Ms', 'ttftP95Ms', 'promptTokens', 'cachedTokens'].map((k) => [k, medianOf(list, (x) => x[g][k])]))
+  return { turn1: group('turn1'), later: group('later') }
+}
+
+/** How many replies were the same text on both sides (greedy, same model: most should be). */
+function sameReplies(as, bs) {
+  let same = 0
+  let total = 0
+  for (let i = 0; i < as.length; i++) {
+    if (!as[i] || !bs[i]) continue
+    for (const [key, reply] of Object.entries(as[i].replies)) {
+      total++
+      if (bs[i].replies[key] === reply) same++
+    }
+  }
+  return { same, total }
+}
+
+/** The engine's prompt-cache counters the service exports, if any, as `name value` pairs. */
+function cacheCounters(metrics) {
+  if (!metrics) return '–'
+  const keys = ['llm_prompt_tokens_total', 'llm_prompt_tokens_evaluated_total', 'llm_cached_tokens_total', 'llm_cache_hits_total']
+  const names = [...keys, ...Object.keys(metrics).filter((k) => k.startsWith('llm_prompt_cache_'))]
+  return names.filter((k) => k in metrics).map((k) => `${k.replace(/^llm_/, '')} ${metrics[k]}`).join(', ')
+}
+
+/**
+ * The spill part's memory bound: about half of what `spillChats` chats' states take, so about
+ * half of them must go to disk. A state's size is measured in the first part when its cache
+ * held most of its chats (bytes ÷ states, memory and disk), else estimated from the model's KV
+ * bytes per token (GGUF header) × the tokens a chat holds at its end; that overestimates
+ * sliding-window models like Gemma 3, whose states keep only the window on most layers.
+ */
+function spillCacheMb(modelPath, firstPart) {
+  if (spillCacheMbArg !== undefined) return { mb: Number(spillCacheMbArg), source: '--spill-cache-mb' }
+  const m = (firstPart && firstPart.metrics) || {}
+  const states = (m.llm_prompt_cache_entries || 0) + (m.llm_prompt_cache_disk_entries || 0)
+  let perChat
+  let source
+  if (states >= Math.max(2, chatCount / 2)) {
+    perChat = ((m.llm_prompt_cache_bytes || 0) + (m.llm_prompt_cache_disk_bytes || 0)) / states
+    source = `the first part's prompt cache: bytes ÷ states (${states})`
+  } else {
+    const { readGgufMetadata, kvBytesPerToken } = require(path.join(servers.EXAMPLE, 'dist', 'scripts', 'gguf.js'))
+    const chatTokens = (firstPart && firstPart.chatTokens) || 1400
+    perChat = kvBytesPerToken(readGgufMetadata(modelPath)) * chatTokens
+    source = `KV bytes per token (GGUF header) × ${chatTokens} tokens`
+  }
+  const mb = Math.max(1, Math.round((spillChats * perChat) / 2 / 2 ** 20))
+  return { mb, source, perChatMb: perChat / 2 ** 20 }
+}
+
+/** Measured size of one cached state after a run (memory and disk tiers together), in MiB. */
+function stateMb(metrics) {
+  const m = metrics || {}
+  const states = (m.llm_prompt_cache_entries || 0) + (m.llm_prompt_cache_disk_entries || 0)
+  return states ? ((m.llm_prompt_cache_bytes || 0) + (m.llm_prompt_cache_disk_bytes || 0)) / states / 2 ** 20 : NaN
+}
+
+/** Turn 1 and the later turns, as table rows (no later row for one-turn chats). */
+function turnGroups() {
+  const groups = [['turn1', '1']]
+  if (chatTurns > 1) groups.push(['later', chatTurns > 2 ? `2–${chatTurns}` : '2'])
+  return groups
+}
+
+/** The first part on one model: the service and llama-server taking turns, round by round. */
+async function compareChats(name, modelPath, entry, llamaServer) {
+  const setup = CHAT_MODELS[name]
+  const server = { modelPath, threads, parallel: chatSlots, contextSize: chatContext, maxTokens: chatTokens }
+  const play = { language: setup.language, chatsToPlay: chatCount }
+  log(`chats, ${name}: ${chatCount} chats × ${chatTurns} turns, ${chatSlots} at a time; persian-chat and llama-server taking turns, ${chatRounds} rounds`)
+  const r = await interleaved(
+    [
+      { key: 'ours', run: () => playChats(() => servers.startService(entry, server), { ...play, withMetrics: true }) },
+      { key: 'llama', run: () => playChats(() => servers.startLlamaServer(llamaServer, { ...server, extraArgs: setup.llamaServerArgs }), play) },
+    ],
+    chatRounds,
+  )
+  const lastOurs = r.ours.filter(Boolean).pop()
+  return {
+    name,
+    ours: overRounds(r.ours),
+    llama: overRounds(r.llama),
+    ratio: {
+      turn1: roundRatio(r.ours, r.llama, (x) => x.turn1.ttftP50Ms),
+      later: roundRatio(r.ours, r.llama, (x) => x.later.ttftP50Ms),
+    },
+    replies: sameReplies(r.ours, r.llama),
+    metrics: lastOurs ? lastOurs.metrics : null,
+    chatTokens: lastOurs ? lastOurs.chatTokens : null,
+    rounds: { ours: roundFigures(r.ours), llama: roundFigures(r.llama) },
+  }
+}
+
+/**
+ * The spill part on one model: our service alone (llama-server has no disk tier), with
+ * `spillChats` chats and the memory cache capped at about half of their states.
+ */
+async function spillToDisk(name, modelPath, entry, firstPart) {
+  const cap = spillCacheMb(modelPath, firstPart)
+  const server = { modelPath, threads, parallel: chatSlots, contextSize: chatContext, maxTokens: chatTokens }
+  log(`chats, ${name}: spill part, ${spillChats} chats with LLM_PROMPT_CACHE_MB=${cap.mb} (${cap.source}), ${chatRounds} rounds`)
+  const run = async () => {
+    // A fresh disk tier per run: states left by an earlier run would be cache hits.
+    const dir = fs.mkdtempSync(path.join(servers.runDirectory(), 'prompt-cache-'))
+    const env = { LLM_PROMPT_CACHE_MB: String(cap.mb), LLM_PROMPT_CACHE_DIR: dir }
+    try {
+      const play = { language: CHAT_MODELS[name].language, chatsToPlay: spillChats, withMetrics: true }
+      return await playChats(() => servers.startService(entry, { ...server, env }), play)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+  const r = await interleaved([{ key: 'ours', run }], chatRounds)
+  const last = r.ours.filter(Boolean).pop()
+  return { name, cap, ours: overRounds(r.ours), metrics: last ? last.metrics : null, rounds: { ours: roundFigures(r.ours) } }
+}
+
+function printChats(rows, spills) {
+  const { LLAMA_CPP_BUILD } = require('../scripts/llama-server')
+  console.log(`\nMany chats, few slots: ${chatCount} chats × ${chatTurns} turns, ~1,100-token histories (English for SmolLM2, Persian for Gemma 3), ${chatSlots} clients on ${chatSlots} slots taking the turns round-robin (every chat's turn 1, then every chat's turn 2, …), ${chatTokens}-token greedy replies, ${threads} threads, context ${chatContext} per slot. Our persian-chat service vs llama-server b${LLAMA_CPP_BUILD} (--cache-ram default), each started fresh per round; ${chatRounds} rounds taking turns. TTFT = request sent → first SSE text; p50/p95 over the turn's requests, then median over rounds; ratio = median of per-round ratios\n`)
+  console.log('| model | turns | TTFT p50 ours (ms) | TTFT p50 llama-server (ms) | ours ÷ llama-server | TTFT p95 ours / llama-server (ms) | prompt tokens ours / llama-server | cached tokens ours / llama-server |')
+  console.log('|---|---|---|---|---|---|---|---|')
+  for (const row of rows) {
+    for (const [group, label] of turnGroups()) {
+      const o = row.ours[group]
+      const l = row.llama[group]
+      console.log(
+        `| ${row.name} | ${label} | ${f(o.ttftP50Ms, 0)} | ${f(l.ttftP50Ms, 0)} | ${f(row.ratio[group], 2)}× | ${f(o.ttftP95Ms, 0)} / ${f(l.ttftP95Ms, 0)} | ${f(o.promptTokens, 0)} / ${f(l.promptTokens, 0)} | ${f(o.cachedTokens, 0)} / ${f(l.cachedTokens, 0)} |`,
+      )
+    }
+  }
+  for (const row of rows) {
+    console.log(`\n${row.name}: identical replies on both sides: ${row.replies.same} of ${row.replies.total}; our engine's counters (last round): ${cacheCounters(row.metrics)}`)
+  }
+  if (!spills.length) return
+  console.log(`\nSpill to disk: our service alone, ${spillChats} chats × ${chatTurns} turns (otherwise as above), its memory prompt cache capped at about half of what the chats' states take (LLM_PROMPT_CACHE_MB), disk tier in a temporary folder (LLM_PROMPT_CACHE_DIR); medians over ${chatRounds} rounds\n`)
+  console.log('| model | LLM_PROMPT_CACHE_MB | turns | TTFT p50 (ms) | TTFT p95 (ms) | prompt tokens | cached tokens |')
+  console.log('|---|---|---|---|---|---|---|')
+  for (const s of spills) {
+    for (const [group, label] of turnGroups()) {
+      const o = s.ours[group]
+      console.log(`| ${s.name} | ${s.cap.mb} | ${label} | ${f(o.ttftP50Ms, 0)} | ${f(o.ttftP95Ms, 0)} | ${f(o.promptTokens, 0)} | ${f(o.cachedTokens, 0)} |`)
+    }
+  }
+  for (const s of spills) {
+    const perChat = s.cap.perChatMb ? `, ${f(s.cap.perChatMb, 1)} MiB per chat` : ''
+    console.log(`\n${s.name}: cache bound from ${s.cap.source}${perChat}; measured after the run: ${f(stateMb(s.metrics), 1)} MiB per cached state; our engine's counters (last round): ${cacheCounters(s.metrics)}`)
+  }
+}
+
+async function chats() {
+  for (const name of models) {
+    if (!CHAT_MODELS[name]) throw new Error(`the chats suite has no chat setup for model '${name}' (it knows ${Object.keys(CHAT_MODELS).join(', ')})`)
+  }
+  const llamaServer = require('../scripts/llama-server').ensureLlamaServer().server
+  const entry = servers.buildService()
+  const rows = []
+  const spills = []
+  for (const name of models) {
+    const modelPath = ensureModel(name)
+    const row = await compareChats(name, modelPath, entry, llamaServer)
+    rows.push(row)
+    if (withSpill) spills.push(await spillToDisk(name, modelPath, entry, row))
+  }
+  printChats(rows, spills)
+  const failed = [...rows.flatMap((r) => [...r.rounds.ours, ...r.rounds.llama]), ...spills.flatMap((s) => s.rounds.ours)].some((x) => !x)
+  if (failed) log(`a run failed; the servers' logs are in ${servers.runDirectory()}`)
+  else servers.removeRunDirectory()
+  return { rows, spills }
+}
+
+async function main() {
   const nlc = withNlc && (suites.includes('single') || suites.includes('concurrency')) && ensureNodeLlamaCpp()
   const results = { date: new Date().toISOString(), tokens, concurrentTokens, threads, rounds, reps }
-  if (suites.includes('single')) results.single = single(nlc)
-  if (suites.includes('concurrency')) results.concurrency = concurrency(nlc)
-  if (suites.includes('eventloop')) results.eventLoop = eventLoop()
+  if (suites.includes('single')) results.single = await single(nlc)
+  if (suites.includes('concurrency')) results.concurrency = await concurrency(nlc)
+  if (suites.includes('eventloop')) results.eventLoop = await eventLoop()
   if (suites.includes('cache')) results.cache = cache()
+  if (suites.includes('chats')) results.chats = await chats()
   const out = path.join(__dirname, 'results', 'latest.json')
   fs.mkdirSync(path.dirname(out), { recursive: true })
   fs.writeFileSync(out, JSON.stringify(results, null, 2))
   log(`wrote ${path.relative(ROOT, out)}`)
 }
 
-main()
+main().catch((e) => {
+  log(e.stack || e.message)
+  process.exit(1)
+})
