@@ -89,6 +89,23 @@ describe.each([
     expect(engine.metrics().promptCacheSwaFallbacks).toBe(0)
   })
 
+  test('a conversation longer than a sliding window continues from its restored state', async () => {
+    // Gemma 3's sliding-window layers keep only the last positions of a saved state: enough to
+    // go on from its end, which is what a chat's next turn does.
+    const a = chat('pottery', 14)
+    const reply = await engine.generate(a, GREEDY)
+    expect(reply.promptTokens).toBeGreaterThan(600)
+    await engine.generate(chat('cycling', 14), GREEDY)
+    const fallbacks = engine.metrics().promptCacheSwaFallbacks
+    const next: ChatMessage[] = [...a, { role: 'assistant', content: reply.text }, { role: 'user', content: 'And one more tip?' }]
+    const turn2 = await engine.generate(next, GREEDY)
+    expect(turn2.cachedTokens).toBeGreaterThan(reply.promptTokens)
+    expect(engine.metrics().promptCacheSwaFallbacks).toBe(fallbacks)
+    await reference.generate(a, GREEDY)
+    const full = await reference.generate(next, GREEDY)
+    expect(turn2.text).toBe(full.text)
+  })
+
   test('cachePrompt: false neither restores nor loses the saved states', async () => {
     const a = chat('chess')
     await engine.generate(a, GREEDY)

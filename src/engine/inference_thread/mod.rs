@@ -135,6 +135,7 @@ pub(super) fn run(
             prompt_chunk: config.prompt_chunk_size.min(n_batch) as usize,
             n_ctx_per_seq,
             parallel: config.parallel as usize,
+            sliding_window: load::sliding_window(&model),
         };
         let saved = SavedPrompts::new(cache_bytes, disk_writer);
         Scheduler::new(&model, ctx, cfg, saved, &shared).run(commands);

@@ -36,6 +36,8 @@ pub struct SchedulerConfig {
     pub prompt_chunk: usize,
     pub n_ctx_per_seq: u32,
     pub parallel: usize,
+    /// The window of the model's sliding-window layers; 0 when it has none.
+    pub sliding_window: u32,
 }
 
 pub struct Scheduler<'m> {
@@ -368,14 +370,20 @@ impl<'m> Scheduler<'m> {
         } else {
             0
         };
-        if keep > 0 {
-            let trimmed = matches!(
-                self.ctx
-                    .clear_kv_cache_seq(Some(seq as u32), Some(keep as u32), None),
-                Ok(true)
-            );
-            // A sliding-window cache may no longer hold the early positions: start over.
-            if !trimmed || self.ctx.kv_cache_seq_pos_min(seq) > 0 {
+        if keep > 0 && keep < slot.cache.len() {
+            // Sliding-window layers only hold the last `window` positions of a restored state
+            // (llama.cpp saves no more), so cutting it back works only while the new last
+            // position still sees a whole window (llama-server's check). Otherwise: start over.
+            let window = self.cfg.sliding_window as i32;
+            let window_intact =
+                window == 0 || self.ctx.kv_cache_seq_pos_min(seq) <= (keep as i32 - window).max(0);
+            let trimmed = window_intact
+                && matches!(
+                    self.ctx
+                        .clear_kv_cache_seq(Some(seq as u32), Some(keep as u32), None),
+                    Ok(true)
+                );
+            if !trimmed {
                 add(&self.shared.counters.prompt_cache_swa_fallbacks, 1);
                 keep = 0;
             }

@@ -168,3 +168,16 @@ pub fn model_info(
         load_ms: started.elapsed().as_secs_f64() * 1000.0,
     }
 }
+
+/// The attention window of the model's sliding-window layers (GGUF
+/// `{arch}.attention.sliding_window`), 0 when it has none.
+pub fn sliding_window(model: &LlamaModel) -> u32 {
+    let arch = model
+        .meta_val_str("general.architecture")
+        .unwrap_or_default();
+    model
+        .meta_val_str(&format!("{arch}.attention.sliding_window"))
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
