@@ -39,11 +39,6 @@ impl SavedPrompts {
         self.memory.best_match(tokens)
     }
 
-    /// Keeps a state the prompt thread brought back from disk.
-    pub fn adopt(&mut self, prompt: CachedPrompt, shared: &Shared) {
-        self.keep(prompt, shared);
-    }
-
     /// Saves `slot`'s sequence, unless it is short or already kept.
     pub fn save(&mut self, ctx: &LlamaContext, slot: &Slot, shared: &Shared) {
         if !self.enabled()
@@ -52,42 +47,27 @@ impl SavedPrompts {
         {
             return;
         }
-        let flags = LlamaStateSeqFlags::empty();
-        let size = ctx.state_seq_get_size_ext(slot.seq_id, flags);
-        let mut state = vec![0u8; size];
-        // SAFETY: `state` holds the `size` bytes llama.cpp just said this sequence needs.
-        let written = unsafe { ctx.state_seq_get_data_ext(state.as_mut_ptr(), slot.seq_id, flags) };
-        if written != size {
-            warn!(
-                size,
-                written,
-                "prompt cache: llama.cpp saved a different size than announced; state not kept"
+        if let Some(prompt) = snapshot(ctx, slot) {
+            add(&shared.counters.prompt_cache_saves, 1);
+            debug!(
+                tokens = prompt.tokens.len(),
+                bytes = prompt.state.len(),
+                "prompt cache: slot state saved"
             );
-            return;
+            self.adopt(prompt, shared);
         }
-        add(&shared.counters.prompt_cache_saves, 1);
-        debug!(
-            tokens = slot.cache.len(),
-            bytes = size,
-            "prompt cache: slot state saved"
-        );
-        self.keep(
-            CachedPrompt {
-                tokens: slot.cache.clone(),
-                state,
-            },
-            shared,
-        );
     }
 
-    fn keep(&mut self, prompt: CachedPrompt, shared: &Shared) {
-        let inserted = self.memory.insert(prompt);
+    /// Keeps a state (a slot's, or one the prompt thread brought back from disk); what the
+    /// memory bound pushes out goes to the disk tier, if any.
+    pub fn adopt(&mut self, prompt: CachedPrompt, shared: &Shared) {
+        let evicted = self.memory.insert(prompt);
         add(
             &shared.counters.prompt_cache_evictions,
-            inserted.evicted.len() as u64,
+            evicted.len() as u64,
         );
         if let Some(disk) = &self.disk {
-            for prompt in inserted.evicted {
+            for prompt in evicted {
                 disk.offer(prompt);
             }
         }
@@ -95,21 +75,10 @@ impl SavedPrompts {
     }
 
     /// Moves kept state `index` out of the memory tier (to be restored into a slot).
-    pub fn take(&mut self, index: usize) -> CachedPrompt {
-        self.memory.remove(index)
-    }
-
-    /// Restores `prompt` into `slot` (its sequence and token list). False when llama.cpp
-    /// refuses the state; the slot is then empty.
-    pub fn restore(
-        &mut self,
-        ctx: &mut LlamaContext,
-        slot: &mut Slot,
-        prompt: &CachedPrompt,
-        shared: &Shared,
-    ) -> bool {
+    pub fn take(&mut self, index: usize, shared: &Shared) -> CachedPrompt {
+        let prompt = self.memory.remove(index);
         self.publish(shared);
-        restore_into(ctx, slot, prompt, shared)
+        prompt
     }
 
     fn publish(&self, shared: &Shared) {
@@ -125,19 +94,12 @@ impl SavedPrompts {
             return;
         };
         let mut all = self.memory.drain();
-        for slot in slots.iter().filter(|s| s.cache.len() >= MIN_CACHED_TOKENS) {
-            let flags = LlamaStateSeqFlags::empty();
-            let size = ctx.state_seq_get_size_ext(slot.seq_id, flags);
-            let mut state = vec![0u8; size];
-            // SAFETY: as in `save`.
-            if unsafe { ctx.state_seq_get_data_ext(state.as_mut_ptr(), slot.seq_id, flags) } == size
-            {
-                all.push(CachedPrompt {
-                    tokens: slot.cache.clone(),
-                    state,
-                });
-            }
-        }
+        all.extend(
+            slots
+                .iter()
+                .filter(|s| s.cache.len() >= MIN_CACHED_TOKENS)
+                .filter_map(|s| snapshot(ctx, s)),
+        );
         for prompt in all {
             disk.write_waiting(prompt);
         }
@@ -146,7 +108,30 @@ impl SavedPrompts {
     }
 }
 
-fn restore_into(
+/// `slot`'s sequence as llama.cpp serializes it, with its tokens.
+fn snapshot(ctx: &LlamaContext, slot: &Slot) -> Option<CachedPrompt> {
+    let flags = LlamaStateSeqFlags::empty();
+    let size = ctx.state_seq_get_size_ext(slot.seq_id, flags);
+    let mut state = vec![0u8; size];
+    // SAFETY: `state` holds the `size` bytes llama.cpp just said this sequence needs.
+    let written = unsafe { ctx.state_seq_get_data_ext(state.as_mut_ptr(), slot.seq_id, flags) };
+    if written != size {
+        warn!(
+            size,
+            written,
+            "prompt cache: llama.cpp saved a different size than announced; state not kept"
+        );
+        return None;
+    }
+    Some(CachedPrompt {
+        tokens: slot.cache.clone(),
+        state,
+    })
+}
+
+/// Restores `prompt` into `slot` (its sequence and token list). False when llama.cpp refuses
+/// the state; the slot is then empty.
+pub fn restore_into(
     ctx: &mut LlamaContext,
     slot: &mut Slot,
     prompt: &CachedPrompt,

@@ -23,7 +23,7 @@ use crate::engine::status::{add, set, sub, Shared};
 
 use super::reply_text::ReplyText;
 use super::sampler::build_sampler;
-use super::saved_prompts::SavedPrompts;
+use super::saved_prompts::{restore_into, SavedPrompts};
 use super::slot::{Active, Phase, Slot};
 use super::wait_queue::WaitQueue;
 use super::Command;
@@ -326,7 +326,9 @@ impl<'m> Scheduler<'m> {
             (loaded, None)
         } else {
             match in_memory {
-                Some((entry, shared)) if shared > in_slot => (Some(self.saved.take(entry)), loaded),
+                Some((entry, shared)) if shared > in_slot => {
+                    (Some(self.saved.take(entry, self.shared)), loaded)
+                }
                 _ => (None, loaded),
             }
         };
@@ -345,9 +347,7 @@ impl<'m> Scheduler<'m> {
             .min_by_key(|(_, s)| s.last_used)
             .map_or(best, |(i, _)| i);
         self.save_if_lost(target, 0);
-        let restored =
-            self.saved
-                .restore(&mut self.ctx, &mut self.slots[target], &prompt, self.shared);
+        let restored = restore_into(&mut self.ctx, &mut self.slots[target], &prompt, self.shared);
         (target, restored)
     }
 

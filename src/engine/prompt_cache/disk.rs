@@ -6,7 +6,6 @@
 //! over (it never waits on the disk; when the writer is behind, the state is dropped). The
 //! prompt thread, preparing a request, moves the best matching state back to memory.
 
-use std::collections::HashSet;
 use std::fs;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -252,8 +251,9 @@ impl DiskCache {
         }
     }
 
-    /// The paths indexed now (for tests).
-    pub fn files(&self) -> HashSet<PathBuf> {
+    /// The paths indexed now.
+    #[cfg(test)]
+    pub fn files(&self) -> std::collections::HashSet<PathBuf> {
         self.lock().entries.iter().map(|e| e.path.clone()).collect()
     }
 }

@@ -17,15 +17,6 @@ pub struct MemoryCache {
     clock: u64,
 }
 
-/// What an insertion did.
-#[derive(Default)]
-pub struct Inserted {
-    /// Entries pushed out to stay within the bound (least recently used first).
-    pub evicted: Vec<CachedPrompt>,
-    /// False when an entry already held these tokens (as a prefix of its own).
-    pub stored: bool,
-}
-
 impl MemoryCache {
     pub fn new(limit_bytes: u64) -> Self {
         Self {
@@ -77,15 +68,14 @@ impl MemoryCache {
         entry.prompt
     }
 
-    /// Keeps `prompt` as the most recently used entry. An entry whose tokens are a prefix of
+    /// Keeps `prompt` as the most recently used entry, and returns the entries pushed out to
+    /// stay within the bound (least recently used first). An entry whose tokens are a prefix of
     /// the new one is dropped (the new one serves every prompt it served); if an entry already
     /// holds the new one's tokens, that entry is refreshed instead.
-    pub fn insert(&mut self, prompt: CachedPrompt) -> Inserted {
-        let mut inserted = Inserted::default();
+    pub fn insert(&mut self, prompt: CachedPrompt) -> Vec<CachedPrompt> {
         // One state larger than the whole bound must not flush the others out.
         if prompt.bytes() > self.limit_bytes {
-            inserted.evicted.push(prompt);
-            return inserted;
+            return vec![prompt];
         }
         self.clock += 1;
         if let Some(holder) = self
@@ -94,7 +84,7 @@ impl MemoryCache {
             .find(|e| e.prompt.tokens.starts_with(&prompt.tokens))
         {
             holder.last_used = self.clock;
-            return inserted;
+            return Vec::new();
         }
         let mut i = 0;
         while i < self.entries.len() {
@@ -109,24 +99,21 @@ impl MemoryCache {
             prompt,
             last_used: self.clock,
         });
-        inserted.stored = true;
-        // The new entry fits alone, so the loop ends before reaching it.
+        let mut evicted = Vec::new();
+        // The new entry fits alone, so the others go before it does.
         while self.bytes > self.limit_bytes {
-            let Some((oldest, last_used)) = self
+            let Some(oldest) = self
                 .entries
                 .iter()
                 .enumerate()
                 .min_by_key(|(_, e)| e.last_used)
-                .map(|(i, e)| (i, e.last_used))
+                .map(|(i, _)| i)
             else {
                 break;
             };
-            if last_used == self.clock {
-                break;
-            }
-            inserted.evicted.push(self.remove(oldest));
+            evicted.push(self.remove(oldest));
         }
-        inserted
+        evicted
     }
 
     /// Every entry, least recently used first (for writing them all to disk at shutdown).
@@ -166,16 +153,16 @@ mod tests {
     fn evicts_least_recently_used_to_stay_within_bytes() {
         let per = prompt(0..10, 1000).bytes();
         let mut cache = MemoryCache::new(per * 2);
-        assert!(cache.insert(prompt(0..10, 1000)).evicted.is_empty());
-        assert!(cache.insert(prompt(100..110, 1000)).evicted.is_empty());
-        let inserted = cache.insert(prompt(200..210, 1000));
-        assert_eq!(inserted.evicted.len(), 1);
-        assert_eq!(inserted.evicted[0].tokens[0], LlamaToken(0));
-        assert!(inserted.stored);
+        assert!(cache.insert(prompt(0..10, 1000)).is_empty());
+        assert!(cache.insert(prompt(100..110, 1000)).is_empty());
+        let evicted = cache.insert(prompt(200..210, 1000));
+        assert_eq!(evicted.len(), 1);
+        assert_eq!(evicted[0].tokens[0], LlamaToken(0));
+        assert!(cache.covers(&ask(200..210)));
         assert!(cache.bytes() <= per * 2);
-        // Larger than the whole bound: handed straight on.
+        // Larger than the whole bound: handed straight on, the others stay.
         let huge = cache.insert(prompt(300..310, 10_000));
-        assert!(!huge.stored);
+        assert_eq!(huge[0].tokens[0], LlamaToken(300));
         assert_eq!(cache.len(), 2);
     }
 
@@ -185,7 +172,7 @@ mod tests {
         cache.insert(prompt(0..20, 100));
         cache.insert(prompt(0..30, 100));
         assert_eq!(cache.len(), 1, "the longer one replaces its prefix");
-        assert!(!cache.insert(prompt(0..25, 100)).stored, "already held");
+        assert!(cache.insert(prompt(0..25, 100)).is_empty(), "already held");
         assert_eq!(cache.len(), 1);
         assert!(cache.covers(&ask(0..30)) && !cache.covers(&ask(0..31)));
         let taken = cache.remove(0);
@@ -196,7 +183,7 @@ mod tests {
     #[test]
     fn zero_bytes_keeps_nothing() {
         let mut cache = MemoryCache::new(0);
-        let inserted = cache.insert(prompt(0..20, 100));
-        assert!(!cache.enabled() && !inserted.stored && inserted.evicted.len() == 1);
+        let evicted = cache.insert(prompt(0..20, 100));
+        assert!(!cache.enabled() && cache.is_empty() && evicted.len() == 1);
     }
 }
