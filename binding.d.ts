@@ -43,7 +43,7 @@ export interface ChatMessage {
 }
 
 /** The stable `code` of every error napi-llama throws or rejects with. */
-export type ErrorCode = 'MODEL_NOT_LOADED' | 'MODEL_LOAD_FAILED' | 'INVALID_ARGUMENT' | 'CONTEXT_OVERFLOW' | 'TIMEOUT' | 'ABORTED' | 'QUEUE_FULL' | 'ALREADY_INITIALIZED' | 'INTERNAL'
+export type ErrorCode = 'MODEL_NOT_LOADED' | 'MODEL_LOAD_FAILED' | 'INVALID_ARGUMENT' | 'CONTEXT_OVERFLOW' | 'TIMEOUT' | 'ABORTED' | 'QUEUE_FULL' | 'UNAVAILABLE' | 'ALREADY_INITIALIZED' | 'INTERNAL'
 
 /** A failure delivered as an event (the JavaScript layer turns it into an error). */
 export interface Failure {

@@ -5,7 +5,8 @@ import { NativeEngine } from '../binding'
 import type * as binding from '../binding'
 import { ErrorCode, LlamaError, fromFailure, invalid, toError } from './errors'
 import { generateOptions, loadOptions, nativeInput } from './options'
-import type { GenerateOptions, InitializeOptions, Input, ParsedLoadOptions } from './options'
+import type { ConnectOptions, GenerateOptions, InitializeOptions, Input, ParsedLoadOptions } from './options'
+import { RemoteEngine } from './remote/remote-engine'
 
 type Generation = binding.Generation
 type Metrics = binding.Metrics
@@ -130,6 +131,15 @@ export class Engine {
       return Promise.reject(toError(err))
     }
     return Engine._start(parsed)
+  }
+
+  /**
+   * An engine over an OpenAI-compatible server (llama-server, vLLM, …): the same generate,
+   * stream and error codes; tokenize, detokenize and countTokens return Promises. A server
+   * that cannot be reached yet still gives an engine (its requests reject `UNAVAILABLE`).
+   */
+  static connect(options: ConnectOptions | string): Promise<RemoteEngine> {
+    return RemoteEngine.connect(options).catch((err) => Promise.reject(toError(err)))
   }
 
   /**

@@ -17,6 +17,7 @@ export const ErrorCode: { readonly [K in ErrorCode]: K } = Object.freeze({
   TIMEOUT: 'TIMEOUT',
   ABORTED: 'ABORTED',
   QUEUE_FULL: 'QUEUE_FULL',
+  UNAVAILABLE: 'UNAVAILABLE',
   ALREADY_INITIALIZED: 'ALREADY_INITIALIZED',
   INTERNAL: 'INTERNAL',
   // Exhaustive: a code added on the Rust side fails the build until it is listed here.
@@ -25,11 +26,17 @@ export const ErrorCode: { readonly [K in ErrorCode]: K } = Object.freeze({
 /** The error every API rejects or throws with. Assert on `code`, not on `instanceof`. */
 export class LlamaError extends Error {
   readonly code: ErrorCode
+  /**
+   * A remote backend's `Retry-After`, in milliseconds, on `QUEUE_FULL` and `MODEL_NOT_LOADED`
+   * from a server that sent one.
+   */
+  readonly retryAfterMs?: number
 
-  constructor(code: ErrorCode, message: string) {
+  constructor(code: ErrorCode, message: string, retryAfterMs?: number) {
     super(message)
     this.name = 'LlamaError'
     this.code = code
+    if (retryAfterMs !== undefined) this.retryAfterMs = retryAfterMs
   }
 }
 

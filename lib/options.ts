@@ -3,6 +3,8 @@
 // options, compile-checked against the generated types.
 import type * as binding from '../binding'
 import { LlamaError, invalid, reasonOf } from './errors'
+import { SERVER_KINDS } from './remote/server-kinds'
+import type { ServerKind } from './remote/server-kinds'
 
 export type LogLevel = binding.LogLevel
 export type OverflowPolicy = binding.OverflowPolicy
@@ -313,4 +315,110 @@ export const generateOptions = readingCallerValues('the options', (options: unkn
   if (jsonSchema !== undefined && jsonSchema !== null) native.jsonSchema = jsonSchema as string
   const timeoutMs = typeof o.timeoutMs === 'number' && Number.isFinite(o.timeoutMs) && o.timeoutMs >= 1 ? o.timeoutMs : null
   return { native, signal: signal || null, timeoutMs }
+})
+
+/** How `Engine.connect` reaches an OpenAI-compatible server (llama-server, vLLM, …). */
+export interface ConnectOptions {
+  /** The server's URL, e.g. `http://10.0.0.5:8080` (a trailing `/v1` is accepted). */
+  baseURL: string
+  /** Sent as `Authorization: Bearer …`; never appears in errors, logs or `health()`. */
+  apiKey?: string
+  /** The model id sent with every request. Default: the first one `/v1/models` lists. */
+  model?: string
+  /** Default deadline of every request, in milliseconds (a request's own `timeoutMs` wins). */
+  timeoutMs?: number
+  /** How long opening a connection may take before `UNAVAILABLE`. Default 2000. */
+  connectTimeoutMs?: number
+  /** Extra headers sent with every request. */
+  headers?: Record<string, string>
+  /** 'llama-server' | 'vllm' | 'openai'. Default: detected from `/v1/models`. */
+  kind?: ServerKind
+  /** How health(), metrics() and errors name this backend. Default: its URL without credentials. */
+  name?: string
+  /**
+   * Requests the server runs at once, when it does not say (llama-server reports its slots):
+   * a pool sends no more than this at a time. Default 16.
+   */
+  maxConcurrency?: number
+}
+
+const CONNECT_OPTION_KINDS = {
+  baseURL: 'string',
+  apiKey: 'string',
+  model: 'string',
+  timeoutMs: 'number',
+  connectTimeoutMs: 'number',
+  headers: 'schema',
+  kind: 'string',
+  name: 'string',
+  maxConcurrency: 'number',
+} as const satisfies KindTable<ConnectOptions>
+
+/** Connect options read and checked, with their defaults. */
+export interface ParsedConnectOptions {
+  /** The server's origin (scheme, host, port) and path prefix, without `/v1` or credentials. */
+  origin: string
+  pathPrefix: string
+  name: string
+  apiKey: string | null
+  model: string | null
+  timeoutMs: number | null
+  connectTimeoutMs: number
+  headers: Record<string, string>
+  kind: ServerKind | null
+  maxConcurrency: number
+}
+
+function positiveInteger(name: string, value: number | null | undefined, fallback: number, max = 2 ** 31 - 1): number {
+  if (value === undefined || value === null) return fallback
+  if (!Number.isInteger(value) || value < 1 || value > max) throw invalid(`${name} must be an integer from 1 to ${max}, got ${value}`)
+  return value
+}
+
+export const connectOptions = readingCallerValues('the connect options', (options: unknown): ParsedConnectOptions => {
+  if (typeof options === 'string') options = { baseURL: options }
+  const o = readOptions('connect options', options, CONNECT_OPTION_KINDS)
+  checkKinds(o, CONNECT_OPTION_KINDS)
+  if (typeof o.baseURL !== 'string' || o.baseURL.trim() === '') {
+    throw invalid('baseURL is required: the URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8080')
+  }
+  let url: URL
+  try {
+    url = new URL(o.baseURL.trim())
+  } catch {
+    throw invalid(`baseURL ${JSON.stringify(o.baseURL)} is not a URL: pass e.g. http://127.0.0.1:8080`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid(`baseURL must be http:// or https://, got ${url.protocol}`)
+  let apiKey = typeof o.apiKey === 'string' && o.apiKey !== '' ? o.apiKey : null
+  // Credentials in the URL become the key; they never reach the backend's name.
+  if (!apiKey && url.password) apiKey = decodeURIComponent(url.password)
+  url.username = ''
+  url.password = ''
+  let pathPrefix = url.pathname.replace(/\/+$/, '')
+  if (pathPrefix.endsWith('/v1')) pathPrefix = pathPrefix.slice(0, -3)
+  const kind = o.kind
+  if (kind !== undefined && kind !== null && !SERVER_KINDS.includes(kind as ServerKind)) {
+    throw invalid(`kind must be one of ${SERVER_KINDS.map((k) => `'${k}'`).join(', ')}, got ${JSON.stringify(kind)}`)
+  }
+  const headers: Record<string, string> = {}
+  if (o.headers !== undefined && o.headers !== null) {
+    if (typeof o.headers !== 'object' || Array.isArray(o.headers)) throw invalid('headers must be an object of header names to strings')
+    for (const [key, value] of Object.entries(o.headers as Record<string, unknown>)) {
+      if (typeof value !== 'string') throw invalid(`headers[${JSON.stringify(key)}] must be a string`)
+      headers[key.toLowerCase()] = value
+    }
+  }
+  const timeoutMs = o.timeoutMs === undefined || o.timeoutMs === null ? null : positiveInteger('timeoutMs', o.timeoutMs, 0)
+  return {
+    origin: url.origin,
+    pathPrefix,
+    name: typeof o.name === 'string' && o.name !== '' ? o.name : `${url.origin}${pathPrefix}`,
+    apiKey,
+    model: typeof o.model === 'string' && o.model !== '' ? o.model : null,
+    timeoutMs,
+    connectTimeoutMs: positiveInteger('connectTimeoutMs', o.connectTimeoutMs, 2000),
+    headers,
+    kind: (kind as ServerKind | undefined) ?? null,
+    maxConcurrency: positiveInteger('maxConcurrency', o.maxConcurrency, 16, 65536),
+  }
 })

@@ -20,8 +20,12 @@ pub enum ErrorCode {
     Timeout,
     /// The `signal` aborted, the stream was cancelled, or the engine shut down.
     Aborted,
-    /// More waiting requests than `maxQueue`.
+    /// More waiting requests than `maxQueue` (a remote engine: the server answered 429, or 503
+    /// busy).
     QueueFull,
+    /// A remote backend cannot be reached: connection refused or reset, DNS, TLS, connect
+    /// timeout, or a stream cut part way. Raised by the JavaScript layer's remote engine.
+    Unavailable,
     /// `initialize` while a model is loaded or loading, without `replace: true`. Raised by the
     /// JavaScript layer, which owns the default engine.
     AlreadyInitialized,
@@ -39,6 +43,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::Aborted => "ABORTED",
             ErrorCode::QueueFull => "QUEUE_FULL",
+            ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::AlreadyInitialized => "ALREADY_INITIALIZED",
             ErrorCode::Internal => "INTERNAL",
         }
