@@ -5,8 +5,10 @@ import { NativeEngine } from '../binding'
 import type * as binding from '../binding'
 import { ErrorCode, LlamaError, fromFailure, invalid, toError } from './errors'
 import { generateOptions, loadOptions, nativeInput } from './options'
-import type { ConnectOptions, GenerateOptions, InitializeOptions, Input, ParsedLoadOptions } from './options'
+import type { ConnectOptions, GenerateOptions, InitializeOptions, Input, ParsedLoadOptions, PoolOptions } from './options'
 import { RemoteEngine } from './remote/remote-engine'
+import { EnginePool } from './pool/pool-engine'
+import type { PoolMember } from './pool/backend'
 
 type Generation = binding.Generation
 type Metrics = binding.Metrics
@@ -140,6 +142,19 @@ export class Engine {
    */
   static connect(options: ConnectOptions | string): Promise<RemoteEngine> {
     return RemoteEngine.connect(options).catch((err) => Promise.reject(toError(err)))
+  }
+
+  /**
+   * One engine over several (local and remote mixed): least-loaded routing, conversation
+   * affinity, readiness probes with a circuit breaker, and retries before the first byte.
+   * The pool owns its engines: `unload()` unloads them all.
+   */
+  static pool(engines: ReadonlyArray<PoolMember>, options?: PoolOptions): EnginePool {
+    try {
+      return new EnginePool(engines, options)
+    } catch (err) {
+      throw toError(err)
+    }
   }
 
   /**

@@ -422,3 +422,75 @@ export const connectOptions = readingCallerValues('the connect options', (option
     maxConcurrency: positiveInteger('maxConcurrency', o.maxConcurrency, 16, 65536),
   }
 })
+
+/** How `Engine.pool` routes, probes and retries. */
+export interface PoolOptions {
+  /** How often each backend's readiness is probed (llama-server `/health`, else `/v1/models`). Default 1000 ms. */
+  probeIntervalMs?: number
+  /** A probe that takes longer fails. Default 2000 ms. */
+  probeTimeoutMs?: number
+  /** Consecutive failures (probes or requests) that take a backend out. Default 2. */
+  failureThreshold?: number
+  /** How long a backend stays out before a probe may let it back in. Default 5000 ms. */
+  cooldownMs?: number
+  /** Attempts after the first, only while nothing was delivered. Default 3. */
+  maxRetries?: number
+  /** First retry delay when no other backend can take the request; doubles, with jitter. Default 100 ms. */
+  retryBaseDelayMs?: number
+  /** Longest retry delay (a server's Retry-After may ask for more, within the deadline). Default 2000 ms. */
+  retryMaxDelayMs?: number
+  /** Send a conversation's later turns to the backend that served it. Default true. */
+  affinity?: boolean
+  /** Requests the pool holds while every backend is full, before `QUEUE_FULL`. Default 1024. */
+  maxQueue?: number
+  /** Default deadline of every request, retries included (a request's own `timeoutMs` wins). */
+  timeoutMs?: number
+}
+
+const POOL_OPTION_KINDS = {
+  probeIntervalMs: 'number',
+  probeTimeoutMs: 'number',
+  failureThreshold: 'number',
+  cooldownMs: 'number',
+  maxRetries: 'number',
+  retryBaseDelayMs: 'number',
+  retryMaxDelayMs: 'number',
+  affinity: 'boolean',
+  maxQueue: 'number',
+  timeoutMs: 'number',
+} as const satisfies KindTable<PoolOptions>
+
+export interface ParsedPoolOptions {
+  probeIntervalMs: number
+  probeTimeoutMs: number
+  failureThreshold: number
+  cooldownMs: number
+  maxRetries: number
+  retryBaseDelayMs: number
+  retryMaxDelayMs: number
+  affinity: boolean
+  maxQueue: number
+  timeoutMs: number | null
+}
+
+export const poolOptions = readingCallerValues('the pool options', (options: unknown): ParsedPoolOptions => {
+  const o = readOptions('pool options', options, POOL_OPTION_KINDS)
+  checkKinds(o, POOL_OPTION_KINDS)
+  const nonNegative = (name: string, value: number | null | undefined, fallback: number) => {
+    if (value === undefined || value === null) return fallback
+    if (!Number.isInteger(value) || value < 0 || value > 2 ** 31 - 1) throw invalid(`${name} must be a non-negative integer, got ${value}`)
+    return value
+  }
+  return {
+    probeIntervalMs: positiveInteger('probeIntervalMs', o.probeIntervalMs, 1000),
+    probeTimeoutMs: positiveInteger('probeTimeoutMs', o.probeTimeoutMs, 2000),
+    failureThreshold: positiveInteger('failureThreshold', o.failureThreshold, 2),
+    cooldownMs: nonNegative('cooldownMs', o.cooldownMs, 5000),
+    maxRetries: nonNegative('maxRetries', o.maxRetries, 3),
+    retryBaseDelayMs: nonNegative('retryBaseDelayMs', o.retryBaseDelayMs, 100),
+    retryMaxDelayMs: nonNegative('retryMaxDelayMs', o.retryMaxDelayMs, 2000),
+    affinity: o.affinity ?? true,
+    maxQueue: nonNegative('maxQueue', o.maxQueue, 1024),
+    timeoutMs: o.timeoutMs === undefined || o.timeoutMs === null ? null : positiveInteger('timeoutMs', o.timeoutMs, 0),
+  }
+})
