@@ -14,6 +14,11 @@ export declare class NativeEngine {
   static start(options: NativeLoadOptions, onProgress: (((arg: number) => void)) | undefined | null, onLoaded: ((arg: NativeLoadEvent) => void)): NativeEngine
   /** Checks load options the way `start` does, without loading anything. */
   static checkOptions(options: NativeLoadOptions): void
+  /**
+   * Checks generate options the way `submit` does (ranges, stop strings, grammar, schema)
+   * without a model: a remote engine refuses what a local one would before sending anything.
+   */
+  static checkGenerateOptions(options: GenerateOptions): void
   /** The metrics of an engine that has served nothing: every counter 0. */
   static emptyMetrics(): Metrics
   /** Queues a request; its events go to `on_event`. Validation errors throw synchronously. */

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm test`: fetches the test models, runs the engine's cargo tests (same build flags as the
+// `npm test`: fetches the test models, builds llama-server once per machine (the remote-engine
+// suites run it), runs the engine's cargo tests (same build flags as the
 // addon, so llama.cpp is not compiled again), the addon's Jest suites and the Persian chat
 // service's suites (examples/persian-chat: installs its dependencies and Chromium when missing),
 // then prints one summary line `N passed, N failed` and exits non-zero on any failure.
@@ -12,6 +13,7 @@ const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const { ROOT, targetTriple, buildEnv, targetDir, libraryName } = require('./build-env')
 const { ensureModel } = require('./fetch-model')
+const { ensureLlamaServer } = require('./llama-server')
 
 const EXAMPLE = path.join(ROOT, 'examples', 'persian-chat')
 
@@ -113,6 +115,15 @@ function main() {
     }
     // Every Jest suite (the example service's too) loads this build through napi-rs's loader.
     process.env.NAPI_RS_NATIVE_LIBRARY_PATH = addon
+    // The remote-engine and pool suites run llama.cpp's own llama-server: built once per
+    // machine into a cache outside the checkout, never inside a test.
+    try {
+      process.env.NAPI_LLAMA_LLAMA_SERVER = ensureLlamaServer().server
+    } catch (err) {
+      process.stderr.write(`[test] llama-server is needed by the remote-engine suites and could not be built: ${err.message}\n`)
+      console.log('0 passed, 1 failed')
+      process.exit(1)
+    }
   }
   for (const [name, run] of [
     ['cargo', () => runCargo()],

@@ -2,11 +2,12 @@
 // request to the least-loaded ready backend (or the one that served the conversation before),
 // holds requests while every backend is full, takes failing backends out (circuit breaker),
 // and retries a request elsewhere only while nothing of its reply has reached the caller.
-import type { ReadableStream, ReadableStreamDefaultController, ReadableStreamDefaultReader } from 'node:stream/web'
+import type { ReadableStream, ReadableStreamDefaultReader } from 'node:stream/web'
 import { DelegateBackoff, handleWhen, retry } from 'cockatiel'
 import { NativeEngine } from '../../binding'
 import type * as binding from '../../binding'
 import type { StreamChunk } from '../engine'
+import { ChunkQueue } from '../chunk-queue'
 import { ErrorCode, LlamaError, invalid, toError } from '../errors'
 import { generateOptions, nativeInput, poolOptions } from '../options'
 import type { GenerateOptions, Input, ParsedPoolOptions, PoolOptions } from '../options'
@@ -365,76 +366,55 @@ export class EnginePool {
   /** Breaking out of `for await` (or `stream.cancel()`) stops the backend's generation. */
   stream(input: Input, options?: GenerateOptions): ReadableStream<StreamChunk> {
     let reader: ReadableStreamDefaultReader<StreamChunk> | null = null
-    let finished = false
     const cancelController = new AbortController()
-    const start = (controller: ReadableStreamDefaultController<StreamChunk>) => {
-      let request: RequestState
-      try {
-        request = this.begin(input, options)
-      } catch (err) {
-        finished = true
-        controller.error(toError(err))
-        return
-      }
-      this.counters.requestsTotal++
-      // The caller's signal and a cancel both end the attempt.
-      const callerSignal = request.signal
-      request.signal = callerSignal ? AbortSignal.any([callerSignal, cancelController.signal]) : cancelController.signal
-      const firstChunk = this.withRetries(request, async (backend, signal, taken) => {
-        const stream = backend.engine.stream(request.input as Input, this.attemptOptions(request, signal))
-        const r = stream.getReader()
-        const first = await r.read()
-        if (first.done) throw new LlamaError(ErrorCode.INTERNAL, `backend ${backend.name} ended a stream without a final chunk`)
-        taken.delivered = true
-        request.delivered = true
-        return { reader: r, first: first.value }
-      })
-      this.guard(request, firstChunk).then(
-        ({ value, backend, release }) => {
-          reader = value.reader
-          this.pipe(value.reader, value.first, backend, controller, () => finished, (done) => (finished = done)).finally(release)
-        },
-        (err) => {
-          if (finished) return
-          finished = true
-          controller.error(this.noteFailure(toError(err)))
-        },
-      )
+    const queue = new ChunkQueue<StreamChunk>(() => {
+      this.counters.requestsAborted++
+      cancelController.abort()
+      if (reader) reader.cancel().catch(() => undefined)
+    })
+    let request: RequestState
+    try {
+      request = this.begin(input, options)
+    } catch (err) {
+      queue.fail(toError(err))
+      return queue.stream
     }
-    return new globalThis.ReadableStream<StreamChunk>(
-      {
-        start,
-        cancel: () => {
-          if (finished) return
-          finished = true
-          this.counters.requestsAborted++
-          cancelController.abort()
-          if (reader) reader.cancel().catch(() => undefined)
-        },
+    this.counters.requestsTotal++
+    // The caller's signal and a cancel both end the attempt.
+    const callerSignal = request.signal
+    request.signal = callerSignal ? AbortSignal.any([callerSignal, cancelController.signal]) : cancelController.signal
+    const firstChunk = this.withRetries(request, async (backend, signal, taken) => {
+      const stream = backend.engine.stream(request.input as Input, this.attemptOptions(request, signal))
+      const r = stream.getReader()
+      const first = await r.read()
+      if (first.done) throw new LlamaError(ErrorCode.INTERNAL, `backend ${backend.name} ended a stream without a final chunk`)
+      taken.delivered = true
+      request.delivered = true
+      return { reader: r, first: first.value }
+    })
+    this.guard(request, firstChunk).then(
+      ({ value, backend, release }) => {
+        reader = value.reader
+        this.pipe(value.reader, value.first, backend, queue).finally(release)
       },
-      { highWaterMark: Number.MAX_SAFE_INTEGER },
+      (err) => {
+        if (!queue.finished) queue.fail(this.noteFailure(toError(err)))
+      },
     )
+    return queue.stream
   }
 
   /** Passes a backend's chunks on after the first; a cut stream counts against the backend. */
-  private async pipe(
-    reader: ReadableStreamDefaultReader<StreamChunk>,
-    first: StreamChunk,
-    backend: Backend,
-    controller: ReadableStreamDefaultController<StreamChunk>,
-    isFinished: () => boolean,
-    setFinished: (done: boolean) => void,
-  ): Promise<void> {
+  private async pipe(reader: ReadableStreamDefaultReader<StreamChunk>, first: StreamChunk, backend: Backend, queue: ChunkQueue<StreamChunk>): Promise<void> {
     try {
       let chunk = first
       for (;;) {
-        if (isFinished()) return
-        controller.enqueue(chunk)
+        if (queue.finished) return
+        queue.push(chunk)
         if (chunk.done) {
-          setFinished(true)
           backend.counts.completed++
           this.noteDone(chunk.generation)
-          controller.close()
+          queue.close()
           return
         }
         const next = await reader.read()
@@ -445,9 +425,7 @@ export class EnginePool {
       const e = toError(err)
       backend.counts.failed++
       if (isBackendFault(e)) backend.noteFailure(e)
-      if (isFinished()) return
-      setFinished(true)
-      controller.error(this.noteFailure(e))
+      if (!queue.finished) queue.fail(this.noteFailure(e))
     }
   }
 

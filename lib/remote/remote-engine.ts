@@ -2,7 +2,7 @@
 // over an OpenAI-compatible server such as llama-server or vLLM. Options are read and checked
 // by the same code as a local engine's; what differs between servers is in server-kinds.ts.
 import { randomUUID } from 'node:crypto'
-import type { ReadableStream, ReadableStreamDefaultController } from 'node:stream/web'
+import type { ReadableStream } from 'node:stream/web'
 import { createParser } from 'eventsource-parser'
 import type { EventSourceMessage } from 'eventsource-parser'
 import { NativeEngine } from '../../binding'
@@ -11,6 +11,7 @@ import { ErrorCode, LlamaError, invalid, toError } from '../errors'
 import { connectOptions, generateOptions, nativeInput } from '../options'
 import type { ConnectOptions, GenerateOptions, Input, ParsedConnectOptions } from '../options'
 import type { StreamChunk } from '../engine'
+import { ChunkQueue } from '../chunk-queue'
 import { HttpClient, abortError, readText } from './http'
 import type { HttpReply } from './http'
 import { choiceText, emptyReport, malformed, noteReport, replyError, toGeneration } from './replies'
@@ -219,9 +220,16 @@ export class RemoteEngine {
     this.slotsBusy = list.filter((s) => s && (s.is_processing === true || s.state === 1)).length
   }
 
-  private begin(options: GenerateOptions | undefined, onSettled: () => void) {
+  private begin(options: GenerateOptions | undefined) {
     if (this.unloading) throw new LlamaError(ErrorCode.MODEL_NOT_LOADED, `the remote engine for ${this.backend} was unloaded: connect again`)
     const parsed = generateOptions(options)
+    // The engine's own checks (ranges, stop strings, grammar, schema): a request a local
+    // engine refuses is refused here too, before anything is sent.
+    try {
+      NativeEngine.checkGenerateOptions(parsed.native)
+    } catch (err) {
+      throw toError(err)
+    }
     if (parsed.signal && parsed.signal.aborted) throw abortError(undefined)
     const timeoutMs = parsed.timeoutMs ?? this.options.timeoutMs
     const controller = new AbortController()
@@ -267,7 +275,6 @@ export class RemoteEngine {
         }
         this.inFlight.delete(controller)
         this.counters.requestsActive = this.inFlight.size
-        onSettled()
       },
     }
     return { parsed, attempt }
@@ -351,7 +358,7 @@ export class RemoteEngine {
     let messages: string | binding.ChatMessage[]
     try {
       messages = nativeInput(input)
-      const begun = this.begin(options, () => undefined)
+      const begun = this.begin(options)
       attempt = begun.attempt
       native = begun.parsed.native
     } catch (err) {
@@ -397,50 +404,44 @@ export class RemoteEngine {
   stream(input: Input, options?: GenerateOptions): ReadableStream<StreamChunk> {
     let attempt: Attempt | null = null
     let settled = false
-    const start = (controller: ReadableStreamDefaultController<StreamChunk>) => {
-      let native: binding.GenerateOptions
-      let messages: string | binding.ChatMessage[]
-      try {
-        messages = nativeInput(input)
-        const begun = this.begin(options, () => undefined)
-        attempt = begun.attempt
-        native = begun.parsed.native
-      } catch (err) {
+    const queue = new ChunkQueue<StreamChunk>(() => {
+      if (attempt && !settled) {
         settled = true
-        controller.error(toError(err))
-        return
+        this.counters.requestsAborted++
+        attempt.controller.abort(abortError(undefined))
+        attempt.finish()
       }
-      const current = attempt
-      const fail = (err: unknown) => {
-        if (settled) return
-        settled = true
-        const e = this.http.failure(err, current.controller.signal)
-        current.finish()
-        controller.error(this.noteFailure(e))
-      }
-      // An abort (signal, deadline, unload) ends the stream at once, even while the server is silent.
-      current.controller.signal.addEventListener('abort', () => fail(current.controller.signal.reason), { once: true })
-      this.pump(messages, native, current, controller, (generation) => {
-        if (settled) return
-        settled = true
-        current.finish()
-        this.noteDone(generation)
-      }).catch(fail)
+    })
+    let native: binding.GenerateOptions
+    let messages: string | binding.ChatMessage[]
+    try {
+      messages = nativeInput(input)
+      const begun = this.begin(options)
+      attempt = begun.attempt
+      native = begun.parsed.native
+    } catch (err) {
+      settled = true
+      queue.fail(toError(err))
+      return queue.stream
     }
-    return new globalThis.ReadableStream<StreamChunk>(
-      {
-        start,
-        cancel: () => {
-          if (attempt && !settled) {
-            settled = true
-            this.counters.requestsAborted++
-            attempt.controller.abort(abortError(undefined))
-            attempt.finish()
-          }
-        },
-      },
-      { highWaterMark: Number.MAX_SAFE_INTEGER },
-    )
+    const current = attempt
+    const fail = (err: unknown) => {
+      if (settled) return
+      settled = true
+      const e = this.http.failure(err, current.controller.signal)
+      current.finish()
+      queue.fail(this.noteFailure(e))
+    }
+    // An abort (signal, deadline, unload) ends the stream at once, even while the server is silent.
+    current.controller.signal.addEventListener('abort', () => fail(current.controller.signal.reason), { once: true })
+    this.pump(messages, native, current, queue, (generation) => {
+      if (settled) return false
+      settled = true
+      current.finish()
+      this.noteDone(generation)
+      return true
+    }).catch(fail)
+    return queue.stream
   }
 
   /** Reads the server's SSE stream into chunks; the last one carries the Generation. */
@@ -448,8 +449,8 @@ export class RemoteEngine {
     messages: string | binding.ChatMessage[],
     native: binding.GenerateOptions,
     attempt: Attempt,
-    controller: ReadableStreamDefaultController<StreamChunk>,
-    onDone: (generation: Generation) => void,
+    queue: ChunkQueue<StreamChunk>,
+    onDone: (generation: Generation) => boolean,
   ): Promise<void> {
     const { reply, dropped } = await this.postFitting(messages, native, true, attempt)
     const report: CompletionReport = emptyReport()
@@ -490,7 +491,7 @@ export class RemoteEngine {
         if (attempt.clock.firstTokenAt === null) attempt.clock.firstTokenAt = performance.now()
         text += piece
         tokensSent++
-        controller.enqueue({ text: piece, tokens: 1, done: false })
+        queue.push({ text: piece, tokens: 1, done: false })
       }
     }
     const parser = createParser({ onEvent })
@@ -515,9 +516,9 @@ export class RemoteEngine {
     const generation = toGeneration(text, report, attempt.clock, attempt.stopsRequested, attempt.requestId, dropped)
     const { text: _full, ...fields } = generation
     const tokens = Math.max(0, generation.completionTokens - tokensSent)
-    onDone(generation)
-    controller.enqueue({ text: '', tokens, done: true, ...fields, generation })
-    controller.close()
+    if (!onDone(generation)) return
+    queue.push({ text: '', tokens, done: true, ...fields, generation })
+    queue.close()
   }
 
   private async postJson(path: string, body: unknown, what: string): Promise<Record<string, unknown>> {

@@ -46,7 +46,7 @@ function preview(text: string): string {
 export function replyError(reply: Pick<HttpReply, 'status' | 'headers'>, text: string, backend: string): LlamaError {
   const { status } = reply
   const body = errorBody(text)
-  const said = body ? body.message : preview(text)
+  const said = (body ? body.message : preview(text)) || 'no message'
   const retryAfter = retryAfterMs(reply.headers)
   const prefix = `backend ${backend} answered ${status}`
   if (status === 400 || status === 413 || status === 422) {

@@ -58,6 +58,16 @@ impl NativeEngine {
             .map_err(to_js_error)
     }
 
+    /// Checks generate options the way `submit` does (ranges, stop strings, grammar, schema)
+    /// without a model: a remote engine refuses what a local one would before sending anything.
+    #[napi(catch_unwind)]
+    pub fn check_generate_options(options: engine::GenerateOptions) -> napi::Result<(), ErrorCode> {
+        options
+            .validate(None, String::new)
+            .map(|_| ())
+            .map_err(to_js_error)
+    }
+
     /// The metrics of an engine that has served nothing: every counter 0.
     #[napi]
     pub fn empty_metrics() -> Metrics {
