@@ -3,7 +3,7 @@
 import { Engine } from '../index'
 import type { EnginePool } from '../index'
 import { SMOLLM2, LONG_PROMPT, collect, failure } from './helpers'
-import { freePort, startLlamaServer } from './llama-server'
+import { busySlots, freePort, startLlamaServer } from './llama-server'
 import type { LlamaServer } from './llama-server'
 
 const QUICK_PROBES = { probeIntervalMs: 250, probeTimeoutMs: 1000, failureThreshold: 2, cooldownMs: 1000 }
@@ -70,6 +70,21 @@ describe('two llama-servers', () => {
       expect(second.cachedTokens).toBeGreaterThan(0)
       await noise
     }
+    await pool.unload()
+  })
+
+  test('aborting a pool stream after its first chunk frees the server slot', async () => {
+    const pool = Engine.pool([await Engine.connect(a.url), await Engine.connect(b.url)])
+    const controller = new AbortController()
+    const reader = pool.stream(LONG_PROMPT, { maxTokens: 1000, grammar: 'root ::= [a-z ]+', signal: controller.signal }).getReader()
+    expect((await reader.read()).done).toBe(false)
+    controller.abort()
+    expect((await failure(reader.read())).code).toBe('ABORTED')
+    const idle = async () => (await busySlots(a)) + (await busySlots(b))
+    const deadline = Date.now() + 1000
+    while ((await idle()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    expect(await idle()).toBe(0)
+    expect(pool.metrics().requestsAborted).toBe(1)
     await pool.unload()
   })
 

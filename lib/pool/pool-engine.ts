@@ -251,6 +251,7 @@ export class EnginePool {
       const release = () => {
         if (released) return
         released = true
+        if (request.signal) request.signal.removeEventListener('abort', onAbort)
         this.release(backend)
       }
       let succeeded = false
@@ -275,7 +276,6 @@ export class EnginePool {
         if (request.deadline !== null && Date.now() >= request.deadline) throw this.timeout(request)
         throw e
       } finally {
-        if (request.signal) request.signal.removeEventListener('abort', onAbort)
         backend.attempts.delete(taken)
         if (!succeeded) release()
       }

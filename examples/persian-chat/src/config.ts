@@ -15,6 +15,15 @@ export interface Config {
   topP: number
   /** Penalty for repeating recent tokens (1 = off); small models loop without it. */
   repeatPenalty: number
+  /** True when `LLM_REPEAT_PENALTY` was set (remote backends get it only then). */
+  repeatPenaltyIsSet: boolean
+  /**
+   * Where replies are generated (`LLM_BACKENDS`): `local` (this process, the default) and/or
+   * OpenAI-compatible servers (llama-server, vLLM) by URL. More than one goes through a pool.
+   */
+  backends: Backend[]
+  /** Key for the backend URLs that carry none of their own (`LLM_BACKEND_API_KEY`). */
+  backendApiKey: string | undefined
   threads: number | undefined
   gpuLayers: number
   parallel: number
@@ -56,6 +65,38 @@ export interface Config {
    * at load so tests can make a reply slow on purpose. Unset in production.
    */
   faults?: string
+}
+
+/** One entry of `LLM_BACKENDS`. */
+export type Backend = { kind: 'local' } | { kind: 'remote'; url: string }
+
+/**
+ * `LLM_BACKENDS`: comma-separated `local` and URLs. A URL may carry its own key as its password
+ * (`http://:KEY@host:8080`); napi-llama moves it to the Authorization header.
+ */
+function backends(raw: string | undefined): Backend[] {
+  const entries = (raw ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)
+  if (entries.length === 0) return [{ kind: 'local' }]
+  const out: Backend[] = []
+  for (const entry of entries) {
+    if (entry.toLowerCase() === 'local') {
+      if (out.some((b) => b.kind === 'local')) throw new ConfigError('LLM_BACKENDS names local twice')
+      out.push({ kind: 'local' })
+      continue
+    }
+    let url: URL
+    try {
+      url = new URL(entry)
+    } catch {
+      throw new ConfigError(`LLM_BACKENDS: "${entry.replace(/\/\/[^@/]*@/, '//…@')}" is neither local nor a URL`)
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`LLM_BACKENDS: ${url.protocol} URLs are not supported (http or https)`)
+    out.push({ kind: 'remote', url: entry })
+  }
+  return out
 }
 
 export const DEFAULT_SYSTEM_PROMPT =
@@ -132,6 +173,9 @@ export function loadConfig(env: Env = process.env): Config {
     temperature: num(env, 'LLM_TEMPERATURE', 0.7, 0, 2),
     topP: num(env, 'LLM_TOP_P', 0.9, 0, 1),
     repeatPenalty: num(env, 'LLM_REPEAT_PENALTY', 1.1, 0.5, 2),
+    repeatPenaltyIsSet: Boolean(env.LLM_REPEAT_PENALTY?.trim()),
+    backends: backends(env.LLM_BACKENDS),
+    backendApiKey: env.LLM_BACKEND_API_KEY?.trim() || undefined,
     threads: threads === 0 ? undefined : threads,
     gpuLayers: int(env, 'LLM_GPU_LAYERS', 0, 0, 10_000),
     parallel: int(env, 'LLM_PARALLEL', 4, 1, 64),

@@ -29,7 +29,7 @@ export class ApiError extends Error {
    * which would only hold a slot for another full timeout when the server is already slow.
    */
   get headers(): Record<string, string> {
-    if (this.code === 'queue_full') return { 'Retry-After': '1' }
+    if (this.code === 'queue_full' || this.code === 'backend_unavailable') return { 'Retry-After': '1' }
     if (this.code === 'model_not_loaded') return { 'Retry-After': '5' }
     if (this.code === 'timeout' || this.code === 'aborted') return { 'x-should-retry': 'false' }
     return {}
@@ -52,6 +52,8 @@ const LLAMA_ERRORS: Record<string, [number, ErrorType, string]> = {
   CONTEXT_OVERFLOW: [400, 'invalid_request_error', 'context_length_exceeded'],
   TIMEOUT: [504, 'timeout_error', 'timeout'],
   QUEUE_FULL: [429, 'rate_limit_error', 'queue_full'],
+  // A remote backend (LLM_BACKENDS) cannot be reached: a gateway's failure, not the client's.
+  UNAVAILABLE: [502, 'service_unavailable_error', 'backend_unavailable'],
   MODEL_NOT_LOADED: [503, 'service_unavailable_error', 'model_not_loaded'],
   MODEL_LOAD_FAILED: [503, 'service_unavailable_error', 'model_not_loaded'],
   ABORTED: [503, 'service_unavailable_error', 'aborted'],

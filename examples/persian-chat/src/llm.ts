@@ -1,9 +1,11 @@
-// The model, through napi-llama's default engine (`initialize` / `generate` / `stream`). This
+// The model: napi-llama's default engine (`initialize` / `generate` / `stream`) when replies are
+// generated here (LLM_BACKENDS=local, the default), else a napi-llama pool over the configured
+// backends (remote llama-server / vLLM, and this process when `local` is among them). This
 // module owns the load state the HTTP layer reports and applies the service's policy to every
 // request: default sampling, the max-tokens cap and the per-request deadline.
 import path from 'node:path'
 import * as llama from 'napi-llama'
-import type { ChatMessage, GenerateOptions, Generation, Health, Metrics, ModelInfo, StreamChunk } from 'napi-llama'
+import type { BackendHealth, ChatMessage, EnginePool, GenerateOptions, Generation, Health, Metrics, ModelInfo, PoolMember, PoolMetrics, StreamChunk } from 'napi-llama'
 import type { ReadableStream } from 'node:stream/web'
 import type { Config } from './config'
 
@@ -31,6 +33,8 @@ export class LlmService {
   private loading: Promise<ModelInfo> | null = null
   private lastDecodeCalls = 0
   private lastProgressAt = Date.now()
+  /** The pool over LLM_BACKENDS, when they are not just `local`. */
+  private pool: EnginePool | null = null
 
   constructor(private readonly config: Config) {}
 
@@ -46,9 +50,25 @@ export class LlmService {
     return this.failure
   }
 
-  /** The id `/v1/models` reports: the model file's name without `.gguf`. */
+  /** True when replies come from a pool over LLM_BACKENDS rather than this process alone. */
+  get pooled(): boolean {
+    const b = this.config.backends
+    return !(b.length === 1 && b[0].kind === 'local')
+  }
+
+  /**
+   * The id `/v1/models` reports: the model file's name without `.gguf` (for remote backends,
+   * the name of the model they serve).
+   */
   get modelId(): string {
-    return path.basename(this.config.modelPath).replace(/\.gguf$/i, '')
+    const local = this.config.backends.some((b) => b.kind === 'local')
+    const file = local ? this.config.modelPath : this.loaded?.name || 'remote'
+    return path.basename(file).replace(/\.gguf$/i, '')
+  }
+
+  /** Each backend's state when replies come from a pool; null otherwise. */
+  backends(): BackendHealth[] | null {
+    return this.pool ? this.pool.health().backends : null
   }
 
   /**
@@ -75,7 +95,17 @@ export class LlmService {
       }
       // `__faults` is napi-llama's test-only hook, deliberately not in its public types.
       if (this.config.faults) Object.assign(options, { __faults: this.config.faults })
-      return llama.initialize(options)
+      if (!this.pooled) return llama.initialize(options)
+      const members: PoolMember[] = await Promise.all(
+        this.config.backends.map((b) =>
+          b.kind === 'local'
+            ? llama.Engine.load(options)
+            : llama.Engine.connect({ baseURL: b.url, apiKey: this.config.backendApiKey, timeoutMs: this.config.timeoutMs }),
+        ),
+      )
+      const pool = llama.Engine.pool(members, { timeoutMs: this.config.timeoutMs, maxQueue: this.config.maxQueue })
+      this.pool = pool
+      return pool.info
     }
     const loading = load().then(
       (info) => {
@@ -104,7 +134,8 @@ export class LlmService {
    * thread is stuck, so the model does not answer even though it is loaded.
    */
   isStalled(stallMs: number): boolean {
-    if (this.currentState !== 'ready') return false
+    // A pool watches its own backends (probes, circuit breaker) and reports them in health().
+    if (this.currentState !== 'ready' || this.pool) return false
     const m = llama.metrics()
     const now = Date.now()
     if (m.requestsActive === 0 || m.decodeCalls !== this.lastDecodeCalls) {
@@ -116,19 +147,26 @@ export class LlmService {
   }
 
   generate(messages: ChatMessage[], options: ReplyOptions): Promise<Generation> {
+    if (this.pool) return this.pool.generate(messages, this.requestOptions(options))
     return llama.generate(messages, this.requestOptions(options))
   }
 
   stream(messages: ChatMessage[], options: ReplyOptions): ReadableStream<StreamChunk> {
+    if (this.pool) return this.pool.stream(messages, this.requestOptions(options))
     return llama.stream(messages, this.requestOptions(options))
   }
 
   health(): Health {
+    if (this.pool) {
+      const { backends: _backends, ...health } = this.pool.health()
+      return health
+    }
     return llama.health()
   }
 
-  /** The engine's counters (all zero while no model is loaded). */
-  metrics(): Metrics {
+  /** The engine's counters (all zero while no model is loaded); a pool adds its backends'. */
+  metrics(): Metrics | PoolMetrics {
+    if (this.pool) return this.pool.metrics()
     return llama.metrics()
   }
 
@@ -140,6 +178,9 @@ export class LlmService {
     this.loaded = null
     // A load in flight finishes first, so that shutdown() frees what it loaded.
     if (loading) await loading.catch(() => undefined)
+    const pool = this.pool
+    this.pool = null
+    if (pool) await pool.unload()
     await llama.shutdown()
   }
 
@@ -149,7 +190,8 @@ export class LlmService {
       maxTokens: Math.min(requested, this.config.maxTokens),
       temperature: options.temperature ?? this.config.temperature,
       topP: options.topP ?? this.config.topP,
-      repeatPenalty: this.config.repeatPenalty,
+      // A remote server of the plain OpenAI kind has no repeat penalty: send it only when asked.
+      repeatPenalty: this.pooled && !this.config.repeatPenaltyIsSet ? undefined : this.config.repeatPenalty,
       presencePenalty: options.presencePenalty,
       frequencyPenalty: options.frequencyPenalty,
       seed: options.seed,

@@ -1,6 +1,7 @@
 // GET /metrics in Prometheus text format: HTTP and process metrics from prom-client, plus the
 // engine's own counters (napi-llama `metrics()`) read at scrape time.
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { BackendMetrics } from 'napi-llama'
 import type { LlmService } from './llm'
 
 export class ServiceMetrics {
@@ -103,6 +104,24 @@ export class ServiceMetrics {
       `llm_time_to_first_token_seconds{quantile="0.95"} ${formatNumber(m.ttftP95Ms / 1000)}`,
       `llm_time_to_first_token_seconds{quantile="0.99"} ${formatNumber(m.ttftP99Ms / 1000)}`,
     )
+    if ('backends' in m) {
+      const perBackend: [string, 'counter' | 'gauge', string, (b: BackendMetrics) => number][] = [
+        ['llm_backend_up', 'gauge', 'Whether the backend takes requests (1) or is out of the pool (0).', (b) => (b.breaker === 'closed' && health.get(b.name) ? 1 : 0)],
+        ['llm_backend_requests_total', 'counter', 'Attempts sent to the backend.', (b) => b.requests],
+        ['llm_backend_completed_total', 'counter', 'Attempts the backend completed.', (b) => b.completed],
+        ['llm_backend_failed_total', 'counter', 'Attempts that failed on the backend.', (b) => b.failed],
+        ['llm_backend_redispatched_total', 'counter', 'Attempts taken back from a failing backend before any reply and sent elsewhere.', (b) => b.redispatched],
+        ['llm_backend_probes_failed_total', 'counter', 'Readiness probes the backend failed.', (b) => b.probesFailed],
+        ['llm_backend_completion_tokens_total', 'counter', 'Tokens the backend generated.', (b) => b.metrics.completionTokensTotal],
+        ['llm_backend_cached_tokens_total', 'counter', 'Prompt tokens the backend reused from its cache.', (b) => b.metrics.cachedTokensTotal],
+      ]
+      const health = new Map((this.llm.backends() ?? []).map((b) => [b.name, b.ready]))
+      for (const [name, type, help, value] of perBackend) {
+        lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
+        for (const b of m.backends) lines.push(`${name}{backend="${escapeLabel(b.name)}"} ${formatNumber(value(b))}`)
+      }
+      metric('llm_retries_total', 'counter', 'Requests sent again to another backend after a failure before the first byte.', m.retries)
+    }
     return lines.join('\n') + '\n'
   }
 }

@@ -19,6 +19,7 @@ function log(message: string): void {
  * a child process while the server already answers (/health says 503 loading meanwhile).
  */
 function fetchDefaultModel(config: Config): (() => Promise<void>) | undefined {
+  if (!config.backends.some((b) => b.kind === 'local')) return undefined
   if (!config.modelPathIsDefault || fs.existsSync(config.modelPath)) return undefined
   return () =>
     new Promise<void>((resolve, reject) => {

@@ -41,6 +41,8 @@ export function systemRouter(llm: LlmService, metrics: ServiceMetrics): Router {
       uptimeMs: Math.round(process.uptime() * 1000),
       modelUptimeMs: engine.uptimeMs,
       error: llm.loadError ?? engine.lastError,
+      // With LLM_BACKENDS: each backend, ok while one of them is ready.
+      ...(llm.backends() ? { backends: llm.backends() } : {}),
     })
   })
 
