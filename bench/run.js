@@ -13,8 +13,11 @@
 //                turns on the persian-chat service vs llama.cpp's llama-server (built once by
 //                scripts/llama-server.js); then 64 chats on the service alone with its memory prompt
 //                cache capped at about half of their states (LLM_PROMPT_CACHE_MB), the rest on disk
-//   npm run bench -- [--suites single,concurrency,eventloop,cache,chats] [--rounds 5] [--reps 2] [--tokens 128]
+//   remote       (only when named) Engine.connect vs a plain fetch + SSE client on the same
+//                llama-server, and the in-process engine vs that llama-server: 1 and 8 streams
+//   npm run bench -- [--suites single,concurrency,eventloop,cache,chats,remote] [--rounds 5] [--reps 2] [--tokens 128]
 //                    [--concurrent-tokens 64] [--threads 2] [--models smollm2,gemma3] [--no-nlc]
+//   remote only:     [--models smollm2] [--remote-levels 1,8] [--remote-tokens 96] [--remote-slots 8]
 //   chats only:      [--rounds 1] [--chats 16] [--turns 3] [--chat-slots 4] [--chat-tokens 32]
 //                    [--chat-context 2048] [--spill-chats 64] [--spill-cache-mb N] [--no-spill]
 // The machine is shared and its speed drifts by tens of percent within minutes, so the runners
@@ -542,6 +545,65 @@ async function chats() {
   return { rows, spills }
 }
 
+/**
+ * Engine.connect against a plain fetch + SSE client on the same llama-server (what our client
+ * costs), and the in-process engine against that llama-server (what a user would run instead),
+ * all taking turns. One llama-server per model, started once: `remote-slots` slots.
+ */
+async function remote() {
+  const { ensureLlamaServer } = require('../scripts/llama-server')
+  const { server: binary } = ensureLlamaServer()
+  const levels = arg('remote-levels', '1,8')
+  const remoteTokens = Number(arg('remote-tokens', 96))
+  const slots = Number(arg('remote-slots', 8))
+  const prompts = JSON.stringify(STORY_PROMPTS)
+  const rows = []
+  for (const name of arg('models', 'smollm2').split(',')) {
+    const modelPath = ensureModel(name)
+    const server = await servers.startLlamaServer(binary, { modelPath, threads, parallel: slots, contextSize: 1024 })
+    try {
+      log(`remote, ${name}: Engine.connect, plain fetch client, in-process engine, taking turns, ${rounds} rounds`)
+      const client = (mode) => () => levelSummary(runJson(process.execPath, [path.join(__dirname, 'remote-client.js'), server.url, mode, String(remoteTokens), String(reps), levels, prompts]))
+      const r = await interleaved([
+        { key: 'connect', run: client('engine') },
+        { key: 'fetch', run: client('fetch') },
+        {
+          key: 'local',
+          run: () => levelSummary(runJson(process.execPath, [path.join(__dirname, 'ours-concurrency.js'), modelPath, String(remoteTokens), String(reps), String(threads), String(slots), levels, prompts])),
+        },
+      ])
+      for (const level of levels.split(',')) {
+        const tps = (x) => x[level].aggregateTps
+        const ttft = (x) => x[level].ttftP50Ms
+        rows.push({
+          name,
+          level,
+          connectTps: medianOf(r.connect, tps),
+          fetchTps: medianOf(r.fetch, tps),
+          localTps: medianOf(r.local, tps),
+          connectOverFetch: roundRatio(r.connect, r.fetch, tps),
+          localOverServer: roundRatio(r.local, r.fetch, tps),
+          ttftConnect: medianOf(r.connect, ttft),
+          ttftFetch: medianOf(r.fetch, ttft),
+          ttftLocal: medianOf(r.local, ttft),
+        })
+      }
+    } finally {
+      await server.stop()
+    }
+  }
+  const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [])[1] || 'unknown CPU'
+  console.log(`\nRemote: llama-server b${require('../scripts/llama-server').LLAMA_CPP_BUILD} with ${slots} slots, ${threads} threads; ${remoteTokens} tokens per stream, greedy; ${rounds} rounds taking turns (each: one warm-up, ${reps} measured); ${cpu}\n`)
+  console.log('| model | streams | Engine.connect tok/s | fetch + SSE tok/s | connect ÷ fetch | TTFT p50 connect / fetch (ms) | in-process tok/s | in-process ÷ llama-server | TTFT p50 in-process (ms) |')
+  console.log('|---|---|---|---|---|---|---|---|---|')
+  for (const x of rows) {
+    console.log(
+      `| ${x.name} | ${x.level} | ${f(x.connectTps)} | ${f(x.fetchTps)} | ${f(x.connectOverFetch, 3)}× | ${f(x.ttftConnect)} / ${f(x.ttftFetch)} | ${f(x.localTps)} | ${f(x.localOverServer, 2)}× | ${f(x.ttftLocal)} |`,
+    )
+  }
+  return rows
+}
+
 async function main() {
   const nlc = withNlc && (suites.includes('single') || suites.includes('concurrency')) && ensureNodeLlamaCpp()
   const results = { date: new Date().toISOString(), tokens, concurrentTokens, threads, rounds, reps }
@@ -550,6 +612,7 @@ async function main() {
   if (suites.includes('eventloop')) results.eventLoop = await eventLoop()
   if (suites.includes('cache')) results.cache = cache()
   if (suites.includes('chats')) results.chats = await chats()
+  if (suites.includes('remote')) results.remote = await remote()
   const out = path.join(__dirname, 'results', 'latest.json')
   fs.mkdirSync(path.dirname(out), { recursive: true })
   fs.writeFileSync(out, JSON.stringify(results, null, 2))

@@ -95,6 +95,14 @@ export class Backend {
     return Math.max(1, this.engine.info.parallel)
   }
 
+  /**
+   * How full the backend is: the pool's requests on it, or the slots the server last reported
+   * busy (llama-server's `/slots`, which also sees other clients), against its slots.
+   */
+  get load(): number {
+    return Math.max(this.active, this.engine.health().slotsBusy) / this.capacity
+  }
+
   get hasRoom(): boolean {
     return this.active < this.capacity
   }

@@ -129,7 +129,7 @@ export class EnginePool {
     let best: Backend | null = null
     for (const b of candidates) {
       if (!b.hasRoom) continue
-      if (best === null || b.active / b.capacity < best.active / best.capacity) best = b
+      if (best === null || b.load < best.load) best = b
     }
     return best
   }
