@@ -10,8 +10,10 @@ const servers: LlamaServer[] = []
 
 beforeAll(async () => {
   const model = process.env.LLM_MODEL_PATH ? path.resolve(process.env.LLM_MODEL_PATH) : defaultModelPath()
-  // 512 tokens per slot, as the local suite's LLM_CONTEXT_SIZE.
-  servers.push(...(await Promise.all([startLlamaServer(model, ['-c', '1024']), startLlamaServer(model, ['-c', '1024'])])))
+  // 512 tokens per slot, as the local suite's LLM_CONTEXT_SIZE. This Gemma 3 GGUF carries no
+  // chat template: llama-server would fall back to ChatML, napi-llama to Gemma's own format.
+  const args = ['-c', '1024', '--no-jinja', '--chat-template', 'gemma']
+  servers.push(...(await Promise.all([startLlamaServer(model, args), startLlamaServer(model, args)])))
 })
 
 openaiClientSuite(() => startSuiteService({ LLM_BACKENDS: servers.map((s) => s.url).join(',') }))
