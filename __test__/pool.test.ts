@@ -146,6 +146,25 @@ describe('two llama-servers', () => {
     expect(pool.health().backends[1].breaker).toBe('closed')
     await pool.unload()
   })
+
+  test('a stream from a backend that hangs after its first chunk ends UNAVAILABLE once the breaker opens, even without a deadline', async () => {
+    const pool = Engine.pool([await Engine.connect(a.url)], QUICK_PROBES)
+    const reader = pool.stream(LONG_PROMPT, { maxTokens: 1000, grammar: 'root ::= [a-z ]+' }).getReader()
+    expect((await reader.read()).done).toBe(false)
+    a.signal('SIGSTOP')
+    try {
+      let err: { code?: string } | null = null
+      try {
+        for (;;) if ((await reader.read()).done) break
+      } catch (e) {
+        err = e as { code?: string }
+      }
+      expect(err?.code).toBe('UNAVAILABLE')
+    } finally {
+      a.signal('SIGCONT')
+    }
+    await pool.unload()
+  })
 })
 
 test('a pool of a local engine and an unreachable server serves from the local one', async () => {

@@ -189,6 +189,45 @@ describe('an OpenAI-compatible server of kind openai', () => {
     expect((await failure(pool.generate('hi', { timeoutMs: 2000 }))).code).toBe('QUEUE_FULL')
     await pool.unload()
   })
+
+  test('a pool: an abort during the Retry-After wait ends the request at once, without another attempt', async () => {
+    const pool = Engine.pool([await Engine.connect({ baseURL: backend.url })], { probeIntervalMs: 60_000 })
+    backend.next.push(reply(429, '{"error":{"message":"busy"}}', { 'retry-after': '5' }))
+    const posts = () => backend.requests.filter((r) => r.method === 'POST').length
+    const before = posts()
+    const controller = new AbortController()
+    setTimeout(() => controller.abort(), 300)
+    const started = Date.now()
+    expect((await failure(pool.generate('hi', { signal: controller.signal }))).code).toBe('ABORTED')
+    expect(Date.now() - started).toBeLessThan(1500)
+    await new Promise((r) => setTimeout(r, 200))
+    expect(posts()).toBe(before + 1)
+    await pool.unload()
+  })
+
+  test('a pool: a signal that throws is INVALID_ARGUMENT and holds no capacity', async () => {
+    const pool = Engine.pool([await Engine.connect({ baseURL: backend.url, maxConcurrency: 1 })], { probeIntervalMs: 60_000 })
+    const hostile = {
+      aborted: false,
+      addEventListener() {
+        throw new Error('nope')
+      },
+      removeEventListener() {
+        throw new Error('nope')
+      },
+    } as unknown as AbortSignal
+    for (let i = 0; i < 3; i++) expect((await failure(pool.generate('hi', { signal: hostile }))).code).toBe('INVALID_ARGUMENT')
+    expect((await failure(collect(pool.stream('hi', { signal: hostile })))).code).toBe('INVALID_ARGUMENT')
+    expect((await pool.generate('hi', { timeoutMs: 5000 })).text).toBe('fine')
+    expect(pool.health().backends[0].active).toBe(0)
+    await pool.unload()
+  })
+
+  test('a malformed baseURL is INVALID_ARGUMENT without echoing its credentials', async () => {
+    const err = await failure(Engine.connect('http://:sk-SECRET@host:99999'))
+    expect(err.code).toBe('INVALID_ARGUMENT')
+    expect(err.message).not.toContain('sk-SECRET')
+  })
 })
 
 test('vLLM: its field names for the samplers and grammar, and its tokenizer', async () => {

@@ -386,7 +386,9 @@ export const connectOptions = readingCallerValues('the connect options', (option
   try {
     url = new URL(o.baseURL.trim())
   } catch {
-    throw invalid(`baseURL ${JSON.stringify(o.baseURL)} is not a URL: pass e.g. http://127.0.0.1:8080`)
+    // Never echo credentials a malformed URL may carry.
+    const shown = o.baseURL.replace(/\/\/[^@/]*@/, '//…@')
+    throw invalid(`baseURL ${JSON.stringify(shown)} is not a URL: pass e.g. http://127.0.0.1:8080`)
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid(`baseURL must be http:// or https://, got ${url.protocol}`)
   let apiKey = typeof o.apiKey === 'string' && o.apiKey !== '' ? o.apiKey : null

@@ -38,7 +38,10 @@ const STATE_NAMES: Record<CircuitState, BreakerState> = {
 /** A request's attempt on a backend, which the pool may take back while no byte has reached the caller. */
 export interface InFlightAttempt {
   delivered: boolean
+  /** Takes back an attempt that delivered nothing: it fails with `reason` and is sent elsewhere. */
   redispatch(reason: LlamaError): void
+  /** Ends a stream that delivered text already: it fails with `reason`. */
+  cut(reason: LlamaError): void
 }
 
 export class Backend {
@@ -66,10 +69,12 @@ export class Backend {
     this.breaker.onBreak(() => {
       this.ready = false
       // A hung or dead server will not answer what it holds: requests that have delivered
-      // nothing yet are taken back and sent elsewhere.
+      // nothing yet are taken back and sent elsewhere; streams it was sending end UNAVAILABLE
+      // rather than wait for it forever.
       const reason = new LlamaError(ErrorCode.UNAVAILABLE, `backend ${this.name} was taken out of the pool (${this.lastError ?? 'it failed'})`)
       for (const attempt of [...this.attempts]) {
         if (!attempt.delivered) attempt.redispatch(reason)
+        else if (this.isRemote) attempt.cut(reason)
       }
       onChange()
     })
@@ -121,24 +126,33 @@ export class Backend {
     this.timer = null
   }
 
-  /** One readiness probe through the breaker; while it is open the probe waits for the cooldown. */
+  /**
+   * One readiness probe. While the breaker is closed a probe only reports failures to it (a
+   * good probe must not wipe out the requests' failures: a server may answer /health and fail
+   * every completion); while it is open, the probe after the cooldown is the half-open trial.
+   */
   async probe(): Promise<void> {
     if (this.probing) return
     this.probing = true
+    const check = async () => {
+      const engine = this.engine
+      let ok: boolean
+      if (engine instanceof RemoteEngine) ok = await engine.probe(this.policy.probeTimeoutMs)
+      else ok = engine.health().status === 'ok'
+      const health = engine.health()
+      if (!ok && health.status === 'error') {
+        this.lastError = health.lastError
+        this.counts.probesFailed++
+        throw new LlamaError(ErrorCode.UNAVAILABLE, health.lastError ?? `backend ${this.name} is not ready`)
+      }
+      this.ready = ok
+    }
     try {
-      await this.breaker.execute(async () => {
-        const engine = this.engine
-        let ok: boolean
-        if (engine instanceof RemoteEngine) ok = await engine.probe(this.policy.probeTimeoutMs)
-        else ok = engine.health().status === 'ok'
-        const health = engine.health()
-        if (!ok && health.status === 'error') {
-          this.lastError = health.lastError
-          this.counts.probesFailed++
-          throw new LlamaError(ErrorCode.UNAVAILABLE, health.lastError ?? `backend ${this.name} is not ready`)
-        }
-        this.ready = ok
-      })
+      if (this.breaker.state === CircuitState.Closed) {
+        await check().catch((err) => this.noteFailure(err))
+      } else {
+        await this.breaker.execute(check)
+      }
     } catch {
       // Counted by the breaker; an open breaker refuses the probe until its cooldown ends.
     } finally {
@@ -147,10 +161,10 @@ export class Backend {
   }
 
   /** Records a failure seen outside the breaker (a stream cut part way). */
-  noteFailure(err: LlamaError): void {
+  noteFailure(err: LlamaError): Promise<void> {
     this.lastError = err.message
-    if (this.breaker.state !== CircuitState.Closed) return
-    this.breaker.execute(() => Promise.reject(err)).catch(() => undefined)
+    if (this.breaker.state !== CircuitState.Closed) return Promise.resolve()
+    return this.breaker.execute(() => Promise.reject(err)).catch(() => undefined)
   }
 
   health(): BackendHealth {

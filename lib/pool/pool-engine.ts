@@ -72,11 +72,39 @@ interface RequestState {
   key: string | null
   deadline: number | null
   timeoutMs: number | null
-  signal: AbortSignal | null
+  /** Aborted when the caller's signal aborts or the caller cancels the stream. */
+  aborted: AbortController
+  /** Stops listening to the caller's signal. */
+  detach: () => void
   /** Set once the first piece of the reply reached the caller: no retry after that. */
   delivered: boolean
   /** Backends this request failed on, avoided while others are ready. */
   failedOn: Set<Backend>
+  /** The wait before the next attempt, decided with the retry. */
+  pendingDelay: number
+}
+
+/** A server's Retry-After longer than this is not waited for when the request has no deadline. */
+const MAX_RETRY_AFTER_MS = 60_000
+
+function abortedError(): LlamaError {
+  return new LlamaError(ErrorCode.ABORTED, 'the request was aborted by its AbortSignal')
+}
+
+/** Waits `ms`, or rejects ABORTED as soon as `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(abortedError())
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(abortedError())
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
 }
 
 export class EnginePool {
@@ -138,6 +166,7 @@ export class EnginePool {
   private async acquire(request: RequestState): Promise<Backend> {
     for (;;) {
       if (this.closing) throw new LlamaError(ErrorCode.MODEL_NOT_LOADED, 'the pool was unloaded')
+      this.checkAlive(request)
       const backend = this.choose(request)
       if (backend) {
         backend.active++
@@ -157,18 +186,19 @@ export class EnginePool {
   private waitForRoom(request: RequestState): Promise<void> {
     return new Promise((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | null = null
+      const signal = request.aborted.signal
       const done = (err?: LlamaError) => {
         if (timer) clearTimeout(timer)
-        if (request.signal) request.signal.removeEventListener('abort', onAbort)
+        signal.removeEventListener('abort', onAbort)
         const at = this.waiters.indexOf(waiter)
         if (at >= 0) this.waiters.splice(at, 1)
         if (err) reject(err)
         else resolve()
       }
-      const onAbort = () => done(new LlamaError(ErrorCode.ABORTED, 'the request was aborted by its AbortSignal'))
+      const onAbort = () => done(abortedError())
       const waiter: Waiter = { wake: () => done() }
       this.waiters.push(waiter)
-      if (request.signal) request.signal.addEventListener('abort', onAbort, { once: true })
+      signal.addEventListener('abort', onAbort, { once: true })
       // Probes change readiness without a request finishing: look again now and then.
       const wait = Math.min(this.options.probeIntervalMs, request.deadline !== null ? Math.max(0, request.deadline - Date.now()) : Infinity)
       timer = setTimeout(() => (request.deadline !== null && Date.now() >= request.deadline ? done(this.timeout(request)) : done()), wait)
@@ -191,7 +221,26 @@ export class EnginePool {
     if (this.closing) throw new LlamaError(ErrorCode.MODEL_NOT_LOADED, 'the pool was unloaded')
     const parsed = generateOptions(options)
     const native = nativeInput(input)
-    if (parsed.signal && parsed.signal.aborted) throw new LlamaError(ErrorCode.ABORTED, 'the request was aborted by its AbortSignal')
+    const signal = parsed.signal
+    if (signal && signal.aborted) throw abortedError()
+    // The caller's signal is listened to once, here: attempts listen to the pool's own signal.
+    const aborted = new AbortController()
+    let detach = () => undefined as void
+    if (signal) {
+      const onAbort = () => aborted.abort()
+      try {
+        signal.addEventListener('abort', onAbort, { once: true })
+      } catch (err) {
+        throw invalid(`signal.addEventListener threw (${(err as Error)?.message}): pass an AbortSignal`)
+      }
+      detach = () => {
+        try {
+          signal.removeEventListener('abort', onAbort)
+        } catch {
+          // The request is over either way.
+        }
+      }
+    }
     const timeoutMs = parsed.timeoutMs ?? this.options.timeoutMs
     return {
       input: native,
@@ -199,9 +248,11 @@ export class EnginePool {
       key: this.options.affinity ? conversationKey(native) : null,
       deadline: timeoutMs !== null ? Date.now() + timeoutMs : null,
       timeoutMs,
-      signal: parsed.signal,
+      aborted,
+      detach,
       delivered: false,
       failedOn: new Set(),
+      pendingDelay: 0,
     }
   }
 
@@ -214,25 +265,32 @@ export class EnginePool {
     request: RequestState,
     attempt: (backend: Backend, signal: AbortSignal, taken: InFlightAttempt) => Promise<T>,
   ): Promise<{ value: T; backend: Backend; release: () => void }> {
-    let nextDelay = 0
+    // cockatiel decides whether to retry and counts attempts; the wait itself is ours, so an
+    // abort ends it at once.
     const policy = retry(
       handleWhen((err) => {
-        if (request.delivered || !isRetryable(err) || this.closing) return false
-        if (request.signal && request.signal.aborted) return false
+        if (request.delivered || !isRetryable(err) || this.closing || request.aborted.signal.aborted) return false
         const retryAfter = (err as LlamaError).retryAfterMs ?? 0
+        if (request.deadline === null && retryAfter > MAX_RETRY_AFTER_MS) return false
         const another = this.backends.some((b) => b.eligible && !request.failedOn.has(b))
         const exponential = Math.min(this.options.retryMaxDelayMs, this.options.retryBaseDelayMs * 2 ** request.failedOn.size)
-        nextDelay = another && retryAfter === 0 ? 0 : Math.max(retryAfter, exponential * (0.5 + Math.random() / 2))
-        return request.deadline === null || Date.now() + nextDelay < request.deadline
+        request.pendingDelay = another && retryAfter === 0 ? 0 : Math.max(retryAfter, exponential * (0.5 + Math.random() / 2))
+        return request.deadline === null || Date.now() + request.pendingDelay < request.deadline
       }),
-      { maxAttempts: this.options.maxRetries, backoff: new DelegateBackoff(() => nextDelay) },
+      { maxAttempts: this.options.maxRetries, backoff: new DelegateBackoff(() => 0) },
     )
     policy.onRetry(() => {
       this.retries++
     })
     return policy.execute(async () => {
-      if (request.deadline !== null && Date.now() >= request.deadline) throw this.timeout(request)
+      if (request.pendingDelay > 0) {
+        const wait = request.pendingDelay
+        request.pendingDelay = 0
+        await sleep(wait, request.aborted.signal)
+      }
+      this.checkAlive(request)
       const backend = await this.acquire(request)
+      // From here on `backend.active` counts this attempt: every path below releases it.
       const controller = new AbortController()
       let takenBack: LlamaError | null = null
       const taken: InFlightAttempt = {
@@ -241,23 +299,28 @@ export class EnginePool {
           takenBack = reason
           controller.abort(reason)
         },
+        cut: (reason) => controller.abort(reason),
       }
       const onAbort = () => controller.abort()
-      if (request.signal) request.signal.addEventListener('abort', onAbort, { once: true })
-      backend.attempts.add(taken)
-      backend.counts.requests++
       // A stream keeps its backend busy after its first chunk: the caller releases it at the end.
       let released = false
       const release = () => {
         if (released) return
         released = true
-        if (request.signal) request.signal.removeEventListener('abort', onAbort)
+        request.aborted.signal.removeEventListener('abort', onAbort)
+        backend.attempts.delete(taken)
         this.release(backend)
       }
       let succeeded = false
       try {
+        this.checkAlive(request)
+        request.aborted.signal.addEventListener('abort', onAbort, { once: true })
+        backend.attempts.add(taken)
+        backend.counts.requests++
         const value = await backend.breaker.execute(() =>
           attempt(backend, controller.signal, taken).catch((err) => {
+            // Settled before the breaker counts the failure: a break it causes must not take it back again.
+            if (!taken.delivered) backend.attempts.delete(taken)
             // An attempt the pool took back failed because of the backend, not the caller.
             if (takenBack !== null && !taken.delivered) throw takenBack
             throw toError(err)
@@ -268,18 +331,22 @@ export class EnginePool {
         return { value, backend, release }
       } catch (err) {
         const e = err instanceof LlamaError ? err : new LlamaError(ErrorCode.UNAVAILABLE, `backend ${backend.name} is out of the pool for now`)
-        backend.counts.failed++
         if (takenBack !== null) backend.counts.redispatched++
+        else if (e.code !== ErrorCode.ABORTED) backend.counts.failed++
         if (isBackendFault(e)) backend.lastError = e.message
         request.failedOn.add(backend)
-        if (request.signal && request.signal.aborted) throw new LlamaError(ErrorCode.ABORTED, 'the request was aborted by its AbortSignal')
-        if (request.deadline !== null && Date.now() >= request.deadline) throw this.timeout(request)
+        this.checkAlive(request)
         throw e
       } finally {
-        backend.attempts.delete(taken)
         if (!succeeded) release()
       }
     })
+  }
+
+  /** Throws ABORTED once the caller aborted, TIMEOUT once the deadline passed. */
+  private checkAlive(request: RequestState): void {
+    if (request.aborted.signal.aborted) throw abortedError()
+    if (request.deadline !== null && Date.now() >= request.deadline) throw this.timeout(request)
   }
 
   private remaining(request: RequestState): number | undefined {
@@ -341,10 +408,12 @@ export class EnginePool {
     })
     return this.guard(request, run).then(
       (generation) => {
+        request.detach()
         this.noteDone(generation)
         return generation
       },
       (err) => {
+        request.detach()
         throw this.noteFailure(toError(err))
       },
     )
@@ -366,38 +435,50 @@ export class EnginePool {
   /** Breaking out of `for await` (or `stream.cancel()`) stops the backend's generation. */
   stream(input: Input, options?: GenerateOptions): ReadableStream<StreamChunk> {
     let reader: ReadableStreamDefaultReader<StreamChunk> | null = null
-    const cancelController = new AbortController()
+    let request: RequestState | null = null
     const queue = new ChunkQueue<StreamChunk>(() => {
       this.counters.requestsAborted++
-      cancelController.abort()
+      if (request) {
+        request.aborted.abort()
+        request.detach()
+      }
       if (reader) reader.cancel().catch(() => undefined)
     })
-    let request: RequestState
     try {
       request = this.begin(input, options)
     } catch (err) {
       queue.fail(toError(err))
       return queue.stream
     }
+    const current = request
     this.counters.requestsTotal++
-    // The caller's signal and a cancel both end the attempt.
-    const callerSignal = request.signal
-    request.signal = callerSignal ? AbortSignal.any([callerSignal, cancelController.signal]) : cancelController.signal
-    const firstChunk = this.withRetries(request, async (backend, signal, taken) => {
-      const stream = backend.engine.stream(request.input as Input, this.attemptOptions(request, signal))
+    const firstChunk = this.withRetries(current, async (backend, signal, taken) => {
+      const stream = backend.engine.stream(current.input as Input, this.attemptOptions(current, signal))
       const r = stream.getReader()
       const first = await r.read()
       if (first.done) throw new LlamaError(ErrorCode.INTERNAL, `backend ${backend.name} ended a stream without a final chunk`)
       taken.delivered = true
-      request.delivered = true
+      current.delivered = true
       return { reader: r, first: first.value }
     })
-    this.guard(request, firstChunk).then(
+    this.guard(current, firstChunk).then(
       ({ value, backend, release }) => {
         reader = value.reader
-        this.pipe(value.reader, value.first, backend, queue).finally(release)
+        this.pipe(value.reader, value.first, backend, queue).finally(() => {
+          current.detach()
+          release()
+        })
       },
       (err) => {
+        current.detach()
+        // An attempt still running when the deadline struck: whatever it brings is dropped.
+        firstChunk.then(
+          ({ value, release }) => {
+            value.reader.cancel().catch(() => undefined)
+            release()
+          },
+          () => undefined,
+        )
         if (!queue.finished) queue.fail(this.noteFailure(toError(err)))
       },
     )
@@ -409,7 +490,10 @@ export class EnginePool {
     try {
       let chunk = first
       for (;;) {
-        if (queue.finished) return
+        if (queue.finished) {
+          reader.cancel().catch(() => undefined)
+          return
+        }
         queue.push(chunk)
         if (chunk.done) {
           backend.counts.completed++
@@ -423,8 +507,8 @@ export class EnginePool {
       }
     } catch (err) {
       const e = toError(err)
-      backend.counts.failed++
-      if (isBackendFault(e)) backend.noteFailure(e)
+      if (e.code !== ErrorCode.ABORTED) backend.counts.failed++
+      if (isBackendFault(e)) void backend.noteFailure(e)
       if (!queue.finished) queue.fail(this.noteFailure(e))
     }
   }

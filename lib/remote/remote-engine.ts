@@ -233,7 +233,8 @@ export class RemoteEngine {
     if (parsed.signal && parsed.signal.aborted) throw abortError(undefined)
     const timeoutMs = parsed.timeoutMs ?? this.options.timeoutMs
     const controller = new AbortController()
-    const onAbort = () => controller.abort(abortError(undefined))
+    // A pool that takes a backend out ends its requests with the reason it gives (UNAVAILABLE).
+    const onAbort = () => controller.abort(abortError(signal ? signal.reason : undefined))
     const signal = parsed.signal
     if (signal) {
       try {
@@ -478,7 +479,10 @@ export class RemoteEngine {
       if (event.event === 'error' || value.error !== undefined) {
         const inner = (value.error ?? value) as { code?: unknown }
         const status = typeof inner.code === 'number' ? inner.code : 500
-        protocolError = replyError({ status, headers: {} }, JSON.stringify(value), this.backend)
+        const said = replyError({ status, headers: {} }, JSON.stringify(value), this.backend)
+        // After text, the server failed part way through its reply: not the caller's request
+        // (nor a busy server to retry), whatever status the event names.
+        protocolError = tokensSent === 0 ? said : new LlamaError(ErrorCode.INTERNAL, `backend ${this.backend} failed after ${tokensSent} chunks: ${said.message}`)
         return
       }
       const piece = choiceText(value)

@@ -100,7 +100,12 @@ export class LlmService {
         this.config.backends.map((b) =>
           b.kind === 'local'
             ? llama.Engine.load(options)
-            : llama.Engine.connect({ baseURL: b.url, apiKey: this.config.backendApiKey, timeoutMs: this.config.timeoutMs }),
+            : llama.Engine.connect({
+                baseURL: b.url,
+                // A key in the URL (http://:KEY@host) is that backend's own and wins.
+                apiKey: new URL(b.url).password ? undefined : this.config.backendApiKey,
+                timeoutMs: this.config.timeoutMs,
+              }),
         ),
       )
       const pool = llama.Engine.pool(members, { timeoutMs: this.config.timeoutMs, maxQueue: this.config.maxQueue })
