@@ -4,9 +4,9 @@
 // and retries a request elsewhere only while nothing of its reply has reached the caller.
 import type { ReadableStream, ReadableStreamDefaultReader } from 'node:stream/web'
 import { DelegateBackoff, handleWhen, retry } from 'cockatiel'
-import { NativeEngine } from '../../binding'
+import { ClientMetrics } from '../client-metrics'
 import type * as binding from '../../binding'
-import type { StreamChunk } from '../engine'
+import type { Health, StreamChunk } from '../engine'
 import { ChunkQueue } from '../chunk-queue'
 import { ErrorCode, LlamaError, invalid, toError } from '../errors'
 import { generateOptions, nativeInput, poolOptions } from '../options'
@@ -20,16 +20,8 @@ type Generation = binding.Generation
 type Metrics = binding.Metrics
 
 /** health() of a pool: ok while one backend is ready, and each backend's state. */
-export interface PoolHealth {
-  status: binding.HealthStatus
-  modelName: string | null
-  contextSize: number
-  uptimeMs: number
-  lastError: string | null
-  slotsBusy: number
-  slotsTotal: number
-  /** Requests the pool holds because every ready backend is full. */
-  queueDepth: number
+export interface PoolHealth extends Health {
+  /** Each backend; `queueDepth` counts the requests the pool holds because every ready one is full. */
   backends: BackendHealth[]
 }
 
@@ -113,10 +105,9 @@ export class EnginePool {
   private readonly affinity = new AffinityTable()
   private readonly waiters: Waiter[] = []
   private readonly startedAt = Date.now()
-  private readonly counters = NativeEngine.emptyMetrics()
+  private readonly stats = new ClientMetrics()
   private retries = 0
   private closing: Promise<void> | null = null
-  private readonly ttfts: number[] = []
 
   constructor(members: ReadonlyArray<PoolMember>, options?: PoolOptions) {
     this.options = poolOptions(options)
@@ -365,29 +356,6 @@ export class EnginePool {
     return options
   }
 
-  private noteDone(generation: Generation): void {
-    const c = this.counters
-    c.requestsCompleted++
-    c.promptTokensTotal += generation.promptTokens
-    c.completionTokensTotal += generation.completionTokens
-    c.cachedTokensTotal += generation.cachedTokens
-    if (generation.cachedTokens > 0) c.cacheHits++
-    c.promptMsTotal += generation.timings.promptMs
-    c.generateMsTotal += generation.timings.generateMs
-    c.lastTtftMs = generation.timings.ttftMs
-    c.lastTokensPerSecond = generation.timings.tokensPerSecond
-    this.ttfts.push(generation.timings.ttftMs)
-    if (this.ttfts.length > 256) this.ttfts.shift()
-  }
-
-  private noteFailure(err: LlamaError): LlamaError {
-    const c = this.counters
-    if (err.code === ErrorCode.ABORTED) c.requestsAborted++
-    else if (err.code === ErrorCode.TIMEOUT) c.requestsTimedOut++
-    else c.requestsFailed++
-    return err
-  }
-
   generate(input: Input, options?: GenerateOptions): Promise<Generation> {
     let request: RequestState
     try {
@@ -395,7 +363,7 @@ export class EnginePool {
     } catch (err) {
       return Promise.reject(toError(err))
     }
-    this.counters.requestsTotal++
+    this.stats.submitted()
     const run = this.withRetries(request, async (backend, signal, taken) => {
       const generation = await backend.engine.generate(request.input as Input, this.attemptOptions(request, signal))
       taken.delivered = true
@@ -409,12 +377,12 @@ export class EnginePool {
     return this.guard(request, run).then(
       (generation) => {
         request.detach()
-        this.noteDone(generation)
+        this.stats.done(generation)
         return generation
       },
       (err) => {
         request.detach()
-        throw this.noteFailure(toError(err))
+        throw this.stats.failed(toError(err))
       },
     )
   }
@@ -437,7 +405,7 @@ export class EnginePool {
     let reader: ReadableStreamDefaultReader<StreamChunk> | null = null
     let request: RequestState | null = null
     const queue = new ChunkQueue<StreamChunk>(() => {
-      this.counters.requestsAborted++
+      this.stats.failed(abortedError())
       if (request) {
         request.aborted.abort()
         request.detach()
@@ -451,7 +419,7 @@ export class EnginePool {
       return queue.stream
     }
     const current = request
-    this.counters.requestsTotal++
+    this.stats.submitted()
     const firstChunk = this.withRetries(current, async (backend, signal, taken) => {
       const stream = backend.engine.stream(current.input as Input, this.attemptOptions(current, signal))
       const r = stream.getReader()
@@ -479,7 +447,7 @@ export class EnginePool {
           },
           () => undefined,
         )
-        if (!queue.finished) queue.fail(this.noteFailure(toError(err)))
+        if (!queue.finished) queue.fail(this.stats.failed(toError(err)))
       },
     )
     return queue.stream
@@ -497,7 +465,7 @@ export class EnginePool {
         queue.push(chunk)
         if (chunk.done) {
           backend.counts.completed++
-          this.noteDone(chunk.generation)
+          this.stats.done(chunk.generation)
           queue.close()
           return
         }
@@ -509,7 +477,7 @@ export class EnginePool {
       const e = toError(err)
       if (e.code !== ErrorCode.ABORTED) backend.counts.failed++
       if (isBackendFault(e)) void backend.noteFailure(e)
-      if (!queue.finished) queue.fail(this.noteFailure(e))
+      if (!queue.finished) queue.fail(this.stats.failed(e))
     }
   }
 
@@ -556,20 +524,13 @@ export class EnginePool {
   }
 
   metrics(): PoolMetrics {
-    const out = { ...this.counters }
-    const sorted = [...this.ttfts].sort((a, b) => a - b)
-    const at = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : 0)
-    out.ttftP50Ms = at(50)
-    out.ttftP95Ms = at(95)
-    out.ttftP99Ms = at(99)
     const health = this.health()
-    out.requestsActive = this.backends.reduce((n, b) => n + b.active, 0)
-    out.requestsQueued = this.waiters.length
-    out.queueDepth = this.waiters.length
-    out.slotsBusy = health.slotsBusy
-    out.slotsTotal = health.slotsTotal
-    out.uptimeMs = Date.now() - this.startedAt
-    if (out.generateMsTotal > 0) out.decodeTokensPerSecond = (out.completionTokensTotal * 1000) / out.generateMsTotal
+    const out = this.stats.snapshot({
+      active: this.backends.reduce((n, b) => n + b.active, 0),
+      queued: this.waiters.length,
+      slotsBusy: health.slotsBusy,
+      slotsTotal: health.slotsTotal,
+    })
     return {
       ...out,
       retries: this.retries,

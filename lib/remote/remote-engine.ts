@@ -6,11 +6,12 @@ import type { ReadableStream } from 'node:stream/web'
 import { createParser } from 'eventsource-parser'
 import type { EventSourceMessage } from 'eventsource-parser'
 import { NativeEngine } from '../../binding'
+import { ClientMetrics } from '../client-metrics'
 import type * as binding from '../../binding'
 import { ErrorCode, LlamaError, invalid, toError } from '../errors'
 import { connectOptions, generateOptions, nativeInput } from '../options'
 import type { ConnectOptions, GenerateOptions, Input, ParsedConnectOptions } from '../options'
-import type { StreamChunk } from '../engine'
+import type { Health, StreamChunk } from '../engine'
 import { ChunkQueue } from '../chunk-queue'
 import { HttpClient, abortError, readText } from './http'
 import type { HttpReply } from './http'
@@ -24,27 +25,12 @@ type Metrics = binding.Metrics
 type ModelInfo = binding.ModelInfo
 
 /** health() of a remote engine: the engine's fields, and which server it talks to. */
-export interface RemoteHealth {
-  status: binding.HealthStatus
-  modelName: string | null
-  contextSize: number
-  uptimeMs: number
-  lastError: string | null
-  slotsBusy: number
-  slotsTotal: number
-  queueDepth: number
+export interface RemoteHealth extends Health {
   /** The server's URL, without credentials. */
   backend: string
   kind: ServerKind | null
   /** Requests this engine has in flight. */
   inFlight: number
-}
-
-const TTFT_WINDOW = 256
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
 }
 
 interface Attempt {
@@ -70,8 +56,7 @@ export class RemoteEngine {
   private unloading: Promise<void> | null = null
   private slotsBusy = 0
   private slotsTotal: number
-  private readonly counters = NativeEngine.emptyMetrics()
-  private readonly ttfts: number[] = []
+  private readonly stats = new ClientMetrics()
 
   private constructor(options: ParsedConnectOptions) {
     this.options = options
@@ -220,7 +205,9 @@ export class RemoteEngine {
     this.slotsBusy = list.filter((s) => s && (s.is_processing === true || s.state === 1)).length
   }
 
-  private begin(options: GenerateOptions | undefined) {
+  /** Reads and checks a request, then starts watching its signal and deadline. */
+  private begin(input: Input, options: GenerateOptions | undefined) {
+    const messages = nativeInput(input)
     if (this.unloading) throw new LlamaError(ErrorCode.MODEL_NOT_LOADED, `the remote engine for ${this.backend} was unloaded: connect again`)
     const parsed = generateOptions(options)
     // The engine's own checks (ranges, stop strings, grammar, schema): a request a local
@@ -255,8 +242,7 @@ export class RemoteEngine {
       if (typeof timer.unref === 'function') timer.unref()
     }
     this.inFlight.add(controller)
-    this.counters.requestsTotal++
-    this.counters.requestsActive = this.inFlight.size
+    this.stats.submitted()
     let finished = false
     const attempt: Attempt = {
       controller,
@@ -275,10 +261,9 @@ export class RemoteEngine {
           }
         }
         this.inFlight.delete(controller)
-        this.counters.requestsActive = this.inFlight.size
       },
     }
-    return { parsed, attempt }
+    return { messages, native: parsed.native, attempt }
   }
 
   /** Posts a completion; resolves once the server accepted it (status 200). */
@@ -325,25 +310,11 @@ export class RemoteEngine {
 
   private noteDone(generation: Generation): void {
     this.status = 'ok'
-    const c = this.counters
-    c.requestsCompleted++
-    c.promptTokensTotal += generation.promptTokens
-    c.completionTokensTotal += generation.completionTokens
-    c.cachedTokensTotal += generation.cachedTokens
-    if (generation.cachedTokens > 0) c.cacheHits++
-    c.promptMsTotal += generation.timings.promptMs
-    c.generateMsTotal += generation.timings.generateMs
-    c.lastTtftMs = generation.timings.ttftMs
-    c.lastTokensPerSecond = generation.timings.tokensPerSecond
-    this.ttfts.push(generation.timings.ttftMs)
-    if (this.ttfts.length > TTFT_WINDOW) this.ttfts.shift()
+    this.stats.done(generation)
   }
 
   private noteFailure(err: LlamaError): LlamaError {
-    const c = this.counters
-    if (err.code === ErrorCode.ABORTED) c.requestsAborted++
-    else if (err.code === ErrorCode.TIMEOUT) c.requestsTimedOut++
-    else c.requestsFailed++
+    this.stats.failed(err)
     if (err.code === ErrorCode.UNAVAILABLE) {
       this.status = 'error'
       this.lastError = err.message
@@ -354,17 +325,13 @@ export class RemoteEngine {
   }
 
   generate(input: Input, options?: GenerateOptions): Promise<Generation> {
-    let attempt: Attempt
-    let native: binding.GenerateOptions
-    let messages: string | binding.ChatMessage[]
+    let begun: ReturnType<RemoteEngine['begin']>
     try {
-      messages = nativeInput(input)
-      const begun = this.begin(options)
-      attempt = begun.attempt
-      native = begun.parsed.native
+      begun = this.begin(input, options)
     } catch (err) {
       return Promise.reject(toError(err))
     }
+    const { messages, native, attempt } = begun
     const run = async (): Promise<Generation> => {
       const { reply, dropped } = await this.postFitting(messages, native, false, attempt)
       let text: string
@@ -408,24 +375,22 @@ export class RemoteEngine {
     const queue = new ChunkQueue<StreamChunk>(() => {
       if (attempt && !settled) {
         settled = true
-        this.counters.requestsAborted++
+        this.stats.failed(abortError(undefined))
         attempt.controller.abort(abortError(undefined))
         attempt.finish()
       }
     })
-    let native: binding.GenerateOptions
-    let messages: string | binding.ChatMessage[]
+    let begun: ReturnType<RemoteEngine['begin']>
     try {
-      messages = nativeInput(input)
-      const begun = this.begin(options)
-      attempt = begun.attempt
-      native = begun.parsed.native
+      begun = this.begin(input, options)
     } catch (err) {
       settled = true
       queue.fail(toError(err))
       return queue.stream
     }
-    const current = attempt
+    const { messages, native } = begun
+    attempt = begun.attempt
+    const current = begun.attempt
     const fail = (err: unknown) => {
       if (settled) return
       settled = true
@@ -624,18 +589,8 @@ export class RemoteEngine {
 
   /** Counters measured on this side of the wire, in the local engine's shape. */
   metrics(): Metrics {
-    const out = { ...this.counters }
-    const sorted = [...this.ttfts].sort((a, b) => a - b)
-    out.ttftP50Ms = percentile(sorted, 50)
-    out.ttftP95Ms = percentile(sorted, 95)
-    out.ttftP99Ms = percentile(sorted, 99)
-    out.requestsActive = this.inFlight.size
-    out.slotsBusy = Math.min(this.inFlight.size, this.slotsTotal)
-    out.slotsTotal = this.slotsTotal
-    out.uptimeMs = Date.now() - this.startedAt
-    if (out.generateMsTotal > 0) out.decodeTokensPerSecond = (out.completionTokensTotal * 1000) / out.generateMsTotal
-    if (out.promptMsTotal > 0) out.promptTokensPerSecond = (out.promptTokensTotal * 1000) / out.promptMsTotal
-    return out
+    const active = this.inFlight.size
+    return this.stats.snapshot({ active, queued: 0, slotsBusy: Math.min(active, this.slotsTotal), slotsTotal: this.slotsTotal })
   }
 
   /** Aborts requests in flight (they reject with ABORTED) and closes the connections. Safe to call twice. */
