@@ -3,7 +3,7 @@
 import type { ReadableStream, ReadableStreamDefaultController } from 'node:stream/web'
 import { NativeEngine } from '../binding'
 import type * as binding from '../binding'
-import { ErrorCode, LlamaError, fromFailure, invalid, toError } from './errors'
+import { ErrorCode, LlamaError, abortedError, fromFailure, invalid, toError } from './errors'
 import { generateOptions, loadOptions, nativeInput } from './options'
 import type { ConnectOptions, GenerateOptions, InitializeOptions, Input, ParsedLoadOptions, PoolOptions } from './options'
 import { RemoteEngine } from './remote/remote-engine'
@@ -88,10 +88,6 @@ function timeoutError(ms: number): LlamaError {
     ErrorCode.TIMEOUT,
     `the request did not finish within timeoutMs = ${ms} (queue wait included): raise timeoutMs or lower maxTokens`,
   )
-}
-
-function abortedError(): LlamaError {
-  return new LlamaError(ErrorCode.ABORTED, 'the request was aborted by its AbortSignal')
 }
 
 // A plain object of this realm with the documented fields, whatever else napi put on it.

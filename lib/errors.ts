@@ -79,6 +79,11 @@ export function fromFailure(f: binding.Failure): LlamaError {
   return new LlamaError(isErrorCode(f.code) ? f.code : ErrorCode.INTERNAL, f.message)
 }
 
+/** A request its caller aborted (signal, stream cancel). */
+export function abortedError(): LlamaError {
+  return new LlamaError(ErrorCode.ABORTED, 'the request was aborted by its AbortSignal')
+}
+
 export function invalid(message: string): LlamaError {
   return new LlamaError(ErrorCode.INVALID_ARGUMENT, message)
 }

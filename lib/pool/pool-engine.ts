@@ -8,7 +8,7 @@ import { ClientMetrics } from '../client-metrics'
 import type * as binding from '../../binding'
 import type { Health, StreamChunk } from '../engine'
 import { ChunkQueue } from '../chunk-queue'
-import { ErrorCode, LlamaError, invalid, toError } from '../errors'
+import { ErrorCode, LlamaError, abortedError, invalid, toError } from '../errors'
 import { generateOptions, nativeInput, poolOptions } from '../options'
 import type { GenerateOptions, Input, ParsedPoolOptions, PoolOptions } from '../options'
 import { RemoteEngine } from '../remote/remote-engine'
@@ -78,10 +78,6 @@ interface RequestState {
 
 /** A server's Retry-After longer than this is not waited for when the request has no deadline. */
 const MAX_RETRY_AFTER_MS = 60_000
-
-function abortedError(): LlamaError {
-  return new LlamaError(ErrorCode.ABORTED, 'the request was aborted by its AbortSignal')
-}
 
 /** Waits `ms`, or rejects ABORTED as soon as `signal` aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

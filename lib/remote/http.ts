@@ -5,7 +5,7 @@
 // stream layers on the per-token path.
 import { Agent } from 'undici'
 import type { Dispatcher } from 'undici'
-import { ErrorCode, LlamaError, reasonOf } from '../errors'
+import { ErrorCode, LlamaError, abortedError, reasonOf } from '../errors'
 
 export interface HttpOptions {
   /** The server's root, without `/v1` and without credentials. */
@@ -131,8 +131,7 @@ export class HttpClient {
 
 /** The error a request ends with when its AbortController fired for `cause`. */
 export function abortError(cause: unknown): LlamaError {
-  if (cause instanceof LlamaError) return cause
-  return new LlamaError(ErrorCode.ABORTED, 'the request was aborted by its AbortSignal')
+  return cause instanceof LlamaError ? cause : abortedError()
 }
 
 /** Reads a whole reply body as text, at most `limit` bytes (the rest is discarded). */
