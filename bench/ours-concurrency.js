@@ -1,15 +1,18 @@
 // napi-llama's side of the concurrency benchmark (bench/run.js): for each level N, N streams
 // started together on one engine with `slots` slots; aggregate tokens/s over the wall time
 // and each stream's time to first token. Prints one JSON line.
-//   node bench/ours-concurrency.js MODEL TOKENS REPS THREADS SLOTS LEVELS PROMPTS_JSON
+//   node bench/ours-concurrency.js MODEL TOKENS REPS THREADS SLOTS LEVELS PROMPTS_JSON [chat]
+// `chat`: each prompt is one user message (the chat template applies) and the prompt cache is
+// on, as requests through the persian-chat service are (the server suite).
 'use strict'
 const { monitorEventLoopDelay } = require('node:perf_hooks')
 const { Engine } = require('..')
 
-async function timedStream(engine, prompt, tokens, start) {
+async function timedStream(engine, prompt, tokens, start, chat) {
   let first = null
   let count = 0
-  for await (const chunk of engine.stream(prompt, { temperature: 0, maxTokens: tokens, cachePrompt: false })) {
+  const input = chat ? [{ role: 'user', content: prompt }] : prompt
+  for await (const chunk of engine.stream(input, { temperature: 0, maxTokens: tokens, cachePrompt: chat })) {
     if (first === null) first = performance.now()
     count += chunk.tokens
   }
@@ -17,7 +20,8 @@ async function timedStream(engine, prompt, tokens, start) {
 }
 
 async function main() {
-  const [modelPath, tokens, reps, threads, slots, levels, promptsJson] = process.argv.slice(2)
+  const [modelPath, tokens, reps, threads, slots, levels, promptsJson, mode] = process.argv.slice(2)
+  const chat = mode === 'chat'
   const prompts = JSON.parse(promptsJson)
   const engine = await Engine.load({ modelPath, threads: Number(threads), contextSize: 1024, parallel: Number(slots) })
   const out = {}
@@ -28,7 +32,7 @@ async function main() {
     for (let rep = 0; rep < Number(reps) + 1; rep++) {
       if (rep === 1 && n === 8) loop.enable()
       const start = performance.now()
-      const results = await Promise.all(prompts.slice(0, n).map((p) => timedStream(engine, p, Number(tokens), start)))
+      const results = await Promise.all(Array.from({ length: n }, (_, i) => timedStream(engine, prompts[i % prompts.length], Number(tokens), start, chat)))
       const wall = (performance.now() - start) / 1000
       if (rep === 0) continue // warm-up
       aggregateTps.push(results.reduce((s, r) => s + r.tokens, 0) / wall)

@@ -15,9 +15,14 @@
 //                cache capped at about half of their states (LLM_PROMPT_CACHE_MB), the rest on disk
 //   remote       (only when named) Engine.connect vs a plain fetch + SSE client on the same
 //                llama-server, and the in-process engine vs that llama-server: 1 and 8 streams
-//   npm run bench -- [--suites single,concurrency,eventloop,cache,chats,remote] [--rounds 5] [--reps 2] [--tokens 128]
+//   server       (only when named) llama.cpp's own programs as baselines: the persian-chat service
+//                vs llama-server over HTTP at 1, 4, 8 and 16 streams (tok/s, TTFT p50), in-process
+//                stream() on the same chat path, event-loop delay, and generate() vs llama-bench's
+//                pp512 and tg128
+//   npm run bench -- [--suites single,concurrency,eventloop,cache,chats,remote,server] [--rounds 5] [--reps 2] [--tokens 128]
 //                    [--concurrent-tokens 64] [--threads 2] [--models smollm2,gemma3] [--no-nlc]
 //   remote only:     [--models smollm2] [--remote-levels 1,8] [--remote-tokens 96] [--remote-slots 8]
+//   server only:     [--rounds 3] [--server-levels 1,4,8,16] [--server-slots 16] [--server-tokens 96]
 //   chats only:      [--rounds 1] [--chats 16] [--turns 3] [--chat-slots 4] [--chat-tokens 32]
 //                    [--chat-context 2048] [--spill-chats 64] [--spill-cache-mb N] [--no-spill]
 // The machine is shared and its speed drifts by tens of percent within minutes, so the runners
@@ -29,7 +34,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { ROOT, targetTriple, buildEnv, targetDir } = require('../scripts/build-env')
+const { ROOT, targetTriple, buildEnv, forgetStaleLlamaBuilds, targetDir, describeBuild } = require('../scripts/build-env')
 const { ensureModel } = require('../scripts/fetch-model')
 const servers = require('./servers')
 
@@ -60,6 +65,19 @@ const STORY_PROMPTS = [
   'The recipe for the perfect bread begins with',
 ]
 
+/** Sixteen openings for the server suite: one per stream at 16 streams, so no two share a prompt. */
+const SERVER_PROMPTS = [
+  ...STORY_PROMPTS,
+  'The last bus of the night was almost empty except for',
+  'On the first day of school, the new teacher',
+  'The map my uncle left me showed a path through',
+  'Nobody in the town knew why the bells rang at midnight, until',
+  'The chef tasted the soup and decided',
+  'High in the mountains, an old monk kept',
+  'The letter arrived forty years late and said',
+  'At the bottom of the garden, behind the shed, the children found',
+].map((p) => `Continue this story in a few paragraphs: ${p}`)
+
 function percentile(xs, q) {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]
@@ -85,6 +103,7 @@ function runJson(cmd, args, env) {
 function buildRaw(name) {
   const triple = targetTriple()
   const env = buildEnv()
+  forgetStaleLlamaBuilds(env)
   log(`building ${name} (cargo example, same flags as the addon)`)
   const r = spawnSync('cargo', ['build', '--release', '--example', name, '--target', triple], { cwd: ROOT, env, stdio: 'inherit' })
   if (r.status !== 0) throw new Error(`cargo build --example ${name} failed`)
@@ -592,7 +611,7 @@ async function remote() {
       await server.stop()
     }
   }
-  const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [])[1] || 'unknown CPU'
+  const cpu = cpuName()
   console.log(`\nRemote: llama-server b${require('../scripts/llama-server').LLAMA_CPP_BUILD} with ${slots} slots, ${threads} threads; ${remoteTokens} tokens per stream, greedy; ${rounds} rounds taking turns (each: one warm-up, ${reps} measured); ${cpu}\n`)
   console.log('| model | streams | Engine.connect tok/s | fetch + SSE tok/s | connect ÷ fetch | TTFT p50 connect / fetch (ms) | in-process tok/s | in-process ÷ llama-server | TTFT p50 in-process (ms) |')
   console.log('|---|---|---|---|---|---|---|---|---|')
@@ -604,6 +623,143 @@ async function remote() {
   return rows
 }
 
+
+/** llama-bench's JSON output (an array) as { pp, tg } tokens/s, the mean of its repetitions. */
+function runLlamaBench(binary, modelPath, benchReps) {
+  const r = spawnSync(binary, ['-m', modelPath, '-t', String(threads), '-p', '512', '-n', '128', '-r', String(benchReps), '-o', 'json'], { encoding: 'utf8', maxBuffer: 16 << 20 })
+  if (r.status !== 0) throw new Error(`llama-bench failed: ${(r.stderr || '').slice(-2000)}`)
+  const tests = JSON.parse(r.stdout)
+  const pick = (t) => tests.find(t)
+  return { pp: pick((t) => t.n_prompt > 0 && t.n_gen === 0).avg_ts, tg: pick((t) => t.n_gen > 0 && t.n_prompt === 0).avg_ts }
+}
+
+/** The service's event-loop delay p99 (ms) since the last scrape (prom-client resets it on each). */
+async function serviceLoopDelayP99(url) {
+  // A second try: the keep-alive socket of the last scrape may have been closed by the server
+  // while this process sat in spawnSync.
+  const scrape = () => fetch(`${url}/metrics`).then((r) => r.text())
+  const text = await scrape().catch(scrape)
+  const m = /^nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(text)
+  return m ? Number(m[1]) * 1000 : NaN
+}
+
+/**
+ * llama.cpp's own programs as the baselines (--suites server), all taking turns per round:
+ *   - the persian-chat service and llama-server, each started fresh with the same slots,
+ *     context, threads and chat template, driven over HTTP by bench/http-streams.js at every
+ *     level (N streamed chat completions at once);
+ *   - in-process stream() through the same chat path (bench/ours-concurrency.js, chat mode);
+ *   - llama-bench's pp512 and tg128 against generate() on the same tests (bench/ours-pp-tg.js).
+ */
+async function serverSuite() {
+  const { ensureLlamaServer, LLAMA_CPP_BUILD } = require('../scripts/llama-server')
+  const { server: binary, bench: llamaBench } = ensureLlamaServer()
+  const entry = servers.buildService()
+  const levels = arg('server-levels', '1,4,8,16')
+  const levelList = levels.split(',').map(Number)
+  const slots = Number(arg('server-slots', Math.max(...levelList)))
+  const serverTokens = Number(arg('server-tokens', 96))
+  const serverRounds = Number(arg('rounds', 3))
+  const prompts = JSON.stringify(SERVER_PROMPTS)
+  const rows = []
+  for (const name of models) {
+    if (!CHAT_MODELS[name]) throw new Error(`the server suite has no chat setup for model '${name}' (it knows ${Object.keys(CHAT_MODELS).join(', ')})`)
+    const modelPath = ensureModel(name)
+    const config = { modelPath, threads, parallel: slots, contextSize: 1024, maxTokens: serverTokens }
+    const overHttp = async (start, withLoopDelay) => {
+      const server = await start()
+      try {
+        if (withLoopDelay) await serviceLoopDelayP99(server.url)
+        const result = runJson(process.execPath, [path.join(__dirname, 'http-streams.js'), server.url, String(serverTokens), String(reps), levels, prompts])
+        const out = levelSummary(result)
+        for (const n of levelList) out[n].chunksPerToken = median(result.levels[n].chunksPerToken)
+        if (withLoopDelay) out.loopDelayP99Ms = await serviceLoopDelayP99(server.url)
+        return out
+      } catch (e) {
+        throw new Error(`${e.message}\n${server.name} log (${server.logFile}):\n${server.logTail(1500)}`)
+      } finally {
+        await server.stop()
+      }
+    }
+    log(`server, ${name}: persian-chat and llama-server over HTTP (${slots} slots each), in-process stream(), llama-bench and generate() taking turns, ${serverRounds} rounds`)
+    const r = await interleaved(
+      [
+        { key: 'service', run: () => overHttp(() => servers.startService(entry, config), true) },
+        { key: 'llama', run: () => overHttp(() => servers.startLlamaServer(binary, { ...config, extraArgs: CHAT_MODELS[name].llamaServerArgs }), false) },
+        {
+          key: 'local',
+          run: () => {
+            const x = runJson(process.execPath, [path.join(__dirname, 'ours-concurrency.js'), modelPath, String(serverTokens), String(reps), String(threads), String(slots), levels, prompts, 'chat'])
+            return { ...levelSummary(x), loopDelayP99Ms: x.loopDelayP99Ms }
+          },
+        },
+        { key: 'llamaBench', run: () => runLlamaBench(llamaBench, modelPath, Math.max(2, reps)) },
+        {
+          key: 'ppTg',
+          run: () => {
+            const x = runJson(process.execPath, [path.join(__dirname, 'ours-pp-tg.js'), modelPath, String(Math.max(2, reps)), String(threads)])
+            return { pp: median(x.pp), tg: median(x.tg), tgTokens: Math.min(...x.tgTokens) }
+          },
+        },
+      ],
+      serverRounds,
+    )
+    const row = { name, levels: {}, rounds: r }
+    for (const n of levelList) {
+      const tps = (x) => x[n].aggregateTps
+      const ttft = (x) => x[n].ttftP50Ms
+      row.levels[n] = {
+        serviceTps: medianOf(r.service, tps),
+        llamaTps: medianOf(r.llama, tps),
+        localTps: medianOf(r.local, tps),
+        serviceOverLlama: roundRatio(r.service, r.llama, tps),
+        serviceOverLocal: roundRatio(r.service, r.local, tps),
+        ttftService: medianOf(r.service, ttft),
+        ttftLlama: medianOf(r.llama, ttft),
+        ttftLocal: medianOf(r.local, ttft),
+        chunksPerToken: medianOf(r.service, (x) => x[n].chunksPerToken),
+      }
+    }
+    row.serviceLoopDelayP99Ms = medianOf(r.service, (x) => x.loopDelayP99Ms)
+    row.localLoopDelayP99Ms = medianOf(r.local, (x) => x.loopDelayP99Ms)
+    row.pp = { ours: medianOf(r.ppTg, (x) => x.pp), llamaBench: medianOf(r.llamaBench, (x) => x.pp), ratio: roundRatio(r.ppTg, r.llamaBench, (x) => x.pp) }
+    row.tg = { ours: medianOf(r.ppTg, (x) => x.tg), llamaBench: medianOf(r.llamaBench, (x) => x.tg), ratio: roundRatio(r.ppTg, r.llamaBench, (x) => x.tg) }
+    row.tgTokens = Math.min(...r.ppTg.filter(Boolean).map((x) => x.tgTokens))
+    rows.push(row)
+  }
+  const cpu = cpuName()
+  console.log(`\nServer: the persian-chat service vs llama-server b${LLAMA_CPP_BUILD}, both over HTTP (/v1/chat/completions, SSE), ${slots} slots of 1024 tokens each, ${threads} threads, ${serverTokens} tokens per stream, greedy, prompt cache on (the default of both); in-process = stream() in one Node process on the same chat path. ${serverRounds} rounds taking turns (each: a fresh process, one warm-up, ${reps} measured); tok/s and TTFT = medians over rounds, ratios = median of per-round ratios. ${cpu}; ${describeBuild()}\n`)
+  console.log('| model | streams | service tok/s | llama-server tok/s | service ÷ llama-server | TTFT p50 service / llama-server (ms) | in-process tok/s | service ÷ in-process | TTFT p50 in-process (ms) | SSE events per token |')
+  console.log('|---|---|---|---|---|---|---|---|---|---|')
+  for (const row of rows) {
+    for (const n of levelList) {
+      const x = row.levels[n]
+      console.log(
+        `| ${row.name} | ${n} | ${f(x.serviceTps)} | ${f(x.llamaTps)} | ${f(x.serviceOverLlama, 2)}× | ${f(x.ttftService, 0)} / ${f(x.ttftLlama, 0)} | ${f(x.localTps)} | ${f(x.serviceOverLocal, 2)}× | ${f(x.ttftLocal, 0)} | ${f(x.chunksPerToken, 2)} |`,
+      )
+    }
+  }
+  console.log(`\nllama-bench (-t ${threads} -p 512 -n 128, its defaults otherwise) vs generate() on the same tests (one slot, prompt cache off); tok/s = medians over rounds, ratio = median of per-round ratios\n`)
+  console.log('| model | pp512 generate() | pp512 llama-bench | ratio | tg128 generate() | tg128 llama-bench | ratio |')
+  console.log('|---|---|---|---|---|---|---|')
+  for (const row of rows) {
+    console.log(`| ${row.name} | ${f(row.pp.ours)} | ${f(row.pp.llamaBench)} | ${f(row.pp.ratio, 2)}× | ${f(row.tg.ours)} | ${f(row.tg.llamaBench)} | ${f(row.tg.ratio, 2)}× |`)
+  }
+  for (const row of rows) {
+    const short = row.tgTokens < 128 ? ` (warning: a tg run ended after ${row.tgTokens} tokens)` : ''
+    console.log(`\n${row.name}: event-loop delay p99 while streaming: the service ${f(row.serviceLoopDelayP99Ms, 2)} ms (prom-client, all levels), in-process ${f(row.localLoopDelayP99Ms, 2)} ms (8 streams)${short}`)
+  }
+  return rows.map(({ rounds: _r, ...row }) => row)
+}
+
+function cpuName() {
+  try {
+    return (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [])[1] || 'unknown CPU'
+  } catch {
+    return 'unknown CPU'
+  }
+}
+
 async function main() {
   const nlc = withNlc && (suites.includes('single') || suites.includes('concurrency')) && ensureNodeLlamaCpp()
   const results = { date: new Date().toISOString(), tokens, concurrentTokens, threads, rounds, reps }
@@ -613,6 +769,7 @@ async function main() {
   if (suites.includes('cache')) results.cache = cache()
   if (suites.includes('chats')) results.chats = await chats()
   if (suites.includes('remote')) results.remote = await remote()
+  if (suites.includes('server')) results.server = await serverSuite()
   const out = path.join(__dirname, 'results', 'latest.json')
   fs.mkdirSync(path.dirname(out), { recursive: true })
   fs.writeFileSync(out, JSON.stringify(results, null, 2))

@@ -51,10 +51,29 @@ function cpuFlags() {
   }
 }
 
-/** What the native build on this machine adds to ggml's portable AVX2 baseline. */
-const SAPPHIRE_RAPIDS = {
-  needs: ['avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx512vbmi', 'avx512_bf16', 'amx_tile', 'amx_int8'],
-  ggml: ['GGML_AVX512', 'GGML_AVX512_VBMI', 'GGML_AVX512_VNNI', 'GGML_AVX512_BF16', 'GGML_AMX_TILE', 'GGML_AMX_INT8'],
+const AVX512 = ['avx512f', 'avx512cd', 'avx512bw', 'avx512dq', 'avx512vl']
+
+/**
+ * ggml's x86-64 CPU variants above the portable AVX2 baseline, best first: what each needs in
+ * /proc/cpuinfo and the ggml options that build it (the names are ggml's own variant names).
+ * `auto` takes the first whose flags the CPU has.
+ */
+const CPU_VARIANTS = [
+  {
+    name: 'sapphirerapids',
+    label: 'AVX-512 VNNI/VBMI/BF16 + AMX',
+    needs: [...AVX512, 'avx512vbmi', 'avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_int8'],
+    ggml: ['GGML_AVX512', 'GGML_AVX512_VBMI', 'GGML_AVX512_VNNI', 'GGML_AVX512_BF16', 'GGML_AMX_TILE', 'GGML_AMX_INT8'],
+  },
+  { name: 'zen4', label: 'AVX-512 VNNI/VBMI/BF16', needs: [...AVX512, 'avx512vbmi', 'avx512_vnni', 'avx512_bf16'], ggml: ['GGML_AVX512', 'GGML_AVX512_VBMI', 'GGML_AVX512_VNNI', 'GGML_AVX512_BF16'] },
+  { name: 'icelake', label: 'AVX-512 VNNI/VBMI', needs: [...AVX512, 'avx512vbmi', 'avx512_vnni'], ggml: ['GGML_AVX512', 'GGML_AVX512_VBMI', 'GGML_AVX512_VNNI'] },
+  { name: 'skylakex', label: 'AVX-512', needs: AVX512, ggml: ['GGML_AVX512'] },
+]
+
+/** The variant `auto` builds for a CPU with these /proc/cpuinfo flags (null: the AVX2 baseline). */
+function cpuVariant(flags) {
+  if (!flags) return null
+  return CPU_VARIANTS.find((v) => v.needs.every((f) => flags.has(f))) || null
 }
 
 function addFlags(env, flags) {
@@ -64,10 +83,10 @@ function addFlags(env, flags) {
 
 /**
  * Which llama.cpp CPU build to make. NAPI_LLAMA_CPU:
- *   auto (default)  this CPU's best ggml kernels, chosen from its feature flags. On CPUs with
- *                   AMX (Sapphire/Emerald Rapids and later) that is ggml's "sapphirerapids"
- *                   variant (AVX-512 VNNI/BF16 + AMX int8), the one node-llama-cpp loads there;
- *                   elsewhere ggml's AVX2 build. Measured faster than -march=native (README).
+ *   auto (default)  this CPU's best ggml kernels, chosen from its feature flags (CPU_VARIANTS):
+ *                   with AMX, ggml's "sapphirerapids" variant (AVX-512 VNNI/BF16 + AMX int8, the
+ *                   one node-llama-cpp loads there); with AVX-512, the matching AVX-512 variant;
+ *                   elsewhere ggml's AVX2 build. Measured faster than -march=native (docs/build.md).
  *   portable        ggml's AVX2/FMA/F16C build for any x86-64-v3 CPU (the opt-out).
  *   native          -C target-cpu=native (llama.cpp then compiles with -march=native).
  */
@@ -83,6 +102,7 @@ function cpuBuild(env) {
 /** Environment for cargo: the one place build flags are decided. */
 function buildEnv(base = process.env) {
   const env = { ...base }
+  delete env.NAPI_LLAMA_CPU_VARIANT // decided below, never inherited
   if (process.arch !== 'x64') return env
   const build = cpuBuild(env)
   if (build === 'native') {
@@ -90,22 +110,64 @@ function buildEnv(base = process.env) {
     // -march=native turns AMX on where the CPU has it: GCC 12 then needs the tile-config fix.
     addFlags(env, ['-include', amxFixHeader(env)])
   } else if (build === 'auto') {
-    const flags = cpuFlags()
-    if (flags && SAPPHIRE_RAPIDS.needs.every((f) => flags.has(f))) {
-      for (const k of SAPPHIRE_RAPIDS.ggml) env[k] = 'ON'
-      addFlags(env, ['-include', amxFixHeader(env)])
+    const variant = cpuVariant(cpuFlags())
+    if (variant) {
+      for (const k of variant.ggml) env[k] = 'ON'
+      if (variant.ggml.includes('GGML_AMX_INT8')) addFlags(env, ['-include', amxFixHeader(env)])
+      env.NAPI_LLAMA_CPU_VARIANT = variant.name
     }
   }
   // llama-cpp-sys-2 reruns its build when a GGML_* variable it saw changes (not when CFLAGS
   // do): this one carries the whole choice, so a different CPU build recompiles llama.cpp.
-  env.GGML_NAPI_LLAMA_BUILD = [build, env.CFLAGS, env.RUSTFLAGS].filter(Boolean).join(' ').replace(/\s+/g, '_')
+  env.GGML_NAPI_LLAMA_BUILD = [build, env.NAPI_LLAMA_CPU_VARIANT, env.CFLAGS, env.RUSTFLAGS].filter(Boolean).join(' ').replace(/\s+/g, '_')
   return env
+}
+
+/**
+ * llama-cpp-sys-2 configures llama.cpp's CMake build only when its target directory has none
+ * (later builds skip the configure step), so a changed CPU build would silently keep the old
+ * kernels. Before a cargo build: every llama.cpp build in the target directory whose CMake CPU
+ * options differ from `env`'s is removed, so that cargo configures and compiles llama.cpp again.
+ */
+function forgetStaleLlamaBuilds(env) {
+  if (process.arch !== 'x64') return
+  const expected = { GGML_NATIVE: cpuBuild(env) === 'native' ? 'ON' : 'OFF' }
+  for (const v of CPU_VARIANTS) for (const k of v.ggml) expected[k] = env[k] === 'ON' ? 'ON' : 'OFF'
+  const buildRoot = path.join(targetDir(env), targetTriple(), 'release', 'build')
+  let dirs = []
+  try {
+    dirs = fs.readdirSync(buildRoot).filter((d) => d.startsWith('llama-cpp-sys-2-'))
+  } catch {
+    return
+  }
+  for (const dir of dirs) {
+    const cmakeBuild = path.join(buildRoot, dir, 'out', 'build')
+    let cache
+    try {
+      cache = fs.readFileSync(path.join(cmakeBuild, 'CMakeCache.txt'), 'utf8')
+    } catch {
+      continue
+    }
+    const stale = Object.entries(expected).filter(([k, want]) => {
+      const m = new RegExp(`^${k}:BOOL=(\\w+)$`, 'm').exec(cache)
+      return (m ? m[1].toUpperCase() : 'OFF') !== want
+    })
+    if (stale.length) {
+      process.stderr.write(`[napi-llama] llama.cpp was configured for another CPU build (${stale.map(([k]) => k).join(', ')}): rebuilding it\n`)
+      // The build script's output and its fingerprint go too, so that cargo runs it again.
+      fs.rmSync(path.join(buildRoot, dir), { recursive: true, force: true })
+      fs.rmSync(path.join(buildRoot, '..', '.fingerprint', dir), { recursive: true, force: true })
+    }
+  }
 }
 
 /** A one-line description of the CPU build, for logs. */
 function describeBuild(env = buildEnv()) {
   const build = cpuBuild(env)
-  if (build === 'auto') return env.GGML_AMX_INT8 === 'ON' ? 'auto: AVX-512 + AMX (sapphirerapids)' : 'auto: AVX2'
+  if (build === 'auto') {
+    const variant = CPU_VARIANTS.find((v) => v.name === env.NAPI_LLAMA_CPU_VARIANT)
+    return variant ? `auto: ${variant.label} (${variant.name})` : 'auto: AVX2'
+  }
   return build
 }
 
@@ -120,4 +182,4 @@ function libraryName() {
   return 'libnapi_llama.so'
 }
 
-module.exports = { ROOT, targetTriple, buildEnv, describeBuild, targetDir, libraryName }
+module.exports = { ROOT, targetTriple, buildEnv, forgetStaleLlamaBuilds, describeBuild, targetDir, libraryName, cpuVariant, CPU_VARIANTS }

@@ -7,7 +7,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { ROOT, targetTriple, buildEnv, describeBuild, targetDir, libraryName } = require('./build-env')
+const { ROOT, targetTriple, buildEnv, forgetStaleLlamaBuilds, describeBuild, targetDir, libraryName } = require('./build-env')
 
 function say(msg) {
   process.stderr.write(`[napi-llama] ${msg}\n`)
@@ -86,6 +86,7 @@ function main() {
   const triple = targetTriple()
   const env = buildEnv()
   say(`building the native addon (release, ${triple}, llama.cpp CPU build: ${describeBuild(env)}); the first build compiles llama.cpp and takes several minutes`)
+  forgetStaleLlamaBuilds(env)
   const build = spawnSync('cargo', ['build', '--release', '--lib', '--target', triple], { cwd: ROOT, env, stdio: 'inherit' })
   if (build.status !== 0) {
     say(`cargo build failed (exit ${build.status})`)

@@ -11,7 +11,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { ROOT, targetTriple, buildEnv, targetDir, libraryName } = require('./build-env')
+const { ROOT, targetTriple, buildEnv, forgetStaleLlamaBuilds, targetDir, libraryName } = require('./build-env')
 const { ensureModel } = require('./fetch-model')
 const { ensureLlamaServer } = require('./llama-server')
 
@@ -21,6 +21,7 @@ const FAULTS_FEATURE = ['--features', 'fault-injection']
 
 function runCargo() {
   const env = buildEnv()
+  forgetStaleLlamaBuilds(env)
   const r = spawnSync('cargo', ['test', '--release', '--lib', '--target', targetTriple(), ...FAULTS_FEATURE, '--', '--test-threads=1'], {
     cwd: ROOT,
     env,
@@ -46,6 +47,7 @@ function runCargo() {
  */
 function buildTestAddon() {
   const env = buildEnv()
+  forgetStaleLlamaBuilds(env)
   const triple = targetTriple()
   const r = spawnSync('cargo', ['build', '--release', '--lib', '--target', triple, ...FAULTS_FEATURE], { cwd: ROOT, env, stdio: ['ignore', 2, 2] })
   if (r.status !== 0) return null

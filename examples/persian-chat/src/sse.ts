@@ -41,25 +41,46 @@ export async function openStream(stream: ReadableStream<StreamChunk>): Promise<O
 }
 
 /**
- * All chunks of an opened stream, the first included, ending with the final (`done: true`) one.
- * Leaving the loop early (an exception, a `break`) cancels the stream, which stops generation.
+ * Hands every chunk of an opened stream to `onChunk`, the first included, ending with the final
+ * (`done: true`) one. `onChunk` returns a promise only when it must wait (a slow client), so a
+ * chunk costs no extra promise otherwise. An exception leaves early and cancels the stream,
+ * which stops generation.
  */
-export async function* allChunks({ first, reader }: OpenedStream): AsyncGenerator<StreamChunk> {
+export async function forEachChunk({ first, reader }: OpenedStream, onChunk: (chunk: StreamChunk) => Promise<void> | void): Promise<void> {
   let finished = false
   try {
-    yield first
+    const wait = onChunk(first)
+    if (wait) await wait
     for (;;) {
       const { value, done } = await reader.read()
       if (done) {
         finished = true
         return
       }
-      yield value
+      const waiting = onChunk(value)
+      if (waiting) await waiting
     }
   } finally {
     if (!finished) await reader.cancel().catch(() => undefined)
     reader.releaseLock()
   }
+}
+
+/** A placeholder no text of a reply contains: JSON writes it as an escape, never raw. */
+const TEXT_SLOT = '\u0000'
+
+/**
+ * The SSE frame of each text piece of one reply, built from the event's JSON made once around a
+ * placeholder: per piece, only the text is encoded. `render` is the event's JSON for a text.
+ */
+export function textFrames(render: (text: string) => string): (text: string) => string {
+  const json = render(TEXT_SLOT)
+  const slot = JSON.stringify(TEXT_SLOT)
+  const at = json.indexOf(slot)
+  if (at < 0 || json.indexOf(slot, at + 1) >= 0) throw new Error('textFrames: the event must hold the text exactly once')
+  const before = `data: ${json.slice(0, at)}`
+  const after = `${json.slice(at + slot.length)}\n\n`
+  return (text) => before + JSON.stringify(text) + after
 }
 
 export function startEventStream(res: Response): void {
@@ -72,22 +93,26 @@ export function startEventStream(res: Response): void {
 }
 
 /**
- * Writes one event; waits for the socket to drain when the client reads slower than we write,
- * so the socket's buffer stays small (the engine's stream still queues the pieces generated
- * meanwhile: at most the reply itself, which `LLM_MAX_TOKENS` bounds).
+ * Writes one event. Returns a promise only when the client reads slower than we write: it
+ * settles once the socket drains, so the socket's buffer stays small (the engine's stream still
+ * queues the pieces generated meanwhile: at most the reply itself, which `LLM_MAX_TOKENS`
+ * bounds). Otherwise nothing to wait for, and no promise made.
  */
-export async function sendEvent(res: Response, data: string, event?: string): Promise<void> {
-  if (res.writableEnded || res.destroyed) return
-  const frame = (event ? `event: ${event}\n` : '') + `data: ${data}\n\n`
-  if (!res.write(frame)) {
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        res.off('drain', done)
-        res.off('close', done)
-        resolve()
-      }
-      res.on('drain', done)
-      res.on('close', done)
-    })
-  }
+export function sendEvent(res: Response, data: string, event?: string): Promise<void> | undefined {
+  if (res.writableEnded || res.destroyed) return undefined
+  return sendFrame(res, (event ? `event: ${event}\n` : '') + `data: ${data}\n\n`)
+}
+
+/** Writes a whole SSE frame; as sendEvent. */
+export function sendFrame(res: Response, frame: string): Promise<void> | undefined {
+  if (res.writableEnded || res.destroyed || res.write(frame)) return undefined
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('drain', done)
+      res.off('close', done)
+      resolve()
+    }
+    res.on('drain', done)
+    res.on('close', done)
+  })
 }

@@ -9,7 +9,7 @@ import type { Config } from '../config'
 import { toApiError } from '../errors'
 import type { LlmService } from '../llm'
 import type { ServiceMetrics } from '../metrics'
-import { abortOnDisconnect, allChunks, openStream, sendEvent, startEventStream } from '../sse'
+import { abortOnDisconnect, forEachChunk, openStream, sendEvent, sendFrame, startEventStream, textFrames } from '../sse'
 import { parseChatRequest } from '../validate'
 
 function summary(g: Omit<Generation, 'text'>, model: string) {
@@ -49,14 +49,12 @@ export function chatRouter(config: Config, llm: LlmService, metrics: ServiceMetr
     const opened = await openStream(llm.stream(messages, options))
     startEventStream(res)
     try {
-      for await (const chunk of allChunks(opened)) {
-        if (chunk.done) {
-          const final = chunk as StreamFinalChunk
-          await sendEvent(res, JSON.stringify({ reply: final.generation.text, ...summary(final, llm.modelId) }), 'done')
-        } else if (chunk.text) {
-          await sendEvent(res, JSON.stringify({ text: chunk.text }))
-        }
-      }
+      const textFrame = textFrames((text) => JSON.stringify({ text }))
+      await forEachChunk(opened, (chunk) => {
+        if (!chunk.done) return chunk.text ? sendFrame(res, textFrame(chunk.text)) : undefined
+        const final = chunk as StreamFinalChunk
+        return sendEvent(res, JSON.stringify({ reply: final.generation.text, ...summary(final, llm.modelId) }), 'done')
+      })
     } catch (err) {
       if (!controller.signal.aborted) await sendEvent(res, JSON.stringify(toApiError(err).toBody()), 'error')
     } finally {

@@ -7,7 +7,7 @@ import type { Config } from '../config'
 import { ApiError, toApiError } from '../errors'
 import type { LlmService } from '../llm'
 import type { ServiceMetrics } from '../metrics'
-import { abortOnDisconnect, allChunks, openStream, sendEvent, startEventStream } from '../sse'
+import { abortOnDisconnect, forEachChunk, openStream, sendEvent, sendFrame, startEventStream, textFrames } from '../sse'
 import { parseCompletionRequest } from '../validate'
 
 /** The server's start time, used as every model's `created`. */
@@ -73,35 +73,21 @@ export function openaiRouter(config: Config, llm: LlmService, metrics: ServiceMe
 
     const opened = await openStream(llm.stream(request.messages, options))
     startEventStream(res)
-    const chunk = (delta: object, finish: string | null, extra: object = {}) =>
-      JSON.stringify({
-        id,
-        object: 'chat.completion.chunk',
-        created,
-        model,
-        system_fingerprint: null,
-        choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
-        ...(request.includeUsage ? { usage: null } : {}),
-        ...extra,
-      })
+    const head = { id, object: 'chat.completion.chunk', created, model, system_fingerprint: null }
+    const noUsage = request.includeUsage ? { usage: null } : {}
+    const chunk = (delta: object, finish: string | null) =>
+      JSON.stringify({ ...head, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...noUsage })
+    const contentFrame = textFrames((text) => chunk({ content: text }, null))
     try {
       await sendEvent(res, chunk({ role: 'assistant', content: '' }, null))
-      for await (const piece of allChunks(opened)) {
-        if (!piece.done) {
-          if (piece.text) await sendEvent(res, chunk({ content: piece.text }, null))
-          continue
-        }
+      await forEachChunk(opened, (piece) => {
+        if (!piece.done) return piece.text ? sendFrame(res, contentFrame(piece.text)) : undefined
         const final = piece as StreamFinalChunk
-        await sendEvent(res, chunk({}, finishReason(final.finishReason)))
-        if (request.includeUsage) {
-          // OpenAI's usage chunk: no choices, usage filled in.
-          await sendEvent(
-            res,
-            JSON.stringify({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: null, choices: [], usage: usage(final) }),
-          )
-        }
-      }
-      await sendEvent(res, '[DONE]')
+        sendEvent(res, chunk({}, finishReason(final.finishReason)))
+        // OpenAI's usage chunk: no choices, usage filled in.
+        if (request.includeUsage) sendEvent(res, JSON.stringify({ ...head, choices: [], usage: usage(final) }))
+        return sendEvent(res, '[DONE]')
+      })
     } catch (err) {
       // The openai client raises an APIError for a `data: { error }` event mid-stream.
       if (!controller.signal.aborted) await sendEvent(res, JSON.stringify(toApiError(err).toBody()))
