@@ -22,7 +22,7 @@ export declare class NativeEngine {
   /** The metrics of an engine that has served nothing: every counter 0. */
   static emptyMetrics(): Metrics
   /** Queues a request; its events go to `on_event`. Validation errors throw synchronously. */
-  submit(input: string | Array<ChatMessage>, options: GenerateOptions | undefined | null, stream: boolean, onEvent: ((arg: NativeEvent) => void)): NativeRequest
+  submit(input: string | Array<ChatMessage>, options: GenerateOptions | undefined | null, stream: boolean, onEvent: (arg: NativeEvent) => void): NativeRequest
   tokenize(text: string): Uint32Array
   detokenize(tokens: Array<number>): string
   countTokens(input: string | Array<ChatMessage>): number

@@ -2,7 +2,8 @@
 // chat completions started together against an OpenAI-compatible server (the persian-chat
 // service or llama-server), read with fetch + eventsource-parser. Aggregate tokens/s over the
 // wall time (completion tokens from each stream's usage) and each stream's time to first text.
-// Prints one JSON line in the shape of ours-concurrency.js.
+// Prints one JSON line in the shape of ours-concurrency.js. Both servers keep their prompt cache
+// on (their default); every repetition's prompts are new.
 //   node bench/http-streams.js URL TOKENS REPS LEVELS PROMPTS_JSON
 'use strict'
 const { EventSourceParserStream } = require('eventsource-parser/stream')
@@ -15,7 +16,6 @@ async function oneStream(url, prompt, tokens, start) {
       messages: [{ role: 'user', content: prompt }],
       max_tokens: tokens,
       temperature: 0,
-      cache_prompt: false,
       stream: true,
       stream_options: { include_usage: true },
     }),
@@ -48,7 +48,9 @@ async function main() {
     const chunksPerToken = []
     for (let rep = 0; rep < Number(reps) + 1; rep++) {
       const start = performance.now()
-      const results = await Promise.all(Array.from({ length: n }, (_, i) => oneStream(url, prompts[i % prompts.length], Number(tokens), start)))
+      // Each repetition's prompts are new to the server (its own first words), as new chats
+      // are: a prompt cache helps neither side beyond the chat template's first tokens.
+      const results = await Promise.all(Array.from({ length: n }, (_, i) => oneStream(url, `[${rep}] ${prompts[i % prompts.length]}`, Number(tokens), start)))
       const wall = performance.now() - start
       if (rep === 0) continue // warm-up
       const total = results.reduce((s, r) => s + r.tokens, 0)

@@ -8,10 +8,11 @@
 const { monitorEventLoopDelay } = require('node:perf_hooks')
 const { Engine } = require('..')
 
-async function timedStream(engine, prompt, tokens, start, chat) {
+async function timedStream(engine, prompt, tokens, start, chat, rep) {
   let first = null
   let count = 0
-  const input = chat ? [{ role: 'user', content: prompt }] : prompt
+  // Chat mode: each repetition's prompts are new, as in bench/http-streams.js.
+  const input = chat ? [{ role: 'user', content: `[${rep}] ${prompt}` }] : prompt
   for await (const chunk of engine.stream(input, { temperature: 0, maxTokens: tokens, cachePrompt: chat })) {
     if (first === null) first = performance.now()
     count += chunk.tokens
@@ -32,7 +33,7 @@ async function main() {
     for (let rep = 0; rep < Number(reps) + 1; rep++) {
       if (rep === 1 && n === 8) loop.enable()
       const start = performance.now()
-      const results = await Promise.all(Array.from({ length: n }, (_, i) => timedStream(engine, prompts[i % prompts.length], Number(tokens), start, chat)))
+      const results = await Promise.all(Array.from({ length: n }, (_, i) => timedStream(engine, prompts[i % prompts.length], Number(tokens), start, chat, rep)))
       const wall = (performance.now() - start) / 1000
       if (rep === 0) continue // warm-up
       aggregateTps.push(results.reduce((s, r) => s + r.tokens, 0) / wall)

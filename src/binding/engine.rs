@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::{Either, Uint32Array};
+use napi::bindgen_prelude::{Either, Function, Uint32Array};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
@@ -12,17 +12,60 @@ use napi_derive::napi;
 use super::error::to_js_error;
 use super::event_loop_slice::ShortSlice;
 use super::logging;
+use super::pending_text::TextMailbox;
 use super::types::*;
 use crate::engine::{
     self, CancelFlag, CancelReason, Engine, ErrorCode, Event, EventSink, Health, Metrics,
 };
 
-struct JsEventSink(ThreadsafeFunction<NativeEvent, (), NativeEvent, Status, false>);
+/// What the threadsafe function carries: text waiting in a request's mailbox, or a final event.
+enum Delivery {
+    Text(TextMailbox),
+    Event(NativeEvent),
+}
+
+/// A request's events, on their way to its JavaScript callback. Chunks go through the mailbox,
+/// so chunks that pile up while the JavaScript thread is busy arrive as one; the final event
+/// follows them on the same queue, so it never overtakes text.
+struct JsEventSink {
+    deliver: ThreadsafeFunction<Delivery, (), NativeEvent, Status, false>,
+    text: TextMailbox,
+}
+
+impl JsEventSink {
+    fn new(on_event: Function<NativeEvent, ()>) -> napi::Result<Self> {
+        let deliver = on_event
+            .build_threadsafe_function::<Delivery>()
+            .callee_handled::<false>()
+            .build_callback(|ctx| {
+                Ok(match ctx.value {
+                    Delivery::Text(mailbox) => {
+                        let (text, tokens) = mailbox.take();
+                        NativeEvent::Chunk { text, tokens }
+                    }
+                    Delivery::Event(event) => event,
+                })
+            })?;
+        Ok(JsEventSink {
+            deliver,
+            text: TextMailbox::default(),
+        })
+    }
+}
 
 impl EventSink for JsEventSink {
     fn send(&mut self, event: Event) -> bool {
-        self.0
-            .call(event.into(), ThreadsafeFunctionCallMode::NonBlocking)
+        let delivery = match event {
+            Event::Chunk { text, tokens } => {
+                if !self.text.put(&text, tokens) {
+                    return true; // joins the delivery already queued
+                }
+                Delivery::Text(self.text.clone())
+            }
+            other => Delivery::Event(other.into()),
+        };
+        self.deliver
+            .call(delivery, ThreadsafeFunctionCallMode::NonBlocking)
             == Status::Ok
     }
 }
@@ -112,13 +155,15 @@ impl NativeEngine {
         input: Either<String, Vec<ChatMessage>>,
         options: Option<engine::GenerateOptions>,
         stream: bool,
-        on_event: ThreadsafeFunction<NativeEvent, (), NativeEvent, Status, false>,
+        on_event: Function<NativeEvent, ()>,
     ) -> napi::Result<NativeRequest, ErrorCode> {
         let input = to_input(input).map_err(to_js_error)?;
         let options = options.unwrap_or_default();
+        let sink = JsEventSink::new(on_event)
+            .map_err(|e| napi::Error::new(ErrorCode::Internal, e.reason.clone()))?;
         let submitted = self
             .engine
-            .submit(input, &options, stream, Box::new(JsEventSink(on_event)))
+            .submit(input, &options, stream, Box::new(sink))
             .map_err(to_js_error)?;
         Ok(NativeRequest {
             cancel: submitted.cancel,
