@@ -234,9 +234,10 @@ impl<'m> Scheduler<'m> {
     }
 
     /// Moves queued requests (FIFO) into free slots. Each goes to the free slot whose cache
-    /// shares the longest prefix with its prompt (least recently used on a tie), or, when a
-    /// saved state shares a longer one, that state is restored into the least recently used
-    /// free slot. Only the rest of the prompt is evaluated.
+    /// shares the longest prefix with its prompt, if that is worth keeping; otherwise, and on a
+    /// tie, to a free slot next to busy ones (see `busy_neighbours`), then the least recently
+    /// used. When a saved state shares a longer prefix, it is restored into a free slot chosen
+    /// the same way. Only the rest of the prompt is evaluated.
     fn admit(&mut self) {
         while !self.queue.is_empty() {
             let Some(i) = self.queue.front().and_then(|req| self.pick_slot(req)) else {
@@ -288,15 +289,23 @@ impl<'m> Scheduler<'m> {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.is_idle())
-            .max_by_key(|(_, s)| {
+            .max_by_key(|&(i, s)| {
                 let shared = if req.params.cache_prompt {
                     common_prefix(&s.cache, &req.tokens)
                 } else {
                     0
                 };
-                (shared, std::cmp::Reverse(s.last_used))
+                // A few shared tokens (a chat template's opening) save less than a broken run
+                // of sequences costs at every step.
+                let worth_keeping = if shared >= MIN_CACHED_TOKENS { shared } else { 0 };
+                (worth_keeping, self.busy_neighbours(i), std::cmp::Reverse(s.last_used))
             })
             .map(|(i, _)| i)
+    }
+
+    /// Busy slots next to slot `i`: see `busy_neighbours`.
+    fn busy_neighbours(&self, i: usize) -> u8 {
+        busy_neighbours(|j| self.slots.get(j).is_some_and(|s| !s.is_idle()), i)
     }
 
     /// Chooses the slot that serves `req`, given `best`, the free slot sharing the longest
@@ -344,7 +353,7 @@ impl<'m> Scheduler<'m> {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.is_idle())
-            .min_by_key(|(_, s)| s.last_used)
+            .max_by_key(|&(i, s)| (self.busy_neighbours(i), std::cmp::Reverse(s.last_used)))
             .map_or(best, |(i, _)| i);
         self.save_if_lost(target, 0);
         let restored = restore_into(&mut self.ctx, &mut self.slots[target], &prompt, self.shared);
@@ -606,5 +615,32 @@ struct BatchLoad {
 impl BatchLoad {
     fn total(&self) -> usize {
         self.prompt + self.generating
+    }
+}
+
+/// Busy slots next to slot `i` (0, 1 or 2). llama.cpp decodes a batch in one pass only when its
+/// sequences have consecutive ids (the KV cache keeps one stream per sequence, and a pass covers
+/// a range of streams), so every gap between busy slots costs another pass over the weights at
+/// every step. A new request therefore goes next to busy slots, keeping them in one run.
+fn busy_neighbours(is_busy: impl Fn(usize) -> bool, i: usize) -> u8 {
+    u8::from(i.checked_sub(1).is_some_and(&is_busy)) + u8::from(is_busy(i + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::busy_neighbours;
+
+    fn neighbours(busy: &[bool], i: usize) -> u8 {
+        busy_neighbours(|j| busy.get(j).copied().unwrap_or(false), i)
+    }
+
+    #[test]
+    fn a_free_slot_between_busy_ones_joins_their_runs() {
+        let busy = [true, false, true, false, false];
+        assert_eq!(neighbours(&busy, 1), 2, "fills the gap: one run instead of two");
+        assert_eq!(neighbours(&busy, 3), 1, "extends the run");
+        assert_eq!(neighbours(&busy, 4), 0, "would start a new run");
+        assert_eq!(neighbours(&[false, true], 0), 1, "the first slot has no left neighbour");
+        assert_eq!(neighbours(&[true, false], 1), 1, "nor the last a right one");
     }
 }
