@@ -50,7 +50,7 @@ async function main() {
       const start = performance.now()
       // Each repetition's prompts are new to the server (its own first words), as new chats
       // are: a prompt cache helps neither side beyond the chat template's first tokens.
-      const results = await Promise.all(Array.from({ length: n }, (_, i) => oneStream(url, `[${rep}] ${prompts[i % prompts.length]}`, Number(tokens), start)))
+      const results = await Promise.all(Array.from({ length: n }, (_, i) => oneStream(url, `[${n}.${rep}] ${prompts[i % prompts.length]}`, Number(tokens), start)))
       const wall = performance.now() - start
       if (rep === 0) continue // warm-up
       const total = results.reduce((s, r) => s + r.tokens, 0)

@@ -33,7 +33,7 @@ async function main() {
     for (let rep = 0; rep < Number(reps) + 1; rep++) {
       if (rep === 1 && n === 8) loop.enable()
       const start = performance.now()
-      const results = await Promise.all(Array.from({ length: n }, (_, i) => timedStream(engine, prompts[i % prompts.length], Number(tokens), start, chat, rep)))
+      const results = await Promise.all(Array.from({ length: n }, (_, i) => timedStream(engine, prompts[i % prompts.length], Number(tokens), start, chat, `${n}.${rep}`)))
       const wall = (performance.now() - start) / 1000
       if (rep === 0) continue // warm-up
       aggregateTps.push(results.reduce((s, r) => s + r.tokens, 0) / wall)

@@ -117,8 +117,8 @@ function buildEnv(base = process.env) {
       env.NAPI_LLAMA_CPU_VARIANT = variant.name
     }
   }
-  // llama-cpp-sys-2 reruns its build when a GGML_* variable it saw changes (not when CFLAGS
-  // do): this one carries the whole choice, so a different CPU build recompiles llama.cpp.
+  // The whole choice in one GGML_* variable: llama-cpp-sys-2 reruns its build script when it
+  // changes, and records it in llama.cpp's CMake cache, where forgetStaleLlamaBuilds reads it.
   env.GGML_NAPI_LLAMA_BUILD = [build, env.NAPI_LLAMA_CPU_VARIANT, env.CFLAGS, env.RUSTFLAGS].filter(Boolean).join(' ').replace(/\s+/g, '_')
   return env
 }
@@ -126,13 +126,12 @@ function buildEnv(base = process.env) {
 /**
  * llama-cpp-sys-2 configures llama.cpp's CMake build only when its target directory has none
  * (later builds skip the configure step), so a changed CPU build would silently keep the old
- * kernels. Before a cargo build: every llama.cpp build in the target directory whose CMake CPU
- * options differ from `env`'s is removed, so that cargo configures and compiles llama.cpp again.
+ * kernels. Before a cargo build: every llama.cpp build in the target directory configured for
+ * another build key (GGML_NAPI_LLAMA_BUILD) is removed, so that cargo configures and compiles
+ * llama.cpp again.
  */
 function forgetStaleLlamaBuilds(env) {
   if (process.arch !== 'x64') return
-  const expected = { GGML_NATIVE: cpuBuild(env) === 'native' ? 'ON' : 'OFF' }
-  for (const v of CPU_VARIANTS) for (const k of v.ggml) expected[k] = env[k] === 'ON' ? 'ON' : 'OFF'
   const buildRoot = path.join(targetDir(env), targetTriple(), 'release', 'build')
   let dirs = []
   try {
@@ -141,23 +140,22 @@ function forgetStaleLlamaBuilds(env) {
     return
   }
   for (const dir of dirs) {
-    const cmakeBuild = path.join(buildRoot, dir, 'out', 'build')
     let cache
     try {
-      cache = fs.readFileSync(path.join(cmakeBuild, 'CMakeCache.txt'), 'utf8')
+      cache = fs.readFileSync(path.join(buildRoot, dir, 'out', 'build', 'CMakeCache.txt'), 'utf8')
     } catch {
       continue
     }
-    const stale = Object.entries(expected).filter(([k, want]) => {
-      const m = new RegExp(`^${k}:BOOL=(\\w+)$`, 'm').exec(cache)
-      return (m ? m[1].toUpperCase() : 'OFF') !== want
-    })
-    if (stale.length) {
-      process.stderr.write(`[napi-llama] llama.cpp was configured for another CPU build (${stale.map(([k]) => k).join(', ')}): rebuilding it\n`)
-      // The build script's output and its fingerprint go too, so that cargo runs it again.
-      fs.rmSync(path.join(buildRoot, dir), { recursive: true, force: true })
-      fs.rmSync(path.join(buildRoot, '..', '.fingerprint', dir), { recursive: true, force: true })
-    }
+    // llama-cpp-sys-2 hands every GGML_* variable to CMake, so the cache records the build key
+    // it was configured with. Comparing keys, not the ggml options themselves, leaves alone
+    // what llama-cpp-sys-2 adds on its own (GGML_NATIVE from a target-cpu in cargo's config).
+    const m = /^GGML_NAPI_LLAMA_BUILD:[A-Z]+=(.*)$/m.exec(cache)
+    const configured = m ? m[1] : null
+    if (configured === env.GGML_NAPI_LLAMA_BUILD) continue
+    process.stderr.write(`[napi-llama] llama.cpp was configured for another CPU build (${configured || 'unknown'}, now ${env.GGML_NAPI_LLAMA_BUILD}): rebuilding it\n`)
+    // The build script's output and its fingerprint go too, so that cargo runs it again.
+    fs.rmSync(path.join(buildRoot, dir), { recursive: true, force: true })
+    fs.rmSync(path.join(buildRoot, '..', '.fingerprint', dir), { recursive: true, force: true })
   }
 }
 

@@ -58,15 +58,22 @@ impl EventSink for JsEventSink {
         let delivery = match event {
             Event::Chunk { text, tokens } => {
                 if !self.text.put(&text, tokens) {
-                    return true; // joins the delivery already queued
+                    // Joins the delivery already queued, which never runs if the function was
+                    // torn down meanwhile (the environment is exiting): then nobody listens.
+                    return !self.deliver.aborted();
                 }
                 Delivery::Text(self.text.clone())
             }
             other => Delivery::Event(other.into()),
         };
-        self.deliver
+        let sent = self
+            .deliver
             .call(delivery, ThreadsafeFunctionCallMode::NonBlocking)
-            == Status::Ok
+            == Status::Ok;
+        if !sent {
+            self.text.take(); // no delivery is queued for what the mailbox holds
+        }
+        sent
     }
 }
 

@@ -45,7 +45,8 @@ pub struct Slot {
     /// The tokens whose keys and values this slot's sequence holds, in position order. Kept
     /// after a request ends so that the next request sharing a prefix skips it.
     pub cache: Vec<LlamaToken>,
-    /// Admission counter value when the slot was last taken (least recently used is evicted).
+    /// Admission counter value when the slot was last taken: among free slots that are
+    /// otherwise equal, the least recently used is taken first.
     pub last_used: u64,
 }
 

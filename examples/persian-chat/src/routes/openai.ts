@@ -77,8 +77,8 @@ export function openaiRouter(config: Config, llm: LlmService, metrics: ServiceMe
     const noUsage = request.includeUsage ? { usage: null } : {}
     const chunk = (delta: object, finish: string | null) =>
       JSON.stringify({ ...head, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...noUsage })
-    const contentFrame = textFrames((text) => chunk({ content: text }, null))
     try {
+      const contentFrame = textFrames((text) => chunk({ content: text }, null))
       await sendEvent(res, chunk({ role: 'assistant', content: '' }, null))
       await forEachChunk(opened, (piece) => {
         if (!piece.done) return piece.text ? sendFrame(res, contentFrame(piece.text)) : undefined
