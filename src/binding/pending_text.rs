@@ -51,7 +51,10 @@ mod tests {
         assert!(!mailbox.put(" upon", 1), "the next joins the queued one");
         assert!(!mailbox.put(" a", 2));
         assert_eq!(mailbox.take(), ("Once upon a".to_string(), 4));
-        assert!(mailbox.put(" time", 1), "after a take, a new delivery is needed");
+        assert!(
+            mailbox.put(" time", 1),
+            "after a take, a new delivery is needed"
+        );
         assert_eq!(mailbox.take(), (" time".to_string(), 1));
         assert_eq!(mailbox.take(), (String::new(), 0));
     }

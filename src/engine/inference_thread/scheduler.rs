@@ -297,8 +297,16 @@ impl<'m> Scheduler<'m> {
                 };
                 // A few shared tokens (a chat template's opening) save less than a broken run
                 // of sequences costs at every step.
-                let worth_keeping = if shared >= MIN_CACHED_TOKENS { shared } else { 0 };
-                (worth_keeping, self.busy_neighbours(i), std::cmp::Reverse(s.last_used))
+                let worth_keeping = if shared >= MIN_CACHED_TOKENS {
+                    shared
+                } else {
+                    0
+                };
+                (
+                    worth_keeping,
+                    self.busy_neighbours(i),
+                    std::cmp::Reverse(s.last_used),
+                )
             })
             .map(|(i, _)| i)
     }
@@ -638,10 +646,18 @@ mod tests {
     #[test]
     fn a_free_slot_between_busy_ones_joins_their_runs() {
         let busy = [true, false, true, false, false];
-        assert_eq!(neighbours(&busy, 1), 2, "fills the gap: one run instead of two");
+        assert_eq!(
+            neighbours(&busy, 1),
+            2,
+            "fills the gap: one run instead of two"
+        );
         assert_eq!(neighbours(&busy, 3), 1, "extends the run");
         assert_eq!(neighbours(&busy, 4), 0, "would start a new run");
-        assert_eq!(neighbours(&[false, true], 0), 1, "the first slot has no left neighbour");
+        assert_eq!(
+            neighbours(&[false, true], 0),
+            1,
+            "the first slot has no left neighbour"
+        );
         assert_eq!(neighbours(&[true, false], 1), 1, "nor the last a right one");
     }
 }
