@@ -55,25 +55,26 @@ impl JsEventSink {
 
 impl EventSink for JsEventSink {
     fn send(&mut self, event: Event) -> bool {
-        let delivery = match event {
+        let call = |delivery| {
+            self.deliver
+                .call(delivery, ThreadsafeFunctionCallMode::NonBlocking)
+                == Status::Ok
+        };
+        match event {
             Event::Chunk { text, tokens } => {
                 if !self.text.put(&text, tokens) {
                     // Joins the delivery already queued, which never runs if the function was
                     // torn down meanwhile (the environment is exiting): then nobody listens.
                     return !self.deliver.aborted();
                 }
-                Delivery::Text(self.text.clone())
+                let sent = call(Delivery::Text(self.text.clone()));
+                if !sent {
+                    self.text.take(); // nothing is queued to take it: start afresh
+                }
+                sent
             }
-            other => Delivery::Event(other.into()),
-        };
-        let sent = self
-            .deliver
-            .call(delivery, ThreadsafeFunctionCallMode::NonBlocking)
-            == Status::Ok;
-        if !sent {
-            self.text.take(); // no delivery is queued for what the mailbox holds
+            other => call(Delivery::Event(other.into())),
         }
-        sent
     }
 }
 

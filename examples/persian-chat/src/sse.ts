@@ -49,16 +49,16 @@ export async function openStream(stream: ReadableStream<StreamChunk>): Promise<O
 export async function forEachChunk({ first, reader }: OpenedStream, onChunk: (chunk: StreamChunk) => Promise<void> | void): Promise<void> {
   let finished = false
   try {
-    const wait = onChunk(first)
-    if (wait) await wait
+    let chunk = first
     for (;;) {
+      const wait = onChunk(chunk)
+      if (wait) await wait
       const { value, done } = await reader.read()
       if (done) {
         finished = true
         return
       }
-      const waiting = onChunk(value)
-      if (waiting) await waiting
+      chunk = value
     }
   } finally {
     if (!finished) await reader.cancel().catch(() => undefined)
@@ -99,7 +99,6 @@ export function startEventStream(res: Response): void {
  * bounds). Otherwise nothing to wait for, and no promise made.
  */
 export function sendEvent(res: Response, data: string, event?: string): Promise<void> | undefined {
-  if (res.writableEnded || res.destroyed) return undefined
   return sendFrame(res, (event ? `event: ${event}\n` : '') + `data: ${data}\n\n`)
 }
 

@@ -319,8 +319,8 @@ impl<'m> Scheduler<'m> {
     /// Chooses the slot that serves `req`, given `best`, the free slot sharing the longest
     /// prefix with it. When a kept state (or the one the prompt thread brought back from disk)
     /// shares more, it is restored into a free slot next to busy ones, else the least recently
-    /// used (returns true), and
-    /// leaves the cache: the slot holds it from then on, and saves it again when it is lost.
+    /// used (returns true), and leaves the cache: the slot holds it from then on, and saves it
+    /// again when it is lost.
     /// Whatever a slot held that is about to be lost is saved first, so the conversation it
     /// belongs to can come back to it.
     fn fill_slot(&mut self, best: usize, req: &mut PreparedRequest) -> (usize, bool) {
