@@ -23,6 +23,10 @@ export declare class NativeEngine {
   static emptyMetrics(): Metrics
   /** Queues a request; its events go to `on_event`. Validation errors throw synchronously. */
   submit(input: string | Array<ChatMessage>, options: GenerateOptions | undefined | null, stream: boolean, onEvent: (arg: NativeEvent) => void): NativeRequest
+  /** Queues texts for an embedding engine; the vectors (or the error) go to `on_event`. */
+  embed(texts: Array<string>, options: EmbedOptions | undefined | null, onEvent: (arg: NativeEvent) => void): NativeRequest
+  /** Queues a query and documents for a reranker; one score per document goes to `on_event`. */
+  rank(query: string, documents: Array<string>, options: EmbedOptions | undefined | null, onEvent: (arg: NativeEvent) => void): NativeRequest
   tokenize(text: string): Uint32Array
   detokenize(tokens: Array<number>): string
   countTokens(input: string | Array<ChatMessage>): number
@@ -45,6 +49,19 @@ export type CancelCause = 'abort' | 'timeout'
 export interface ChatMessage {
   role: string
   content: string
+}
+
+/** Options of `embed()` and `rank()`. */
+export interface EmbedOptions {
+  /**
+   * Scale each vector to length 1 (cosine similarity is then a dot product). Default true.
+   * Rank scores are never scaled.
+   */
+  normalize?: boolean
+  /** Reject with `TIMEOUT` after this many ms, queue wait included. */
+  timeoutMs?: number
+  /** Id carried in logs. Default: generated (`req-N`). */
+  requestId?: string
 }
 
 /** The stable `code` of every error napi-llama throws or rejects with. */
@@ -254,6 +271,13 @@ export interface ModelInfo {
   threads: number
   /** Layers actually offloaded: 0 on a CPU-only build, whatever `gpuLayers` asked for. */
   gpuLayers: number
+  /** An embedding engine's pooling (`embeddings: true`); absent on a generation engine. */
+  pooling?: Pooling
+  /**
+   * Length of the model's output vectors (`embed()` returns this many numbers per text;
+   * for a reranker, the scores per pair).
+   */
+  embeddingSize: number
   loadMs: number
 }
 
@@ -261,6 +285,7 @@ export interface ModelInfo {
 export type NativeEvent =
   | { kind: 'chunk'; text: string; tokens: number }
   | { kind: 'done'; generation: Generation }
+  | { kind: 'embedded'; vectors: Array<Float32Array>; promptTokens: number }
   | { kind: 'error'; error: Failure }
 
 /** The outcome of a load, delivered once. */
@@ -324,6 +349,16 @@ export interface NativeLoadOptions {
    */
   promptCacheDiskBytes?: number
   /**
+   * Load an embedding engine: it serves `embed()` (and `rank()` for a reranker) instead of
+   * `generate()`, evaluating many texts in one decode. Default false.
+   */
+  embeddings?: boolean
+  /**
+   * A `Pooling` for an embedding engine: 'mean' | 'cls' | 'last' | 'rank'. Default: the
+   * model's own (GGUF `<arch>.pooling_type`), else 'mean'.
+   */
+  pooling?: string
+  /**
    * A `LogLevel`: 'off' | 'error' | 'warn' (default) | 'info' | 'debug' | 'trace'. llama.cpp's
    * own logs appear at 'debug' and 'trace'. Env: NAPI_LLAMA_LOG.
    */
@@ -342,6 +377,9 @@ export interface NativeLoadOptions {
 
 /** What to do when a prompt does not fit the context (`contextOverflow`). */
 export type OverflowPolicy = 'error' | 'drop-oldest'
+
+/** How an embedding engine turns a text's token vectors into one vector (`pooling`). */
+export type Pooling = 'mean' | 'cls' | 'last' | 'rank'
 
 /** Where the template in use came from; reported in `ModelInfo`. */
 export type TemplateSource = 'model' | 'option' | 'builtin-fallback'

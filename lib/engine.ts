@@ -4,8 +4,8 @@ import type { ReadableStream, ReadableStreamDefaultController } from 'node:strea
 import { NativeEngine } from '../binding'
 import type * as binding from '../binding'
 import { ErrorCode, LlamaError, abortedError, fromFailure, invalid, toError } from './errors'
-import { generateOptions, loadOptions, nativeInput } from './options'
-import type { ConnectOptions, GenerateOptions, InitializeOptions, Input, ParsedLoadOptions, PoolOptions } from './options'
+import { embedOptions, generateOptions, loadOptions, nativeInput, textList } from './options'
+import type { ConnectOptions, EmbedOptions, GenerateOptions, InitializeOptions, Input, ParsedLoadOptions, PoolOptions } from './options'
 import { RemoteEngine } from './remote/remote-engine'
 import { EnginePool } from './pool/pool-engine'
 import type { PoolMember } from './pool/backend'
@@ -103,6 +103,9 @@ function toGeneration(g: Generation): Generation {
     requestId: g.requestId,
   }
 }
+
+const readTexts = textList('texts')
+const readDocuments = textList('documents')
 
 /** One loaded model with its own inference thread; several may be loaded at once. */
 export class Engine {
@@ -313,6 +316,74 @@ export class Engine {
       // Chunks are never held back for a slow reader: the engine does not wait for one.
       { highWaterMark: Number.MAX_SAFE_INTEGER },
     )
+  }
+
+  /**
+   * One vector per text, in input order, from an engine loaded with `embeddings: true`. Texts
+   * of concurrent calls share decodes: as many whole texts as fit `batchSize` tokens and
+   * `parallel` sequences go into one. Normalized to length 1 unless `normalize: false`.
+   * A text longer than `contextSize` tokens rejects `CONTEXT_OVERFLOW` naming its index.
+   */
+  embed(texts: string[], options?: EmbedOptions): Promise<Float32Array[]> {
+    return this._embedding(options, (onEvent, native) => this._native.embed(readTexts(texts), native, onEvent))
+  }
+
+  /**
+   * A reranker's relevance score of each document for `query`, in input order (higher is more
+   * relevant; raw model scores, not probabilities). Needs a reranker GGUF (pooling 'rank').
+   */
+  async rank(query: string, documents: string[], options?: EmbedOptions): Promise<number[]> {
+    const vectors = await this._embedding(options, (onEvent, native) => {
+      if (typeof query !== 'string') throw invalid('query must be a string')
+      return this._native.rank(query, readDocuments(documents), native, onEvent)
+    })
+    return vectors.map((v) => v[0])
+  }
+
+  private _embedding(
+    options: EmbedOptions | undefined,
+    submit: (onEvent: (event: binding.NativeEvent) => void, native: binding.EmbedOptions) => binding.NativeRequest,
+  ): Promise<Float32Array[]> {
+    return new Promise((resolve, reject) => {
+      let settled = false
+      let request: binding.NativeRequest | null = null
+      let unwatch: (() => void) | null = null
+      const settle = (err: LlamaError | null, value?: Float32Array[]) => {
+        if (settled) return
+        settled = true
+        if (unwatch) unwatch()
+        if (err) reject(err)
+        else resolve(value as Float32Array[])
+      }
+      const onAbort = () => {
+        if (request) request.cancel('abort')
+        settle(abortedError())
+      }
+      try {
+        if (this._stopping) throw new LlamaError(ErrorCode.MODEL_NOT_LOADED, 'the engine was shut down: load a model again')
+        const parsed = embedOptions(options)
+        if (parsed.signal && parsed.signal.aborted) throw abortedError()
+        const timeoutMs = parsed.timeoutMs !== null ? parsed.timeoutMs : this._defaultTimeoutMs
+        const submitted = submit((event) => {
+          // Views in this realm (Jest runs tests in their own realm; instanceof must hold there).
+          if (event.kind === 'embedded') settle(null, event.vectors.map((v) => new Float32Array(v.buffer, v.byteOffset, v.length)))
+          else if (event.kind === 'error') settle(fromFailure(event.error))
+        }, parsed.native)
+        request = submitted
+        try {
+          unwatch = watchRequest(parsed.signal, timeoutMs, onAbort, () => {
+            submitted.cancel('timeout')
+            settle(timeoutError(timeoutMs as number))
+          })
+        } catch (err) {
+          submitted.cancel('abort')
+          throw err
+        }
+        if (settled) unwatch()
+      } catch (err) {
+        settle(toError(err))
+      }
+    })
   }
 
   /** Token ids of `text` (no BOS; special-token text stays text). */

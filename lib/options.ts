@@ -9,9 +9,16 @@ import type { ServerKind } from './remote/server-kinds'
 export type LogLevel = binding.LogLevel
 export type OverflowPolicy = binding.OverflowPolicy
 
-export interface InitializeOptions extends Omit<binding.NativeLoadOptions, '__faults' | 'logLevel'> {
+export type Pooling = binding.Pooling
+
+export interface InitializeOptions extends Omit<binding.NativeLoadOptions, '__faults' | 'logLevel' | 'pooling'> {
   /** 'off' | 'error' | 'warn' (default) | 'info' | 'debug' | 'trace'. llama.cpp's own logs appear at 'debug' and 'trace'. Env: NAPI_LLAMA_LOG. */
   logLevel?: LogLevel
+  /**
+   * An embedding engine's pooling: 'mean' | 'cls' | 'last' | 'rank' (a reranker). Default: the
+   * model's own (GGUF `<arch>.pooling_type`), else 'mean'. Needs `embeddings: true`.
+   */
+  pooling?: Pooling
   /** Load progress in [0, 1]. */
   onProgress?: (fraction: number) => void
   /**
@@ -88,6 +95,8 @@ const LOAD_OPTION_KINDS = {
   promptCacheBytes: 'number',
   promptCacheDir: 'string',
   promptCacheDiskBytes: 'number',
+  embeddings: 'boolean',
+  pooling: 'string',
   logLevel: 'string',
   responsiveEventLoop: 'boolean',
   onProgress: 'function',
@@ -299,23 +308,70 @@ export const generateOptions = readingCallerValues('the options', (options: unkn
       throw invalid(`jsonSchema cannot be turned into JSON (${err && (err as { message?: unknown }).message}): pass a plain, acyclic object`)
     }
   }
-  const signal = o.signal as AbortSignal | null | undefined
-  if (signal !== undefined && signal !== null) {
-    if (
-      typeof signal !== 'object' ||
-      typeof signal.aborted !== 'boolean' ||
-      typeof signal.addEventListener !== 'function' ||
-      typeof signal.removeEventListener !== 'function'
-    ) {
-      throw invalid('signal must be an AbortSignal')
-    }
-  }
+  const signal = checkedSignal(o.signal)
   const native: binding.GenerateOptions = plainValues(o, GENERATE_OPTION_KINDS)
   if (stop !== undefined && stop !== null) native.stop = stop as string[]
   if (jsonSchema !== undefined && jsonSchema !== null) native.jsonSchema = jsonSchema as string
-  const timeoutMs = typeof o.timeoutMs === 'number' && Number.isFinite(o.timeoutMs) && o.timeoutMs >= 1 ? o.timeoutMs : null
-  return { native, signal: signal || null, timeoutMs }
+  return { native, signal, timeoutMs: enforcedTimeout(o.timeoutMs) }
 })
+
+function checkedSignal(value: unknown): AbortSignal | null {
+  if (value === undefined || value === null) return null
+  const signal = value as AbortSignal
+  if (
+    typeof signal !== 'object' ||
+    typeof signal.aborted !== 'boolean' ||
+    typeof signal.addEventListener !== 'function' ||
+    typeof signal.removeEventListener !== 'function'
+  ) {
+    throw invalid('signal must be an AbortSignal')
+  }
+  return signal
+}
+
+/** The caller's timeout when it is one the engine enforces (it refuses the others), else null. */
+function enforcedTimeout(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 1 ? value : null
+}
+
+export interface EmbedOptions extends binding.EmbedOptions {
+  /** Reject with `ABORTED` when this signal aborts. */
+  signal?: AbortSignal
+}
+
+const EMBED_OPTION_KINDS = {
+  normalize: 'boolean',
+  timeoutMs: 'number',
+  requestId: 'string',
+  signal: 'signal',
+} as const satisfies KindTable<EmbedOptions>
+
+/** Embed/rank options read and checked: what the engine gets, and what the JS side watches. */
+export interface ParsedEmbedOptions {
+  native: binding.EmbedOptions
+  signal: AbortSignal | null
+  timeoutMs: number | null
+}
+
+export const embedOptions = readingCallerValues('the options', (options: unknown): ParsedEmbedOptions => {
+  const o = readOptions('embed options', options, EMBED_OPTION_KINDS)
+  checkKinds(o, EMBED_OPTION_KINDS)
+  return { native: plainValues(o, EMBED_OPTION_KINDS), signal: checkedSignal(o.signal), timeoutMs: enforcedTimeout(o.timeoutMs) }
+})
+
+/** A list of texts copied element by element; `what` names the argument in errors. */
+export const textList = (what: string) =>
+  readingCallerValues(`the ${what}`, (value: unknown): string[] => {
+    if (!Array.isArray(value)) throw invalid(`${what} must be an array of strings`)
+    if (value.length === 0) throw invalid(`${what} is empty: pass at least one string`)
+    const texts: string[] = new Array(value.length)
+    for (let i = 0; i < value.length; i++) {
+      const text: unknown = value[i]
+      if (typeof text !== 'string') throw invalid(`${what}[${i}] must be a string, got ${typeof text}`)
+      texts[i] = text
+    }
+    return texts
+  })
 
 /** How `Engine.connect` reaches an OpenAI-compatible server (llama-server, vLLM, …). */
 export interface ConnectOptions {

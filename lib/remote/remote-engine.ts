@@ -86,6 +86,7 @@ export class RemoteEngine {
       batchSize: 0,
       threads: 0,
       gpuLayers: 0,
+      embeddingSize: 0,
       loadMs: 0,
     }
   }

@@ -15,13 +15,15 @@ use super::logging;
 use super::pending_text::TextMailbox;
 use super::types::*;
 use crate::engine::{
-    self, CancelFlag, CancelReason, Engine, ErrorCode, Event, EventSink, Health, Metrics,
+    self, CancelFlag, CancelReason, EmbedInput, Engine, ErrorCode, Event, EventSink, Health,
+    Metrics,
 };
 
-/// What the threadsafe function carries: text waiting in a request's mailbox, or a final event.
+/// What the threadsafe function carries: text waiting in a request's mailbox, or a final event
+/// (converted to its JavaScript shape on the JavaScript thread).
 enum Delivery {
     Text(TextMailbox),
-    Event(NativeEvent),
+    Event(Event),
 }
 
 /// A request's events, on their way to its JavaScript callback. Chunks go through the mailbox,
@@ -43,7 +45,7 @@ impl JsEventSink {
                         let (text, tokens) = mailbox.take();
                         NativeEvent::Chunk { text, tokens }
                     }
-                    Delivery::Event(event) => event,
+                    Delivery::Event(event) => event.into(),
                 })
             })?;
         Ok(JsEventSink {
@@ -73,7 +75,7 @@ impl EventSink for JsEventSink {
                 }
                 sent
             }
-            other => call(Delivery::Event(other.into())),
+            other => call(Delivery::Event(other)),
         }
     }
 }
@@ -172,6 +174,47 @@ impl NativeEngine {
         let submitted = self
             .engine
             .submit(input, &options, stream, Box::new(sink))
+            .map_err(to_js_error)?;
+        Ok(NativeRequest {
+            cancel: submitted.cancel,
+        })
+    }
+
+    /// Queues texts for an embedding engine; the vectors (or the error) go to `on_event`.
+    #[napi(catch_unwind)]
+    pub fn embed(
+        &self,
+        texts: Vec<String>,
+        options: Option<engine::EmbedOptions>,
+        on_event: Function<NativeEvent, ()>,
+    ) -> napi::Result<NativeRequest, ErrorCode> {
+        self.submit_embedding(EmbedInput::Texts(texts), options, on_event)
+    }
+
+    /// Queues a query and documents for a reranker; one score per document goes to `on_event`.
+    #[napi(catch_unwind)]
+    pub fn rank(
+        &self,
+        query: String,
+        documents: Vec<String>,
+        options: Option<engine::EmbedOptions>,
+        on_event: Function<NativeEvent, ()>,
+    ) -> napi::Result<NativeRequest, ErrorCode> {
+        self.submit_embedding(EmbedInput::Rank { query, documents }, options, on_event)
+    }
+
+    fn submit_embedding(
+        &self,
+        input: EmbedInput,
+        options: Option<engine::EmbedOptions>,
+        on_event: Function<NativeEvent, ()>,
+    ) -> napi::Result<NativeRequest, ErrorCode> {
+        let options = options.unwrap_or_default();
+        let sink = JsEventSink::new(on_event)
+            .map_err(|e| napi::Error::new(ErrorCode::Internal, e.reason.clone()))?;
+        let submitted = self
+            .engine
+            .embed(input, &options, Box::new(sink))
             .map_err(to_js_error)?;
         Ok(NativeRequest {
             cancel: submitted.cancel,

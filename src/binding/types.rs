@@ -3,7 +3,7 @@
 //! back. Results (`Generation`, `Health`, `Metrics`, `ModelInfo`) and the generate options are
 //! the engine's own types, exported as they are.
 
-use napi::bindgen_prelude::Either;
+use napi::bindgen_prelude::{Either, Float32Array};
 use napi_derive::napi;
 
 use crate::engine::{
@@ -52,6 +52,12 @@ pub struct NativeLoadOptions {
     /// Bytes the disk tier may use in `promptCacheDir` (least recently used deleted first).
     /// Default 10 GiB.
     pub prompt_cache_disk_bytes: Option<f64>,
+    /// Load an embedding engine: it serves `embed()` (and `rank()` for a reranker) instead of
+    /// `generate()`, evaluating many texts in one decode. Default false.
+    pub embeddings: Option<bool>,
+    /// A `Pooling` for an embedding engine: 'mean' | 'cls' | 'last' | 'rank'. Default: the
+    /// model's own (GGUF `<arch>.pooling_type`), else 'mean'.
+    pub pooling: Option<String>,
     /// A `LogLevel`: 'off' | 'error' | 'warn' (default) | 'info' | 'debug' | 'trace'. llama.cpp's
     /// own logs appear at 'debug' and 'trace'. Env: NAPI_LLAMA_LOG.
     pub log_level: Option<String>,
@@ -83,6 +89,8 @@ impl From<&NativeLoadOptions> for engine::LoadOptions {
             prompt_cache_bytes: o.prompt_cache_bytes,
             prompt_cache_dir: o.prompt_cache_dir.clone(),
             prompt_cache_disk_bytes: o.prompt_cache_disk_bytes,
+            embeddings: o.embeddings,
+            pooling: o.pooling.clone(),
             faults: o.faults.clone(),
         }
     }
@@ -140,6 +148,11 @@ pub enum NativeEvent {
     Done {
         generation: Generation,
     },
+    /// The final event of `embed` and `rank`: one vector per text, in input order.
+    Embedded {
+        vectors: Vec<Float32Array>,
+        prompt_tokens: u32,
+    },
     Error {
         error: Failure,
     },
@@ -150,6 +163,10 @@ impl From<Event> for NativeEvent {
         match e {
             Event::Chunk { text, tokens } => NativeEvent::Chunk { text, tokens },
             Event::Done(generation) => NativeEvent::Done { generation },
+            Event::Embedded(e) => NativeEvent::Embedded {
+                vectors: e.vectors.into_iter().map(Float32Array::new).collect(),
+                prompt_tokens: e.prompt_tokens,
+            },
             Event::Error(err) => NativeEvent::Error { error: err.into() },
         }
     }

@@ -15,9 +15,10 @@ use super::error::{EngineError, EngineResult, ErrorCode};
 use super::faults::Faults;
 use super::inference_thread::{self, Command};
 use super::load::{self, Loaded};
-use super::options::{EngineConfig, GenerateOptions, LoadOptions};
+use super::options::Pooling;
+use super::options::{EmbedOptions, EngineConfig, GenerateOptions, LoadOptions};
 use super::prompt_thread::{self, fit, CommandSender, PromptJob};
-use super::request::{CancelFlag, EventSink, PreparedRequest, ReplySink};
+use super::request::{CancelFlag, EmbedInput, EmbedRequest, EventSink, PreparedRequest, ReplySink};
 use super::status::{self, add, EngineStatus, Health, Metrics, Shared};
 use super::{Input, ModelInfo};
 
@@ -183,6 +184,11 @@ impl Engine {
     ) -> EngineResult<SubmittedRequest> {
         let submitted_at = Instant::now();
         self.loaded()?;
+        if self.config.embeddings.is_some() {
+            return Err(EngineError::invalid_argument(
+                "this engine was loaded with embeddings: true and serves embed()/rank(): load the model without it to generate",
+            ));
+        }
         let params = options.validate(self.config.default_timeout, || {
             format!("req-{}", self.next_request.fetch_add(1, Ordering::Relaxed))
         })?;
@@ -224,6 +230,82 @@ impl Engine {
             return Err(EngineError::not_loaded());
         }
         Ok(SubmittedRequest { cancel, request_id })
+    }
+
+    /// Queues an `embed` or `rank` request for the inference thread, which tokenizes the texts
+    /// and evaluates them with other requests' texts in as few decodes as fit. Checks that
+    /// need no tokens return here; a text over the context arrives on `sink`.
+    pub fn embed(
+        &self,
+        input: EmbedInput,
+        options: &EmbedOptions,
+        sink: Box<dyn EventSink>,
+    ) -> EngineResult<SubmittedRequest> {
+        let submitted_at = Instant::now();
+        self.loaded()?;
+        let pooling = self.config_pooling();
+        match (&input, pooling) {
+            (_, None) => {
+                return Err(EngineError::invalid_argument(
+                    "this engine generates text: load it with embeddings: true to embed or rank",
+                ))
+            }
+            (EmbedInput::Rank { .. }, Some(p)) if p != Pooling::Rank => {
+                return Err(EngineError::invalid_argument(format!(
+                    "rank() needs a reranker model (pooling 'rank'); this engine pools '{}'",
+                    p.as_str()
+                )))
+            }
+            (EmbedInput::Texts(_), Some(Pooling::Rank)) => {
+                return Err(EngineError::invalid_argument(
+                    "this engine is a reranker (pooling 'rank'): use rank(query, documents)",
+                ))
+            }
+            _ => {}
+        }
+        if input.is_empty() {
+            return Err(EngineError::invalid_argument(match input {
+                EmbedInput::Texts(_) => "embed() needs at least one text",
+                EmbedInput::Rank { .. } => "rank() needs at least one document",
+            }));
+        }
+        let timeout = options.validate_timeout(self.config.default_timeout)?;
+        let request_id = match &options.request_id {
+            Some(id) => id.clone(),
+            None => format!("req-{}", self.next_request.fetch_add(1, Ordering::Relaxed)),
+        };
+        let cancel = CancelFlag::default();
+        add(&self.shared.counters.requests_total, 1);
+        let sink = self.admit(sink)?;
+        let request = EmbedRequest {
+            input,
+            normalize: options.normalize.unwrap_or(true),
+            request_id: request_id.clone(),
+            timeout,
+            deadline: timeout.map(|t| submitted_at + t),
+            cancel: cancel.clone(),
+            sink,
+        };
+        let sender = self.commands.lock().unwrap_or_else(|p| p.into_inner());
+        let unsent = match sender.as_ref() {
+            Some(tx) => tx
+                .send(Command::Embed(Box::new(request)))
+                .err()
+                .map(|e| e.0),
+            None => Some(Command::Embed(Box::new(request))),
+        };
+        drop(sender);
+        if let Some(Command::Embed(request)) = unsent {
+            status::sub(&self.shared.counters.requests_total, 1);
+            request.sink.discard();
+            return Err(EngineError::not_loaded());
+        }
+        Ok(SubmittedRequest { cancel, request_id })
+    }
+
+    /// The pooling of an embedding engine as loaded (the option, else the model's).
+    fn config_pooling(&self) -> Option<Pooling> {
+        self.loaded.get().and_then(|l| l.pooling)
     }
 
     /// Takes a place for a new request among the `parallel + maxQueue` the engine holds at

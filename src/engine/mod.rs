@@ -14,6 +14,10 @@
 //! | text assembled (whole UTF-8, stop strings held back), chunks sent | the inference thread | `inference_thread::reply_text` |
 //! | states evicted from memory written to disk | the cache writer thread | [`prompt_cache`] (`disk`) |
 //!
+//! An embedding engine (`embeddings: true`) runs `inference_thread::embedder` instead of the
+//! scheduler: `embed` and `rank` requests go straight from the caller's thread to the
+//! inference thread, which tokenizes their texts and evaluates as many as fit in one decode.
+//!
 //! Loading runs once on the inference thread before it serves anything ([`load`]). What
 //! crosses threads: [`request`] (prepared requests, events, cancel flags) and [`status`]
 //! (counters read by `health()` and `metrics()`).
@@ -35,9 +39,14 @@ pub mod status;
 pub use error::{EngineError, EngineResult, ErrorCode};
 pub use handle::{Engine, LoadedFn, ProgressFn, StoppedFn, SubmittedRequest};
 pub use inference_thread::{stop_matcher, utf8_stream};
-pub use options::{EngineConfig, GenerateOptions, LoadOptions, OverflowPolicy};
+pub use options::{
+    EmbedOptions, EngineConfig, GenerateOptions, LoadOptions, OverflowPolicy, Pooling,
+};
 pub use prompt_thread::chat_template::{self, ChatMessage, Role, TemplateSource};
-pub use request::{CancelFlag, CancelReason, Event, EventSink, FinishReason, Generation, Timings};
+pub use request::{
+    CancelFlag, CancelReason, EmbedInput, Embeddings, Event, EventSink, FinishReason, Generation,
+    Timings,
+};
 pub use status::{EngineStatus, Health, Metrics};
 
 /// What a caller sends: a raw completion prompt or chat messages.
@@ -71,6 +80,11 @@ pub struct ModelInfo {
     pub threads: i32,
     /// Layers actually offloaded: 0 on a CPU-only build, whatever `gpuLayers` asked for.
     pub gpu_layers: u32,
+    /// An embedding engine's pooling (`embeddings: true`); absent on a generation engine.
+    pub pooling: Option<options::Pooling>,
+    /// Length of the model's output vectors (`embed()` returns this many numbers per text;
+    /// for a reranker, the scores per pair).
+    pub embedding_size: u32,
     pub load_ms: f64,
 }
 

@@ -25,6 +25,8 @@ pub struct LoadOptions {
     pub prompt_cache_bytes: Option<f64>,
     pub prompt_cache_dir: Option<String>,
     pub prompt_cache_disk_bytes: Option<f64>,
+    pub embeddings: Option<bool>,
+    pub pooling: Option<String>,
     /// Test-only fault injection spec (see `faults.rs`); `None` = the environment's.
     pub faults: Option<String>,
 }
@@ -50,13 +52,62 @@ pub struct EngineConfig {
     /// Folder of the disk tier; `None` = no disk tier.
     pub prompt_cache_dir: Option<PathBuf>,
     pub prompt_cache_disk_bytes: u64,
+    /// `Some` for an embedding engine (`embeddings: true`): it serves `embed` and `rank`
+    /// instead of generation, pooling as given (`None` inside: as the model says).
+    pub embeddings: Option<Option<Pooling>>,
     #[cfg(feature = "fault-injection")]
     pub faults: Option<String>,
+}
+
+/// How an embedding engine turns a text's token vectors into one vector (`pooling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(test), napi_derive::napi(string_enum = "lowercase"))]
+pub enum Pooling {
+    /// The average of the text's token vectors.
+    Mean,
+    /// The first token's vector (BERT-style models).
+    Cls,
+    /// The last token's vector (decoder embedding models).
+    Last,
+    /// A reranker's relevance score for a query and a document (`rank()`).
+    Rank,
+}
+
+impl Pooling {
+    const NAMES: [(&'static str, Pooling); 4] = [
+        ("mean", Pooling::Mean),
+        ("cls", Pooling::Cls),
+        ("last", Pooling::Last),
+        ("rank", Pooling::Rank),
+    ];
+
+    fn parse(value: Option<&str>) -> EngineResult<Option<Self>> {
+        let Some(value) = value else { return Ok(None) };
+        Self::NAMES
+            .iter()
+            .find(|(name, _)| *name == value)
+            .map(|(_, p)| Some(*p))
+            .ok_or_else(|| {
+                EngineError::invalid_argument(format!(
+                    "pooling must be 'mean', 'cls', 'last' or 'rank', got '{value}'"
+                ))
+            })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map_or("mean", |(name, _)| name)
+    }
 }
 
 pub const DEFAULT_CONTEXT_SIZE: u32 = 4096;
 pub const DEFAULT_BATCH_SIZE: u32 = 512;
 pub const DEFAULT_MAX_QUEUE: usize = 64;
+/// Texts an embedding engine evaluates in one decode at most (its `parallel` default): short
+/// texts are many per batch, and each costs only its tokens in the shared cache.
+pub const DEFAULT_EMBEDDING_PARALLEL: u32 = 64;
 /// Slots (concurrent conversations). Four keeps a 2-core machine's batches full without
 /// making one stream much slower; each slot owns `contextSize` tokens of KV cache.
 pub const DEFAULT_PARALLEL: u32 = 4;
@@ -132,6 +183,16 @@ impl LoadOptions {
         }
         let physical = num_cpus::get_physical().max(1) as f64;
         let threads = number("threads", self.threads, 1.0, 1024.0, true)?.unwrap_or(physical);
+        let pooling = Pooling::parse(self.pooling.as_deref())?;
+        let embeddings = match (self.embeddings, pooling) {
+            (Some(true), pooling) => Some(pooling),
+            (_, Some(_)) => {
+                return Err(EngineError::invalid_argument(
+                    "pooling applies to an embedding engine: pass embeddings: true with it",
+                ))
+            }
+            _ => None,
+        };
         Ok(EngineConfig {
             model_path: PathBuf::from(&self.model_path),
             context_size: number("contextSize", self.context_size, 16.0, 4_194_304.0, true)?
@@ -141,8 +202,14 @@ impl LoadOptions {
             threads: threads as i32,
             gpu_layers: number("gpuLayers", self.gpu_layers, 0.0, 100_000.0, true)?
                 .map_or(0, |v| v as u32),
-            parallel: number("parallel", self.parallel, 1.0, 256.0, true)?
-                .map_or(DEFAULT_PARALLEL, |v| v as u32),
+            parallel: number("parallel", self.parallel, 1.0, 256.0, true)?.map_or(
+                if embeddings.is_some() {
+                    DEFAULT_EMBEDDING_PARALLEL
+                } else {
+                    DEFAULT_PARALLEL
+                },
+                |v| v as u32,
+            ),
             max_queue: number("maxQueue", self.max_queue, 0.0, 1_000_000.0, true)?
                 .map_or(DEFAULT_MAX_QUEUE, |v| v as usize),
             use_mmap: self.use_mmap.unwrap_or(true),
@@ -183,6 +250,7 @@ impl LoadOptions {
                 true,
             )?
             .map_or(DEFAULT_PROMPT_CACHE_DISK_BYTES, |v| v as u64),
+            embeddings,
             #[cfg(feature = "fault-injection")]
             faults: self.faults.clone(),
         })
@@ -234,6 +302,29 @@ pub struct GenerateOptions {
     /// message's content) as control tokens. Default false: such text stays text, so a user
     /// cannot forge a turn; the chat template's own markers are always control tokens.
     pub parse_special_tokens: Option<bool>,
+}
+
+/// Options of `embed()` and `rank()`.
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(not(test), napi_derive::napi(object))]
+pub struct EmbedOptions {
+    /// Scale each vector to length 1 (cosine similarity is then a dot product). Default true.
+    /// Rank scores are never scaled.
+    pub normalize: Option<bool>,
+    /// Reject with `TIMEOUT` after this many ms, queue wait included.
+    pub timeout_ms: Option<f64>,
+    /// Id carried in logs. Default: generated (`req-N`).
+    pub request_id: Option<String>,
+}
+
+impl EmbedOptions {
+    pub fn validate_timeout(&self, default: Option<Duration>) -> EngineResult<Option<Duration>> {
+        Ok(
+            number("timeoutMs", self.timeout_ms, 1.0, MAX_TIMEOUT_MS, false)?
+                .map(|ms| Duration::from_micros((ms * 1000.0) as u64))
+                .or(default),
+        )
+    }
 }
 
 /// What to do when a prompt does not fit the context (`contextOverflow`).

@@ -77,7 +77,18 @@ pub enum Event {
         tokens: u32,
     },
     Done(Generation),
+    /// The final event of an `embed` or `rank` request.
+    Embedded(Embeddings),
     Error(EngineError),
+}
+
+/// The result of an `embed` or `rank` request: one vector per text (for `rank`, each holds the
+/// document's score first), in input order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    pub vectors: Vec<Vec<f32>>,
+    /// Tokens evaluated, over all texts.
+    pub prompt_tokens: u32,
 }
 
 /// Receives a request's events on the inference thread. Returns false once nobody listens
@@ -128,7 +139,7 @@ impl ReplySink {
 
 impl EventSink for ReplySink {
     fn send(&mut self, event: Event) -> bool {
-        if matches!(event, Event::Done(_) | Event::Error(_)) {
+        if matches!(event, Event::Done(_) | Event::Embedded(_) | Event::Error(_)) {
             self.ended = true;
             self.give_back();
         }
@@ -195,13 +206,63 @@ impl PreparedRequest {
     /// Why the request must end now, if it must: its caller cancelled it, or its deadline
     /// (`timeoutMs`, queue wait included) has passed.
     pub fn ended_by(&self, now: Instant) -> Option<EngineError> {
-        match self.cancel.reason() {
+        self.cancel
+            .ended_by(self.deadline, self.params.timeout, now)
+    }
+}
+
+impl CancelFlag {
+    /// Why a request holding this flag must end now: cancelled, or past its deadline.
+    pub fn ended_by(
+        &self,
+        deadline: Option<Instant>,
+        timeout: Option<std::time::Duration>,
+        now: Instant,
+    ) -> Option<EngineError> {
+        match self.reason() {
             Some(CancelReason::Aborted) => Some(EngineError::aborted("the request was aborted")),
-            Some(CancelReason::TimedOut) => Some(EngineError::timed_out(self.params.timeout)),
-            None => match self.deadline {
-                Some(d) if now >= d => Some(EngineError::timed_out(self.params.timeout)),
+            Some(CancelReason::TimedOut) => Some(EngineError::timed_out(timeout)),
+            None => match deadline {
+                Some(d) if now >= d => Some(EngineError::timed_out(timeout)),
                 _ => None,
             },
         }
     }
+}
+
+/// What an embedding engine is asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EmbedInput {
+    /// One vector per text.
+    Texts(Vec<String>),
+    /// One relevance score per document (a reranker, pooling `rank`).
+    Rank {
+        query: String,
+        documents: Vec<String>,
+    },
+}
+
+impl EmbedInput {
+    pub fn len(&self) -> usize {
+        match self {
+            EmbedInput::Texts(texts) => texts.len(),
+            EmbedInput::Rank { documents, .. } => documents.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An admitted `embed` or `rank` request on its way to the inference thread.
+pub struct EmbedRequest {
+    pub input: EmbedInput,
+    /// Scale each vector to length 1 (never for rank scores).
+    pub normalize: bool,
+    pub request_id: String,
+    pub timeout: Option<std::time::Duration>,
+    pub deadline: Option<Instant>,
+    pub cancel: CancelFlag,
+    pub sink: ReplySink,
 }

@@ -10,6 +10,7 @@
 //! - `reply_text`: turns sampled tokens into whole UTF-8 text with stop strings held back, and
 //!   emits the request's chunks (`utf8_stream`, `stop_matcher`).
 
+mod embedder;
 mod reply_text;
 mod sampler;
 mod saved_prompts;
@@ -32,7 +33,7 @@ use super::load::{self, Loaded};
 use super::options::EngineConfig;
 use super::prompt_cache::disk::{DiskCache, DiskWriter};
 use super::prompt_thread::tokenizer::Tokenizer;
-use super::request::PreparedRequest;
+use super::request::{EmbedRequest, PreparedRequest};
 use super::status::set;
 use super::status::{EngineStatus, Shared};
 use super::{LoadedFn, ModelInfo, ProgressFn};
@@ -43,6 +44,8 @@ use scheduler::{Scheduler, SchedulerConfig};
 pub enum Command {
     /// A request whose prompt the prompt thread has tokenized.
     Submit(Box<PreparedRequest>),
+    /// An `embed` or `rank` request for an embedding engine.
+    Embed(Box<EmbedRequest>),
     Shutdown,
 }
 
@@ -83,10 +86,39 @@ pub(super) fn run(
             Ok(c) => c,
             Err(e) => return fail(e),
         };
+        let info = load::model_info(&model, &config, &plan, started);
+        if let Some(pooling) = plan.pooling {
+            info!(model = %info.name, pooling = pooling.as_str(), load_ms = info.load_ms, "embedding model loaded");
+            let _ = loaded.set(Loaded {
+                disk_cache: None,
+                tokenizer: Tokenizer::new(&model),
+                model: model.clone(),
+                template: plan.template,
+                n_ctx_per_seq: plan.n_ctx_per_seq,
+                pooling: Some(pooling),
+            });
+            shared.update(|c| {
+                c.status = EngineStatus::Ok;
+                c.model_name = Some(info.name.clone());
+                c.context_size = plan.n_ctx_per_seq;
+                c.slots_total = config.parallel;
+            });
+            report(Ok(info));
+            let Some(loaded) = loaded.get() else { return };
+            let cfg = embedder::EmbedderConfig {
+                n_batch: plan.n_batch as usize,
+                max_text_tokens: plan.n_ctx_per_seq as usize,
+                max_sequences: config.parallel as usize,
+                pooling,
+            };
+            embedder::Embedder::new(loaded, ctx, cfg, &shared).run(commands);
+            return;
+        }
         let load::ContextPlan {
             n_ctx_per_seq,
             n_batch,
             template,
+            ..
         } = plan;
         let cache_bytes = config
             .prompt_cache_bytes
@@ -98,7 +130,6 @@ pub(super) fn run(
             },
             None => None,
         };
-        let info = load::model_info(&model, &config, n_ctx_per_seq, n_batch, &template, started);
         info!(model = %info.name, context = n_ctx_per_seq, load_ms = info.load_ms, prompt_cache_bytes = cache_bytes, "model loaded");
         set(&shared.counters.prompt_cache_limit_bytes, cache_bytes);
         let disk_writer = match &disk {
@@ -121,6 +152,7 @@ pub(super) fn run(
             model: model.clone(),
             template,
             n_ctx_per_seq,
+            pooling: None,
         });
         shared.update(|c| {
             c.status = EngineStatus::Ok;

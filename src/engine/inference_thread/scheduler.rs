@@ -148,6 +148,14 @@ impl<'m> Scheduler<'m> {
                 sub(&self.shared.counters.requests_in_transit, 1);
                 true
             }
+            Command::Embed(req) => {
+                // The handle sends these only to an embedding engine, which runs the embedder.
+                let mut sink = req.sink;
+                sink.send(Event::Error(EngineError::invalid_argument(
+                    "this engine generates text: load it with embeddings: true to embed or rank",
+                )));
+                true
+            }
             Command::Shutdown => false,
         }
     }

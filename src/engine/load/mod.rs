@@ -11,7 +11,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
 
-use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
@@ -19,7 +19,7 @@ use llama_cpp_2::token::LlamaToken;
 
 use super::error::{EngineError, EngineResult};
 use super::faults::Faults;
-use super::options::{self, EngineConfig};
+use super::options::{self, EngineConfig, Pooling};
 use super::prompt_cache::disk::DiskCache;
 use super::prompt_thread::chat_template::ChatTemplate;
 use super::prompt_thread::tokenizer::Tokenizer;
@@ -32,6 +32,8 @@ pub struct Loaded {
     pub template: ChatTemplate,
     pub tokenizer: Tokenizer,
     pub n_ctx_per_seq: u32,
+    /// An embedding engine's pooling; `None` for a generation engine.
+    pub pooling: Option<Pooling>,
     /// The prompt cache's disk tier, read by the prompt thread.
     pub disk_cache: Option<Arc<DiskCache>>,
 }
@@ -45,9 +47,41 @@ impl Loaded {
 
 /// What the load settles about the context before creating it.
 pub struct ContextPlan {
+    /// Tokens one conversation may hold; for an embedding engine, the longest text.
     pub n_ctx_per_seq: u32,
     pub n_batch: u32,
     pub template: ChatTemplate,
+    /// An embedding engine's pooling, settled from the option or the model.
+    pub pooling: Option<Pooling>,
+}
+
+/// The pooling a model's GGUF declares (`<arch>.pooling_type`), if it is one we serve.
+fn model_pooling(model: &LlamaModel) -> Option<Pooling> {
+    let arch = model
+        .meta_val_str("general.architecture")
+        .unwrap_or_default();
+    let value: i32 = model
+        .meta_val_str(&format!("{arch}.pooling_type"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    match LlamaPoolingType::from(value) {
+        LlamaPoolingType::Mean => Some(Pooling::Mean),
+        LlamaPoolingType::Cls => Some(Pooling::Cls),
+        LlamaPoolingType::Last => Some(Pooling::Last),
+        LlamaPoolingType::Rank => Some(Pooling::Rank),
+        LlamaPoolingType::None | LlamaPoolingType::Unspecified => None,
+    }
+}
+
+fn llama_pooling(pooling: Pooling) -> LlamaPoolingType {
+    match pooling {
+        Pooling::Mean => LlamaPoolingType::Mean,
+        Pooling::Cls => LlamaPoolingType::Cls,
+        Pooling::Last => LlamaPoolingType::Last,
+        Pooling::Rank => LlamaPoolingType::Rank,
+    }
 }
 
 pub fn load_model(config: &EngineConfig, progress: Option<ProgressFn>) -> EngineResult<LlamaModel> {
@@ -84,9 +118,24 @@ pub fn plan_context(
         Some(n) => n,
         None => trained.min(options::DEFAULT_CONTEXT_SIZE),
     };
+    // An embedding engine evaluates whole texts, at most a batch of them at a time, and keeps
+    // nothing between decodes: its cache holds one batch.
+    let pooling = config.embeddings.map(|chosen| {
+        chosen
+            .or_else(|| model_pooling(model))
+            .unwrap_or(Pooling::Mean)
+    });
+    let n_batch = match pooling {
+        Some(_) => config.batch_size.max(n_ctx_per_seq),
+        None => config.batch_size.min(n_ctx_per_seq * config.parallel),
+    };
+    let (cache_tokens, cache_seqs) = match pooling {
+        Some(_) => (n_batch, 1),
+        None => (n_ctx_per_seq, config.parallel),
+    };
     // With layers offloaded to a GPU their cache lives there, not in this memory.
     let needed = (config.gpu_layers == 0)
-        .then(|| memory::kv_cache_bytes(model, n_ctx_per_seq, config.parallel))
+        .then(|| memory::kv_cache_bytes(model, cache_tokens, cache_seqs))
         .flatten();
     let available = faults.available_memory().or_else(memory::available_memory);
     memory::check_fits(
@@ -97,11 +146,11 @@ pub fn plan_context(
         config.parallel,
     )?;
     let template = ChatTemplate::for_model(model, config.chat_template.as_deref())?;
-    let n_batch = config.batch_size.min(n_ctx_per_seq * config.parallel);
     Ok(ContextPlan {
         n_ctx_per_seq,
         n_batch,
         template,
+        pooling,
     })
 }
 
@@ -111,12 +160,21 @@ pub fn new_context<'m>(
     plan: &ContextPlan,
 ) -> EngineResult<LlamaContext<'m>> {
     let ctx_params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(plan.n_ctx_per_seq * config.parallel))
         .with_n_batch(plan.n_batch)
         .with_n_ubatch(plan.n_batch)
         .with_n_seq_max(config.parallel)
         .with_n_threads(config.threads)
         .with_n_threads_batch(config.threads);
+    let ctx_params = match plan.pooling {
+        // One cache shared by the batch's texts (unified): a text may take any share of it.
+        // A text's pooled vector comes from one ubatch, so a batch is one ubatch.
+        Some(pooling) => ctx_params
+            .with_n_ctx(NonZeroU32::new(plan.n_batch))
+            .with_kv_unified(true)
+            .with_embeddings(true)
+            .with_pooling_type(llama_pooling(pooling)),
+        None => ctx_params.with_n_ctx(NonZeroU32::new(plan.n_ctx_per_seq * config.parallel)),
+    };
     model.new_context(backend::get()?, ctx_params).map_err(|e| {
         EngineError::load_failed(format!(
             "cannot create a llama.cpp context for {} ({e}): lower contextSize or parallel",
@@ -128,11 +186,16 @@ pub fn new_context<'m>(
 pub fn model_info(
     model: &LlamaModel,
     config: &EngineConfig,
-    n_ctx_per_seq: u32,
-    n_batch: u32,
-    template: &ChatTemplate,
+    plan: &ContextPlan,
     started: Instant,
 ) -> ModelInfo {
+    let ContextPlan {
+        n_ctx_per_seq,
+        n_batch,
+        template,
+        pooling,
+    } = plan;
+    let (n_ctx_per_seq, n_batch) = (*n_ctx_per_seq, *n_batch);
     let meta = |k: &str| model.meta_val_str(k).unwrap_or_default();
     let name = Some(meta("general.name"))
         .filter(|n| !n.is_empty())
@@ -164,6 +227,11 @@ pub fn model_info(
             config.gpu_layers.min(model.n_layer() + 1)
         } else {
             0
+        },
+        pooling: *pooling,
+        embedding_size: match pooling {
+            Some(Pooling::Rank) => model.n_cls_out(),
+            _ => model.n_embd_out().max(0) as u32,
         },
         load_ms: started.elapsed().as_secs_f64() * 1000.0,
     }

@@ -103,7 +103,7 @@ pub fn run(
                 Ok(()) => None,
                 Err(e) => match e.0 {
                     Command::Submit(request) => Some(request),
-                    Command::Shutdown => None,
+                    Command::Embed(_) | Command::Shutdown => None,
                 },
             },
             None => Some(request),
