@@ -297,7 +297,10 @@ export type NativeLoadEvent =
 export interface NativeLoadOptions {
   /** Path of a `.gguf` model file. `npm run fetch-model` downloads the test models. */
   modelPath: string
-  /** Tokens one conversation (one sequence) may hold. Default: min(trained context, 4096). */
+  /**
+   * Tokens one conversation (one sequence) may hold. Default: min(trained context, 4096).
+   * An embedding engine: the longest text, default min(trained context, 512).
+   */
   contextSize?: number
   /** Most tokens evaluated in one decode step (prompt chunks are split to this). Default 512. */
   batchSize?: number
@@ -350,7 +353,8 @@ export interface NativeLoadOptions {
   promptCacheDiskBytes?: number
   /**
    * Load an embedding engine: it serves `embed()` (and `rank()` for a reranker) instead of
-   * `generate()`, evaluating many texts in one decode. Default false.
+   * `generate()`, evaluating many texts in one decode: up to `parallel` texts (default 64
+   * for an embedding engine) and `max(batchSize, contextSize)` tokens. Default false.
    */
   embeddings?: boolean
   /**

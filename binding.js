@@ -844,4 +844,5 @@ module.exports.HealthStatus = nativeBinding.HealthStatus
 module.exports.EngineStatus = nativeBinding.EngineStatus
 module.exports.LogLevel = nativeBinding.LogLevel
 module.exports.OverflowPolicy = nativeBinding.OverflowPolicy
+module.exports.Pooling = nativeBinding.Pooling
 module.exports.TemplateSource = nativeBinding.TemplateSource

@@ -137,3 +137,45 @@ describe('embedding engine options', () => {
     }
   })
 })
+
+describe('reranking', () => {
+  // The test models are not rerankers; the test-only fault `rank:1` lets one load with rank
+  // pooling so the path runs end to end (its scores mean nothing). Without a classifier llama.cpp
+  // reads only a batch's first score right, so the stand-in ranks one document per decode;
+  // sharing decodes is the embedding path's, tested above.
+  let ranker: Engine
+  const DOCUMENTS = ['A cat is a small animal.', 'The stock market fell.', 'گربه حیوان کوچکی است.']
+
+  beforeAll(async () => {
+    ranker = await Engine.load({ modelPath: SMOLLM2, ...FAST, contextSize: 256, embeddings: true, pooling: 'rank', __faults: 'rank:1' } as never)
+  })
+
+  afterAll(async () => {
+    await ranker.unload()
+  })
+
+  test('one finite score per document, in input order', async () => {
+    expect(ranker.info.pooling).toBe('rank')
+    const scores = await ranker.rank('What is a cat?', DOCUMENTS)
+    expect(scores).toHaveLength(DOCUMENTS.length)
+    scores.forEach((s) => expect(Number.isFinite(s)).toBe(true))
+    for (let i = 0; i < DOCUMENTS.length; i++) {
+      const [alone] = await ranker.rank('What is a cat?', [DOCUMENTS[i]])
+      expect(Math.abs(alone - scores[i])).toBeLessThan(1e-2 * Math.max(1, Math.abs(alone)))
+    }
+    const reversed = await ranker.rank('What is a cat?', [...DOCUMENTS].reverse())
+    reversed.reverse().forEach((s, i) => expect(Math.abs(s - scores[i])).toBeLessThan(1e-2 * Math.max(1, Math.abs(s))))
+  })
+
+  test('misuse is INVALID_ARGUMENT and the reranker keeps serving', async () => {
+    expect((await failure(ranker.rank('q', []))).code).toBe('INVALID_ARGUMENT')
+    expect((await failure(ranker.rank(7 as unknown as string, ['d']))).code).toBe('INVALID_ARGUMENT')
+    expect((await failure(ranker.embed(['text']))).code).toBe('INVALID_ARGUMENT')
+    expect(await ranker.rank('q', ['d'])).toHaveLength(1)
+  })
+
+  test("a generation model is refused as a reranker at load", async () => {
+    const refused = await failure(Engine.load({ modelPath: SMOLLM2, ...FAST, embeddings: true, pooling: 'rank' }))
+    expect(refused).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('reranker') })
+  })
+})

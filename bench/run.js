@@ -19,10 +19,14 @@
 //                vs llama-server over HTTP at 1, 4, 8 and 16 streams (tok/s, TTFT p50), in-process
 //                stream() on the same chat path, event-loop delay, and generate() vs llama-bench's
 //                pp512 and tg128
-//   npm run bench -- [--suites single,concurrency,eventloop,cache,chats,remote,server] [--rounds 5] [--reps 2] [--tokens 128]
+//   embed        (only when named) --embed-texts short texts through an embedding engine: all
+//                in one embed() call (batched) vs one text per call in the same build, and vs
+//                node-llama-cpp's embedding context (one text per call); texts/s and ratios
+//   npm run bench -- [--suites single,concurrency,eventloop,cache,chats,remote,server,embed] [--rounds 5] [--reps 2] [--tokens 128]
 //                    [--concurrent-tokens 64] [--threads 2] [--models smollm2,gemma3] [--no-nlc]
 //   remote only:     [--models smollm2] [--remote-levels 1,8] [--remote-tokens 96] [--remote-slots 8]
 //   server only:     [--rounds 3] [--server-levels 1,4,8,16] [--server-slots 16] [--server-tokens 96]
+//   embed only:      [--embed-texts 256]
 //   chats only:      [--rounds 1] [--chats 16] [--turns 3] [--chat-slots 4] [--chat-tokens 32]
 //                    [--chat-context 2048] [--spill-chats 64] [--spill-cache-mb N] [--no-spill]
 // The machine is shared and its speed drifts by tens of percent within minutes, so the runners
@@ -752,6 +756,46 @@ async function serverSuite() {
   return rows.map(({ rounds: _r, ...row }) => row)
 }
 
+/**
+ * Embeddings (--suites embed): the same short texts through napi-llama's embedding engine, all
+ * in one embed() call and one text per call, and through node-llama-cpp's embedding context,
+ * which embeds one text per call. Mean pooling on the generation test models (no embedding
+ * GGUF is available from the registries this project may use).
+ */
+async function embedSuite(nlc) {
+  const count = Number(arg('embed-texts', 256))
+  const rows = []
+  for (const name of models) {
+    const modelPath = ensureModel(name)
+    log(`embed, ${name}: ${count} texts, batched, one per call${nlc ? ', node-llama-cpp' : ''}, taking turns, ${rounds} rounds`)
+    const summary = (result) => ({ textsPerSecond: median(result.textsPerSecond) })
+    const ours = (mode) => () => summary(runJson(process.execPath, [path.join(__dirname, 'ours-embed.js'), modelPath, String(threads), String(reps), mode, String(count)]))
+    const runners = [
+      { key: 'batched', run: ours('batched') },
+      { key: 'single', run: ours('single') },
+    ]
+    if (nlc) runners.push({ key: 'nlc', run: () => summary(runJson(process.execPath, [path.join(__dirname, 'nlc-embed.js'), modelPath, String(threads), String(reps), String(count)])) })
+    const r = await interleaved(runners)
+    const tps = (x) => x.textsPerSecond
+    rows.push({
+      name,
+      batched: medianOf(r.batched, tps),
+      single: medianOf(r.single, tps),
+      nlc: nlc ? medianOf(r.nlc, tps) : NaN,
+      batchedOverSingle: roundRatio(r.batched, r.single, tps),
+      batchedOverNlc: nlc ? roundRatio(r.batched, r.nlc, tps) : NaN,
+      singleOverNlc: nlc ? roundRatio(r.single, r.nlc, tps) : NaN,
+    })
+  }
+  console.log(`\nEmbeddings: ${count} short texts (about a dozen tokens each), mean pooling, ${threads} threads; ${rounds} rounds taking turns (each: one warm-up, median of ${reps}); texts/s = median over rounds, ratios = median of per-round ratios; ${cpuName()}\n`)
+  console.log('| model | embed() all at once texts/s | embed() one per call texts/s | node-llama-cpp texts/s | batched ÷ one per call | batched ÷ node-llama-cpp | one per call ÷ node-llama-cpp |')
+  console.log('|---|---|---|---|---|---|---|')
+  for (const x of rows) {
+    console.log(`| ${x.name} | ${f(x.batched)} | ${f(x.single)} | ${f(x.nlc)} | ${f(x.batchedOverSingle, 2)}× | ${f(x.batchedOverNlc, 2)}× | ${f(x.singleOverNlc, 2)}× |`)
+  }
+  return rows
+}
+
 function cpuName() {
   try {
     return (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [])[1] || 'unknown CPU'
@@ -761,7 +805,7 @@ function cpuName() {
 }
 
 async function main() {
-  const nlc = withNlc && (suites.includes('single') || suites.includes('concurrency')) && ensureNodeLlamaCpp()
+  const nlc = withNlc && ['single', 'concurrency', 'embed'].some((s) => suites.includes(s)) && ensureNodeLlamaCpp()
   const results = { date: new Date().toISOString(), tokens, concurrentTokens, threads, rounds, reps }
   if (suites.includes('single')) results.single = await single(nlc)
   if (suites.includes('concurrency')) results.concurrency = await concurrency(nlc)
@@ -770,6 +814,7 @@ async function main() {
   if (suites.includes('chats')) results.chats = await chats()
   if (suites.includes('remote')) results.remote = await remote()
   if (suites.includes('server')) results.server = await serverSuite()
+  if (suites.includes('embed')) results.embed = await embedSuite(nlc)
   const out = path.join(__dirname, 'results', 'latest.json')
   fs.mkdirSync(path.dirname(out), { recursive: true })
   fs.writeFileSync(out, JSON.stringify(results, null, 2))

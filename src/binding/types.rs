@@ -16,6 +16,7 @@ pub struct NativeLoadOptions {
     /// Path of a `.gguf` model file. `npm run fetch-model` downloads the test models.
     pub model_path: String,
     /// Tokens one conversation (one sequence) may hold. Default: min(trained context, 4096).
+    /// An embedding engine: the longest text, default min(trained context, 512).
     pub context_size: Option<f64>,
     /// Most tokens evaluated in one decode step (prompt chunks are split to this). Default 512.
     pub batch_size: Option<f64>,
@@ -53,7 +54,8 @@ pub struct NativeLoadOptions {
     /// Default 10 GiB.
     pub prompt_cache_disk_bytes: Option<f64>,
     /// Load an embedding engine: it serves `embed()` (and `rank()` for a reranker) instead of
-    /// `generate()`, evaluating many texts in one decode. Default false.
+    /// `generate()`, evaluating many texts in one decode: up to `parallel` texts (default 64
+    /// for an embedding engine) and `max(batchSize, contextSize)` tokens. Default false.
     pub embeddings: Option<bool>,
     /// A `Pooling` for an embedding engine: 'mean' | 'cls' | 'last' | 'rank'. Default: the
     /// model's own (GGUF `<arch>.pooling_type`), else 'mean'.

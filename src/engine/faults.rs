@@ -10,6 +10,9 @@
 //! `prompt:MS` makes the prompt thread spend MS milliseconds more on every request, and
 //! `step:MS` makes every decode step take MS milliseconds more, so tests can have a slow prompt
 //! or a slow reply without depending on how fast the machine is. These two act every time.
+//! `rank:1` lets any model load with `pooling: 'rank'`, so the reranking path can be tested
+//! end to end on the generation test models (no reranker GGUF is available to the tests); the
+//! scores then mean nothing.
 
 use std::cell::Cell;
 
@@ -23,6 +26,7 @@ pub struct Faults {
     memory: Option<u64>,
     prompt_delay_ms: Option<u64>,
     step_delay_ms: Option<u64>,
+    rank_any_model: bool,
     decodes: Cell<u64>,
     steps: Cell<u64>,
     sends: Cell<u64>,
@@ -55,6 +59,7 @@ impl Faults {
                 "memory" => faults.memory = Some(n),
                 "prompt" => faults.prompt_delay_ms = Some(n),
                 "step" => faults.step_delay_ms = Some(n),
+                "rank" => faults.rank_any_model = n > 0,
                 _ => {}
             }
         }
@@ -91,6 +96,10 @@ impl Faults {
     }
 
     /// The available memory to pretend, in bytes.
+    pub fn any_model_ranks(&self) -> bool {
+        self.rank_any_model
+    }
+
     pub fn available_memory(&self) -> Option<u64> {
         self.memory
     }

@@ -14,6 +14,11 @@ impl Faults {
     pub fn maybe_panic(&self) {}
 
     #[inline(always)]
+    pub fn any_model_ranks(&self) -> bool {
+        false
+    }
+
+    #[inline(always)]
     pub fn available_memory(&self) -> Option<u64> {
         None
     }

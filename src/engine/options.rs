@@ -105,6 +105,9 @@ impl Pooling {
 pub const DEFAULT_CONTEXT_SIZE: u32 = 4096;
 pub const DEFAULT_BATCH_SIZE: u32 = 512;
 pub const DEFAULT_MAX_QUEUE: usize = 64;
+/// The longest text an embedding engine takes by default, as llama-server's default batch
+/// allows: retrieval chunks are shorter, and a longer limit costs a larger compute buffer.
+pub const DEFAULT_EMBEDDING_CONTEXT: u32 = 512;
 /// Texts an embedding engine evaluates in one decode at most (its `parallel` default): short
 /// texts are many per batch, and each costs only its tokens in the shared cache.
 pub const DEFAULT_EMBEDDING_PARALLEL: u32 = 64;

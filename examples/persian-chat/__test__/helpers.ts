@@ -42,7 +42,7 @@ export async function startTestService(env: Record<string, string> = {}, load = 
   const config = testConfig(env)
   const llm = new LlmService(config)
   if (load) await llm.start()
-  const { app, metrics } = createApp(config, llm)
+  const { app, metrics, retrieval } = createApp(config, llm)
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s))
   })
@@ -57,7 +57,7 @@ export async function startTestService(env: Record<string, string> = {}, load = 
     async close() {
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
-      await llm.stop()
+      await Promise.all([llm.stop(), retrieval.stop()])
     },
   }
 }

@@ -13,6 +13,8 @@ import type { LlmService } from './llm'
 import { ServiceMetrics } from './metrics'
 import { chatRouter } from './routes/chat'
 import { openaiRouter } from './routes/openai'
+import { retrievalRouter } from './routes/retrieval'
+import { RetrievalService } from './retrieval'
 import { systemRouter } from './routes/system'
 
 /** The package's root (holds public/), from src/ under ts-jest or dist/src/ when built. */
@@ -27,9 +29,11 @@ export const PUBLIC_DIR = path.join(packageRoot(), 'public')
 export interface App {
   app: express.Express
   metrics: ServiceMetrics
+  /** The embedding and reranking engines (loaded on first use); stop them with the service. */
+  retrieval: RetrievalService
 }
 
-const ROUTES = ['/api/chat', '/v1/chat/completions', '/v1/models', '/health', '/metrics']
+const ROUTES = ['/api/chat', '/v1/chat/completions', '/v1/embeddings', '/v1/rerank', '/v1/models', '/health', '/metrics']
 
 /** A bounded set of route labels for metrics (raw URLs would grow without limit). */
 function routeLabel(req: Request): string {
@@ -106,6 +110,7 @@ function perIpRateLimit(config: Config) {
 
 export function createApp(config: Config, llm: LlmService): App {
   const metrics = new ServiceMetrics(llm)
+  const retrieval = new RetrievalService(config)
   const app = express()
   app.disable('x-powered-by')
   app.set('trust proxy', config.trustProxy)
@@ -115,7 +120,7 @@ export function createApp(config: Config, llm: LlmService): App {
 
   const api = [cors(config.corsOrigins), perIpRateLimit(config), requireApiKey(config.apiKey), express.json({ limit: config.bodyLimit })]
   app.use('/api', ...api, chatRouter(config, llm, metrics))
-  app.use('/v1', ...api, openaiRouter(config, llm, metrics))
+  app.use('/v1', ...api, openaiRouter(config, llm, metrics), retrievalRouter(config, retrieval))
   app.use((_req, res, next) => {
     // The page loads only its own files (no CDN, no inline script).
     res.setHeader('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; style-src 'self'")
@@ -135,5 +140,5 @@ export function createApp(config: Config, llm: LlmService): App {
     res.set(apiError.headers).status(apiError.status).json(apiError.toBody())
   })
 
-  return { app, metrics }
+  return { app, metrics, retrieval }
 }

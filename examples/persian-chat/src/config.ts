@@ -2,6 +2,7 @@
 // is checked here, so a typo in `.env` stops the service at start with a message naming the
 // variable instead of surfacing later as a confusing request error.
 import path from 'node:path'
+import type { Pooling } from 'napi-llama'
 
 export interface Config {
   /** GGUF model file. Default: Gemma 3 270M from the addon's fetch script. */
@@ -61,6 +62,16 @@ export interface Config {
   /** Browser origins allowed to call /api and /v1 (CORS); '*' for any; empty: same origin only. */
   corsOrigins: string[]
   /**
+   * Model of `/v1/embeddings` (`LLM_EMBEDDING_MODEL`): a GGUF path, or `smollm2` / `gemma3`
+   * (the addon's test models). Loaded as an embedding engine on the first request. Unset: the
+   * endpoint answers 501.
+   */
+  embeddingModel: string | undefined
+  /** Its pooling (`LLM_EMBEDDING_POOLING`); unset: the model's own, else mean. */
+  embeddingPooling: Pooling | undefined
+  /** Reranker GGUF of `/v1/rerank` (`LLM_RERANK_MODEL`); loaded on the first request. */
+  rerankModel: string | undefined
+  /**
    * Test-only: napi-llama's fault injection spec (`NAPI_LLAMA_FAULTS`), handed to the engine
    * at load so tests can make a reply slow on purpose. Unset in production.
    */
@@ -102,6 +113,24 @@ function backends(raw: string | undefined): Backend[] {
 export const DEFAULT_SYSTEM_PROMPT =
   'تو یک دستیار هوشمند، مؤدب و دقیق هستی. همیشه به زبان فارسی روان و ساده پاسخ بده، ' +
   'پاسخ‌ها را کوتاه و مفید نگه دار، و اگر چیزی را نمی‌دانی صادقانه بگو.'
+
+const POOLINGS: readonly Pooling[] = ['mean', 'cls', 'last', 'rank']
+
+function pooling(raw: string | undefined): Pooling | undefined {
+  const value = raw?.trim().toLowerCase()
+  if (!value) return undefined
+  if (!(POOLINGS as readonly string[]).includes(value)) throw new ConfigError(`LLM_EMBEDDING_POOLING must be one of ${POOLINGS.join(', ')}, got "${raw}"`)
+  return value as Pooling
+}
+
+/** A model variable: the addon's test model names stand for their files in its models folder. */
+function modelFile(raw: string | undefined): string | undefined {
+  const value = raw?.trim()
+  if (!value) return undefined
+  const known: Record<string, string> = { smollm2: 'SmolLM2-135M-Instruct.Q4_1.gguf', gemma3: 'gemma-3-270m-q4_k_m.gguf' }
+  if (value in known) return path.join(path.dirname(defaultModelPath()), known[value])
+  return path.resolve(value)
+}
 
 /** Where the addon's fetch script keeps Gemma 3 (`npm run fetch-model gemma3` in the addon). */
 export function defaultModelPath(): string {
@@ -194,6 +223,9 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 60, 0, 1_000_000),
     trustProxy: trustProxy(env.TRUST_PROXY?.trim()),
     logRequests: bool(env, 'LOG_REQUESTS', true),
+    embeddingModel: modelFile(env.LLM_EMBEDDING_MODEL),
+    embeddingPooling: pooling(env.LLM_EMBEDDING_POOLING),
+    rerankModel: modelFile(env.LLM_RERANK_MODEL),
     faults: env.NAPI_LLAMA_FAULTS?.trim() || undefined,
     corsOrigins: (env.CORS_ORIGINS ?? '')
       .split(',')

@@ -40,7 +40,7 @@ export interface RunningService {
 /** Starts the HTTP server and begins loading the model; resolves once listening. */
 export async function startService(config: Config): Promise<RunningService> {
   const llm = new LlmService(config)
-  const { app } = createApp(config, llm)
+  const { app, retrieval } = createApp(config, llm)
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s))
     s.once('error', reject)
@@ -54,7 +54,7 @@ export async function startService(config: Config): Promise<RunningService> {
     // Stop accepting, cancel generations (their streams end with an error event), then wait
     // for open responses to finish; sockets still open after 5 s are closed.
     const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-    await llm.stop()
+    await Promise.all([llm.stop(), retrieval.stop()])
     server.closeIdleConnections()
     const force = setTimeout(() => server.closeAllConnections(), 5000)
     await closed

@@ -30,7 +30,7 @@ use tracing::{info, warn};
 use super::error::{panic_to_error, EngineError, EngineResult};
 use super::faults::Faults;
 use super::load::{self, Loaded};
-use super::options::EngineConfig;
+use super::options::{EngineConfig, Pooling};
 use super::prompt_cache::disk::{DiskCache, DiskWriter};
 use super::prompt_thread::tokenizer::Tokenizer;
 use super::request::{EmbedRequest, PreparedRequest};
@@ -108,7 +108,13 @@ pub(super) fn run(
             let cfg = embedder::EmbedderConfig {
                 n_batch: plan.n_batch as usize,
                 max_text_tokens: plan.n_ctx_per_seq as usize,
-                max_sequences: config.parallel as usize,
+                // A model without a classifier (a test stand-in for a reranker, `rank:1`)
+                // gets its score read right by llama.cpp only for a batch's first sequence.
+                max_sequences: if pooling == Pooling::Rank && !load::is_reranker(&model) {
+                    1
+                } else {
+                    config.parallel as usize
+                },
                 pooling,
             };
             embedder::Embedder::new(loaded, ctx, cfg, &shared).run(commands);

@@ -75,6 +75,11 @@ fn model_pooling(model: &LlamaModel) -> Option<Pooling> {
     }
 }
 
+/// A reranker GGUF: rank pooling declared, or a `rerank` template (Qwen3-Reranker style).
+pub fn is_reranker(model: &LlamaModel) -> bool {
+    model_pooling(model) == Some(Pooling::Rank) || model.chat_template(Some("rerank")).is_ok()
+}
+
 fn llama_pooling(pooling: Pooling) -> LlamaPoolingType {
     match pooling {
         Pooling::Mean => LlamaPoolingType::Mean,
@@ -116,6 +121,7 @@ pub fn plan_context(
             )))
         }
         Some(n) => n,
+        None if config.embeddings.is_some() => trained.min(options::DEFAULT_EMBEDDING_CONTEXT),
         None => trained.min(options::DEFAULT_CONTEXT_SIZE),
     };
     // An embedding engine evaluates whole texts, at most a batch of them at a time, and keeps
@@ -125,6 +131,12 @@ pub fn plan_context(
             .or_else(|| model_pooling(model))
             .unwrap_or(Pooling::Mean)
     });
+    if pooling == Some(Pooling::Rank) && !is_reranker(model) && !faults.any_model_ranks() {
+        return Err(EngineError::invalid_argument(format!(
+            "pooling 'rank' needs a reranker model (its GGUF declares rank pooling or has a rerank template); {} is not one: use pooling 'mean', 'cls' or 'last' to embed with it",
+            config.model_path.display()
+        )));
+    }
     let n_batch = match pooling {
         Some(_) => config.batch_size.max(n_ctx_per_seq),
         None => config.batch_size.min(n_ctx_per_seq * config.parallel),
