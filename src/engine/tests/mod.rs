@@ -84,8 +84,70 @@ fn run(
             Event::Chunk { text, .. } => chunks.push(text),
             Event::Done(g) => return (chunks, Ok(g)),
             Event::Error(e) => return (chunks, Err(e)),
+            Event::Embedded(_) => panic!("a generation request got an embedding result"),
         }
     }
+}
+
+/// An embedding request's result, through the same sink a generation uses.
+fn embed(engine: &Engine, input: EmbedInput) -> Result<Embeddings, EngineError> {
+    let (tx, rx) = mpsc::channel();
+    engine.embed(input, &EmbedOptions::default(), Box::new(tx))?;
+    match rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("an event arrives")
+    {
+        Event::Embedded(e) => Ok(e),
+        Event::Error(e) => Err(e),
+        other => panic!("unexpected event {other:?}"),
+    }
+}
+
+#[test]
+fn an_embedding_engine_packs_texts_and_names_the_one_over_the_context() {
+    skip_without_models!();
+    let engine = Engine::load_blocking(LoadOptions {
+        model_path: smollm2(),
+        threads: Some(1.0),
+        context_size: Some(64.0),
+        embeddings: Some(true),
+        ..Default::default()
+    })
+    .expect("SmolLM2 loads as an embedding engine");
+    let texts = |v: &[&str]| EmbedInput::Texts(v.iter().map(|s| s.to_string()).collect());
+    let decodes = engine.metrics().decode_calls;
+    let e = embed(&engine, texts(&["one cat", "two dogs", "سه پرنده"])).expect("embeds");
+    assert_eq!(engine.metrics().decode_calls - decodes, 1.0);
+    assert_eq!(e.vectors.len(), 3);
+    for v in &e.vectors {
+        assert_eq!(v.len(), 576);
+        let norm: f64 = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+    }
+    assert!(e.prompt_tokens > 3);
+    let long = "word ".repeat(200);
+    let err = embed(&engine, texts(&["short", &long])).expect_err("too long");
+    assert_eq!(err.code, ErrorCode::ContextOverflow);
+    assert!(err.message.contains("text 1"), "{}", err.message);
+    let (tx, _rx) = mpsc::channel();
+    let refused = engine
+        .submit(
+            Input::Text("hi".into()),
+            &GenerateOptions::default(),
+            false,
+            Box::new(tx),
+        )
+        .err()
+        .expect("generation refused");
+    assert_eq!(refused.code, ErrorCode::InvalidArgument);
+    assert_eq!(
+        embed(&engine, texts(&["again"]))
+            .expect("still serves")
+            .vectors
+            .len(),
+        1
+    );
+    engine.shutdown_blocking();
 }
 
 fn greedy(max_tokens: f64) -> GenerateOptions {
