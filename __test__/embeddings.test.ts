@@ -2,7 +2,7 @@
 // not change a vector, vectors are unit length, similar texts are nearer than unrelated ones,
 // and every misuse is a coded error that leaves the engine serving.
 import { Engine } from '../index'
-import { FAST, GEMMA3, SMOLLM2, failure } from './helpers'
+import { FAST, GEMMA3, MINILM, SMOLLM2, failure } from './helpers'
 
 const dot = (a: Float32Array, b: Float32Array) => a.reduce((sum, v, i) => sum + v * b[i], 0)
 const maxDifference = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0)
@@ -109,6 +109,41 @@ describe('embeddings', () => {
     expect((await failure(engine.generate('Hello'))).code).toBe('INVALID_ARGUMENT')
     expect((await failure(engine.embed(['x'], { signal: AbortSignal.abort() }))).code).toBe('ABORTED')
     expect(await engine.embed(['still serving'])).toHaveLength(1)
+  })
+})
+
+describe('a real sentence-embedding model (all-MiniLM-L6-v2, BERT)', () => {
+  let minilm: Engine
+
+  beforeAll(async () => {
+    minilm = await Engine.load({ modelPath: MINILM, threads: 1, embeddings: true })
+  })
+
+  afterAll(async () => {
+    await minilm.unload()
+  })
+
+  test('pools by the mean its GGUF declares, 384-long unit vectors, WordPiece tokens', async () => {
+    expect(minilm.info).toMatchObject({ architecture: 'bert', pooling: 'mean', embeddingSize: 384, contextSize: 512 })
+    expect(Array.from(minilm.tokenize('hello world'))).toEqual([7592, 2088])
+    const [v] = await minilm.embed(['hello world'])
+    expect(Math.sqrt(dot(v, v))).toBeCloseTo(1, 4)
+  })
+
+  test('paraphrases are near, unrelated sentences far (its known behaviour)', async () => {
+    const [food, bread, movie] = await minilm.embed(['A man is eating food.', 'A man is eating a piece of bread.', 'The new movie is awesome.'])
+    expect(dot(food, bread)).toBeGreaterThan(0.6)
+    expect(Math.abs(dot(food, movie))).toBeLessThan(0.3)
+    expect(dot(food, bread)).toBeGreaterThan(dot(food, movie) + 0.4)
+  })
+
+  test('a text in a batch of many gives the vector it gives alone', async () => {
+    const texts = Array.from({ length: 40 }, (_, i) => `Sentence ${i} is about topic number ${i % 6}.`)
+    const together = await minilm.embed(texts)
+    for (const i of [0, 17, 39]) {
+      const [alone] = await minilm.embed([texts[i]])
+      expect(maxDifference(together[i], alone)).toBeLessThan(1e-3)
+    }
   })
 })
 

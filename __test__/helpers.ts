@@ -5,6 +5,8 @@ const MODELS_DIR = process.env.NAPI_LLAMA_MODELS_DIR || path.join(__dirname, '..
 
 export const SMOLLM2 = path.join(MODELS_DIR, 'SmolLM2-135M-Instruct.Q4_1.gguf')
 export const GEMMA3 = path.join(MODELS_DIR, 'gemma-3-270m-q4_k_m.gguf')
+/** all-MiniLM-L6-v2, a BERT sentence-embedding model the fetch script converts to GGUF. */
+export const MINILM = path.join(MODELS_DIR, 'all-MiniLM-L6-v2.f32.gguf')
 
 /** A completion the test models continue for hundreds of tokens (for abort/timeout tests). */
 export const LONG_PROMPT = 'Once upon a time, in a small village by the sea, there lived'

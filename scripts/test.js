@@ -108,6 +108,7 @@ function main() {
   const only = onlyAt >= 0 ? args.splice(onlyAt, 2)[1] : null
   ensureModel('smollm2')
   ensureModel('gemma3')
+  ensureModel('minilm')
   const totals = { passed: 0, failed: 0 }
   if (!only || only !== 'cargo') {
     const addon = buildTestAddon()

@@ -1,11 +1,12 @@
-// POST /v1/embeddings and /v1/rerank against real engines: SmolLM2 as the embedding model (mean
-// pooling) and, through the test-only fault `rank:1`, as a stand-in reranker (no reranker GGUF is
-// available to the tests, so its scores carry no meaning; the shapes and order rules do).
+// POST /v1/embeddings and /v1/rerank against real engines: all-MiniLM-L6-v2 as the embedding
+// model and, through the test-only fault `rank:1`, SmolLM2 as a stand-in reranker (no reranker
+// GGUF is available to the tests, so its scores carry no meaning; the shapes and order rules do).
 import OpenAI from 'openai'
 import path from 'node:path'
 import { startTestService, type TestService } from './helpers'
 
-const SMOLLM2 = path.join(process.env.NAPI_LLAMA_MODELS_DIR || path.join(__dirname, '..', '..', '..', 'models'), 'SmolLM2-135M-Instruct.Q4_1.gguf')
+const MODELS_DIR = process.env.NAPI_LLAMA_MODELS_DIR || path.join(__dirname, '..', '..', '..', 'models')
+const SMOLLM2 = path.join(MODELS_DIR, 'SmolLM2-135M-Instruct.Q4_1.gguf')
 
 async function post(service: TestService, route: string, body: unknown) {
   const res = await fetch(`${service.url}/v1/${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
@@ -17,7 +18,7 @@ describe('retrieval endpoints', () => {
   let client: OpenAI
 
   beforeAll(async () => {
-    service = await startTestService({ LLM_EMBEDDING_MODEL: SMOLLM2, LLM_RERANK_MODEL: SMOLLM2, NAPI_LLAMA_FAULTS: 'rank:1' }, false)
+    service = await startTestService({ LLM_EMBEDDING_MODEL: 'minilm', LLM_RERANK_MODEL: SMOLLM2, NAPI_LLAMA_FAULTS: 'rank:1' }, false)
     client = new OpenAI({ baseURL: `${service.url}/v1`, apiKey: 'unused', maxRetries: 0 })
   })
 
@@ -26,13 +27,17 @@ describe('retrieval endpoints', () => {
   })
 
   test('the openai client gets one vector of the model\'s length per input', async () => {
-    const result = await client.embeddings.create({ model: 'any', input: ['The cat sat on the mat.', 'سلام دنیا'] })
-    expect(result.data).toHaveLength(2)
+    const input = ['A man is eating food.', 'A man is eating a piece of bread.', 'The new movie is awesome.']
+    const result = await client.embeddings.create({ model: 'any', input })
+    expect(result.data).toHaveLength(3)
     result.data.forEach((d, i) => {
       expect(d.index).toBe(i)
-      expect(d.embedding).toHaveLength(576)
+      expect(d.embedding).toHaveLength(384)
     })
-    expect(result.model).toBe('SmolLM2-135M-Instruct.Q4_1')
+    const dot = (a: number[], b: number[]) => a.reduce((s, v, i) => s + v * b[i], 0)
+    const [food, bread, movie] = result.data.map((d) => d.embedding)
+    expect(dot(food, bread)).toBeGreaterThan(dot(food, movie) + 0.4)
+    expect(result.model).toBe('all-MiniLM-L6-v2.f32')
     expect(result.usage.prompt_tokens).toBeGreaterThan(0)
     expect(result.usage.total_tokens).toBe(result.usage.prompt_tokens)
   })

@@ -62,8 +62,8 @@ export interface Config {
   /** Browser origins allowed to call /api and /v1 (CORS); '*' for any; empty: same origin only. */
   corsOrigins: string[]
   /**
-   * Model of `/v1/embeddings` (`LLM_EMBEDDING_MODEL`): a GGUF path, or `smollm2` / `gemma3`
-   * (the addon's test models). Loaded as an embedding engine on the first request. Unset: the
+   * Model of `/v1/embeddings` (`LLM_EMBEDDING_MODEL`): a GGUF path, or a name of the addon's
+   * fetch script (`minilm`, a real embedding model; `smollm2`, `gemma3`). Loaded as an embedding engine on the first request. Unset: the
    * endpoint answers 501.
    */
   embeddingModel: string | undefined
@@ -127,7 +127,11 @@ function pooling(raw: string | undefined): Pooling | undefined {
 function modelFile(raw: string | undefined): string | undefined {
   const value = raw?.trim()
   if (!value) return undefined
-  const known: Record<string, string> = { smollm2: 'SmolLM2-135M-Instruct.Q4_1.gguf', gemma3: 'gemma-3-270m-q4_k_m.gguf' }
+  const known: Record<string, string> = {
+    smollm2: 'SmolLM2-135M-Instruct.Q4_1.gguf',
+    gemma3: 'gemma-3-270m-q4_k_m.gguf',
+    minilm: 'all-MiniLM-L6-v2.f32.gguf',
+  }
   if (value in known) return path.join(path.dirname(defaultModelPath()), known[value])
   return path.resolve(value)
 }

@@ -16,7 +16,6 @@
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::model::VocabType;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::token_type::LlamaTokenAttr;
 
@@ -111,8 +110,13 @@ impl Tokenizer {
             control: None,
             per_piece,
         };
-        // Only these two tokenizers are known to carry no state across a special token.
-        if !matches!(vocab.vocab_type(), VocabType::SPM | VocabType::BPE) {
+        // Only SPM ('llama') and BPE ('gpt2') are known to carry no state across a special
+        // token. Read from the GGUF: llama-cpp-2's `vocab_type()` panics on the other kinds
+        // (WPM for BERT embedding models, UGM, …).
+        let kind = model
+            .meta_val_str("tokenizer.ggml.model")
+            .unwrap_or_default();
+        if !matches!(kind.as_str(), "llama" | "gpt2") {
             return none;
         }
         // `attr()` panics on attribute bits it does not know: then tokenize as llama.cpp does.
