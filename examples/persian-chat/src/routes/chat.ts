@@ -10,7 +10,7 @@ import { toApiError } from '../errors'
 import type { LlmService } from '../llm'
 import type { ServiceMetrics } from '../metrics'
 import { abortOnDisconnect, forEachChunk, openStream, sendEvent, sendFrame, startEventStream, textFrames } from '../sse'
-import { parseChatRequest } from '../validate'
+import { requestParsers } from '../schemas'
 
 function summary(g: Omit<Generation, 'text'>, model: string) {
   return {
@@ -30,9 +30,10 @@ function summary(g: Omit<Generation, 'text'>, model: string) {
 
 export function chatRouter(config: Config, llm: LlmService, metrics: ServiceMetrics): Router {
   const router = Router()
+  const parse = requestParsers(config)
 
   router.post('/chat', async (req, res) => {
-    const { messages, stream } = parseChatRequest(req.body, config)
+    const { messages, stream } = parse.chat(req.body)
     const controller = abortOnDisconnect(res, () => metrics.clientDisconnects.inc({ route: '/api/chat' }))
     const options = {
       contextOverflow: 'drop-oldest' as const,

@@ -8,7 +8,7 @@ import { ApiError, toApiError } from '../errors'
 import type { LlmService } from '../llm'
 import type { ServiceMetrics } from '../metrics'
 import { abortOnDisconnect, forEachChunk, openStream, sendEvent, sendFrame, startEventStream, textFrames } from '../sse'
-import { parseCompletionRequest } from '../validate'
+import { requestParsers } from '../schemas'
 
 /** The server's start time, used as every model's `created`. */
 const STARTED_AT = Math.floor(Date.now() / 1000)
@@ -27,6 +27,7 @@ function usage(g: Omit<Generation, 'text'>) {
 
 export function openaiRouter(config: Config, llm: LlmService, metrics: ServiceMetrics): Router {
   const router = Router()
+  const parse = requestParsers(config)
 
   const modelObject = () => ({ id: llm.modelId, object: 'model', created: STARTED_AT, owned_by: 'napi-llama' })
 
@@ -42,7 +43,7 @@ export function openaiRouter(config: Config, llm: LlmService, metrics: ServiceMe
   })
 
   router.post('/chat/completions', async (req, res) => {
-    const request = parseCompletionRequest(req.body, config)
+    const request = parse.completion(req.body)
     const controller = abortOnDisconnect(res, () => metrics.clientDisconnects.inc({ route: '/v1/chat/completions' }))
     const requestId = res.locals.requestId as string
     const options = { ...request.options, contextOverflow: 'error' as const, requestId, signal: controller.signal }
