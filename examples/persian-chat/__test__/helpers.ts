@@ -20,6 +20,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
     LLM_THREADS: '1',
     LOG_REQUESTS: 'false',
     RATE_LIMIT_PER_MINUTE: '0',
+    // Every test client is 127.0.0.1: the per-client cap is on only where a suite tests it.
+    MAX_INFLIGHT_PER_CLIENT: '0',
     HOST: '127.0.0.1',
     PORT: '0',
     ...(process.env.LLM_MODEL_PATH ? { LLM_MODEL_PATH: process.env.LLM_MODEL_PATH } : {}),

@@ -6,7 +6,7 @@
 import { Router } from 'express'
 import type { Generation, StreamFinalChunk } from 'napi-llama'
 import type { Config } from '../config'
-import { toApiError } from '../errors'
+import { clientError } from '../errors'
 import type { LlmService } from '../llm'
 import type { ServiceMetrics } from '../metrics'
 import { abortOnDisconnect, forEachChunk, openStream, sendEvent, sendFrame, startEventStream, textFrames } from '../sse'
@@ -57,7 +57,7 @@ export function chatRouter(config: Config, llm: LlmService, metrics: ServiceMetr
         return sendEvent(res, JSON.stringify({ reply: final.generation.text, ...summary(final, llm.modelId) }), 'done')
       })
     } catch (err) {
-      if (!controller.signal.aborted) await sendEvent(res, JSON.stringify(toApiError(err).toBody()), 'error')
+      if (!controller.signal.aborted) await sendEvent(res, JSON.stringify(clientError(err, res.locals.requestId as string).toBody()), 'error')
     } finally {
       res.end()
     }

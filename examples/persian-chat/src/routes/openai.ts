@@ -4,7 +4,7 @@
 import { Router } from 'express'
 import type { Generation, StreamFinalChunk } from 'napi-llama'
 import type { Config } from '../config'
-import { ApiError, toApiError } from '../errors'
+import { ApiError, clientError } from '../errors'
 import type { LlmService } from '../llm'
 import type { ServiceMetrics } from '../metrics'
 import { abortOnDisconnect, forEachChunk, openStream, sendEvent, sendFrame, startEventStream, textFrames } from '../sse'
@@ -91,7 +91,7 @@ export function openaiRouter(config: Config, llm: LlmService, metrics: ServiceMe
       })
     } catch (err) {
       // The openai client raises an APIError for a `data: { error }` event mid-stream.
-      if (!controller.signal.aborted) await sendEvent(res, JSON.stringify(toApiError(err).toBody()))
+      if (!controller.signal.aborted) await sendEvent(res, JSON.stringify(clientError(err, res.locals.requestId as string).toBody()))
     } finally {
       res.end()
     }
