@@ -4,6 +4,7 @@ import type { Server } from 'node:http'
 import type express from 'express'
 import { createApp } from '../src/app'
 import { type Config, loadConfig } from '../src/config'
+import { createHttpServer } from '../src/http-server'
 import { LlmService } from '../src/llm'
 import type { ServiceMetrics } from '../src/metrics'
 
@@ -45,9 +46,9 @@ export async function startTestService(env: Record<string, string> = {}, load = 
   const llm = new LlmService(config)
   if (load) await llm.start()
   const { app, metrics } = createApp(config, llm)
-  const server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s))
-  })
+  // The server npm start runs, with its timeouts and connection cap.
+  const { server } = createHttpServer(config, app)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   return {
     config,
