@@ -4,6 +4,7 @@ import type { Server } from 'node:http'
 import type express from 'express'
 import { createApp } from '../src/app'
 import { type Config, loadConfig } from '../src/config'
+import { createHttpServer } from '../src/http-server'
 import { LlmService } from '../src/llm'
 import type { ServiceMetrics } from '../src/metrics'
 
@@ -20,6 +21,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
     LLM_THREADS: '1',
     LOG_REQUESTS: 'false',
     RATE_LIMIT_PER_MINUTE: '0',
+    // Every test client is 127.0.0.1: the per-client cap is on only where a suite tests it.
+    MAX_INFLIGHT_PER_CLIENT: '0',
     HOST: '127.0.0.1',
     PORT: '0',
     ...(process.env.LLM_MODEL_PATH ? { LLM_MODEL_PATH: process.env.LLM_MODEL_PATH } : {}),
@@ -43,9 +46,9 @@ export async function startTestService(env: Record<string, string> = {}, load = 
   const llm = new LlmService(config)
   if (load) await llm.start()
   const { app, metrics, retrieval } = createApp(config, llm)
-  const server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s))
-  })
+  // The server npm start runs, with its timeouts and connection cap.
+  const { server } = createHttpServer(config, app)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   return {
     config,

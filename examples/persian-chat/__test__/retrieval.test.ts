@@ -60,7 +60,7 @@ describe('retrieval endpoints', () => {
   test.each([
     [{ input: [] }, 'input'],
     [{ input: [1, 2, 3] }, 'input'],
-    [{ input: ['ok', ''] }, 'input'],
+    [{ input: ['ok', ''] }, 'input[1]'],
     [{ input: 'x', dimensions: 64 }, 'dimensions'],
     [{ input: 'x', encoding_format: 'int8' }, 'encoding_format'],
     [{ input: 'x', logit_bias: {} }, 'logit_bias'],

@@ -3,6 +3,8 @@
 // server `npm start` runs.
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
+import http from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { type TestService, startTestService } from './helpers'
@@ -101,7 +103,8 @@ test('health-check --local with a bad model path: ❌ and exit 1', async () => {
 
 test('the server `npm start` runs: reads .env, serves, and exits cleanly on SIGTERM mid-stream', async () => {
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'persian-chat-env-'))
-  fs.writeFileSync(path.join(cwd, '.env'), 'PORT=0\nLLM_MAX_TOKENS=300\nLLM_CONTEXT_SIZE=1024\nLLM_PARALLEL=1\nLOG_REQUESTS=false\n')
+  // No grace period: the running reply is cancelled at once (shutdown.test.ts covers the drain).
+  fs.writeFileSync(path.join(cwd, '.env'), 'PORT=0\nLLM_MAX_TOKENS=300\nLLM_CONTEXT_SIZE=1024\nLLM_PARALLEL=1\nLOG_REQUESTS=false\nSHUTDOWN_GRACE_MS=0\n')
   const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'server.js')], { cwd, env: { ...process.env, PORT: '' } })
   let stderr = ''
   child.stderr.on('data', (d) => (stderr += d))
@@ -144,5 +147,66 @@ test('the server `npm start` runs: reads .env, serves, and exits cleanly on SIGT
   } finally {
     child.kill('SIGKILL')
     fs.rmSync(cwd, { recursive: true, force: true })
+  }
+})
+
+/** Runs the built server with `env`; `listening` resolves with its URL. */
+function startServer(env: Record<string, string>) {
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'server.js')], { cwd: os.tmpdir(), env: { ...process.env, ...env } })
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+  const listening = new Promise<string>((resolve, reject) => {
+    child.stderr.on('data', () => {
+      const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(stderr)
+      if (m) resolve(m[1])
+    })
+    child.on('close', () => reject(new Error(`exited before listening: ${stderr}`)))
+  })
+  listening.catch(() => undefined)
+  return { child, exited, listening, stderr: () => stderr }
+}
+
+test('the server refuses to listen on a non-loopback HOST without a key', async () => {
+  const server = startServer({ HOST: '0.0.0.0', PORT: '0', API_KEY: '', API_KEYS: '', ALLOW_NO_AUTH: '' })
+  expect(await server.exited).toBe(2)
+  expect(server.stderr()).toMatch(/configuration error: HOST=0\.0\.0\.0 .*API_KEY.*ALLOW_NO_AUTH=true/)
+})
+
+test('a first-start model download is killed on shutdown', async () => {
+  // pip, run by the fetch script, asks this index for the model's wheels and gets no answer:
+  // the download is in progress for as long as the test wants.
+  const connections: Socket[] = []
+  const index = http.createServer(() => undefined)
+  index.on('connection', (socket) => connections.push(socket))
+  await new Promise<void>((resolve) => index.listen(0, '127.0.0.1', resolve))
+  const modelsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'persian-chat-models-'))
+  const server = startServer({
+    PORT: '0',
+    LLM_MODEL_PATH: '',
+    NAPI_LLAMA_MODELS_DIR: modelsDir,
+    PIP_INDEX_URL: `http://127.0.0.1:${(index.address() as AddressInfo).port}/simple`,
+    PIP_DEFAULT_TIMEOUT: '600',
+    PIP_DISABLE_PIP_VERSION_CHECK: '1',
+    LOG_REQUESTS: 'false',
+  })
+  try {
+    const url = await server.listening
+    await new Promise<void>((resolve) => index.once('request', () => resolve()))
+    const health = await fetch(`${url}/health`)
+    expect(health.status).toBe(503)
+    expect((await health.json()).status).toBe('loading')
+
+    server.child.kill('SIGTERM')
+    expect(await server.exited).toBe(0)
+    // pip's connection to the index closes: the download was killed, not left running.
+    await Promise.all(connections.map((socket) => new Promise((resolve) => (socket.destroyed ? resolve(null) : socket.once('close', resolve)))))
+    expect(server.stderr()).toMatch(/fetching Gemma 3/)
+    expect(fs.existsSync(path.join(modelsDir, 'gemma-3-270m-q4_k_m.gguf'))).toBe(false)
+  } finally {
+    server.child.kill('SIGKILL')
+    index.closeAllConnections()
+    index.close()
+    fs.rmSync(modelsDir, { recursive: true, force: true })
   }
 })

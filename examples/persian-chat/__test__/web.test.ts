@@ -1,6 +1,7 @@
 // The web page in a real headless Chromium (Debian's `chromium` driven by playwright-core):
 // a Persian message gets a streamed reply, the stop button cancels, and a server error shows the
-// error state whose retry button sends the message again.
+// error state whose retry button sends the message again; the API key lives in sessionStorage and
+// a 401 drops it; a page reached through a rebinding name gets nothing.
 import { type Browser, type Page, chromium } from 'playwright-core'
 import { PERSIAN, type TestService, startTestService, waitFor } from './helpers'
 
@@ -23,6 +24,8 @@ beforeAll(async () => {
       '--disable-sync',
       '--no-first-run',
       '--mute-audio',
+      // A name that resolves to loopback, as a rebinding attacker's domain would.
+      '--host-resolver-rules=MAP rebind.example 127.0.0.1',
     ],
   })
 })
@@ -224,5 +227,61 @@ describe('stop, errors and retry', () => {
     expect(await page.isHidden('#retry-button')).toBe(true)
     expect(await page.inputValue('#message-input')).toBe('خیلی '.repeat(60).trim())
     expect((page as Page & { errors: string[] }).errors).toEqual([])
+  })
+})
+
+describe('API key and DNS rebinding', () => {
+  let service: TestService
+  let page: Page
+
+  beforeAll(async () => {
+    service = await startTestService({ LLM_MAX_TOKENS: '8', API_KEY: 'page-key-123' })
+    page = await openPage(service)
+  })
+  afterAll(async () => {
+    await page.close()
+    await service.close()
+  })
+
+  const storedKeys = () =>
+    page.evaluate(() => ({ session: sessionStorage.getItem('persian-chat-api-key'), local: localStorage.getItem('persian-chat-api-key') }))
+
+  test('a 401 asks for the key; it is kept in sessionStorage only', async () => {
+    await page.fill('#message-input', 'سلام')
+    await page.click('#send-button')
+    await page.locator('#error').waitFor({ state: 'visible' })
+    expect(await page.textContent('#error-detail')).toContain('invalid_api_key')
+    expect(await page.isVisible('#api-key')).toBe(true)
+
+    await page.fill('#api-key', 'page-key-123')
+    await page.click('#retry-button')
+    await page.locator('.message.assistant[data-done="true"]').waitFor({ timeout: 60_000 })
+    expect(await storedKeys()).toEqual({ session: 'page-key-123', local: null })
+  })
+
+  test('a stored key that the server refuses is dropped', async () => {
+    await page.evaluate(() => sessionStorage.setItem('persian-chat-api-key', 'revoked-key'))
+    await page.fill('#api-key', '')
+    await page.fill('#message-input', 'سلام دوباره')
+    await page.click('#send-button')
+    await page.locator('#error').waitFor({ state: 'visible' })
+    expect(await page.textContent('#error-detail')).toContain('invalid_api_key')
+    expect(await storedKeys()).toEqual({ session: null, local: null })
+    expect((page as Page & { errors: string[] }).errors).toEqual([])
+  })
+
+  test('the page reached through a name that rebinds to 127.0.0.1 is refused, and so are its API calls', async () => {
+    const port = new URL(service.url).port
+    const rebound = await browser.newPage()
+    try {
+      const res = await rebound.goto(`http://rebind.example:${port}/`)
+      expect(res!.status()).toBe(403)
+      expect(await rebound.locator('#message-input').count()).toBe(0)
+      // Script on that origin calls the API as same-origin: the Host check answers 403 there too.
+      const status = await rebound.evaluate(async () => (await fetch('/v1/models', { headers: { Authorization: 'Bearer page-key-123' } })).status)
+      expect(status).toBe(403)
+    } finally {
+      await rebound.close()
+    }
   })
 })

@@ -6,6 +6,7 @@
 const ERROR_TEXT = {
   rate_limit_exceeded: 'تعداد درخواست‌ها زیاد است. کمی صبر کنید و دوباره تلاش کنید.',
   queue_full: 'سرور در حال حاضر مشغول است. چند لحظه دیگر دوباره تلاش کنید.',
+  too_many_concurrent_requests: 'درخواست‌های قبلی شما هنوز در جریان است. کمی صبر کنید و دوباره تلاش کنید.',
   timeout: 'پاسخ بیش از حد طول کشید. دوباره تلاش کنید.',
   model_not_loaded: 'مدل هنوز آماده نیست. کمی بعد دوباره تلاش کنید.',
   message_too_long: 'پیام بیش از حد طولانی است. آن را کوتاه‌تر کنید.',
@@ -106,18 +107,30 @@ function showError(err) {
   ui.errorDetail.textContent = err.message && err.code !== 'network' ? `${err.code}: ${err.message}` : ''
   ui.retry.hidden = NEEDS_EDIT.has(err.code)
   ui.error.hidden = false
-  if (err.code === 'invalid_api_key') ui.apiKeyRow.hidden = false
+  if (err.code === 'invalid_api_key') {
+    forgetApiKey()
+    ui.apiKeyRow.hidden = false
+  }
 }
 
 function hideError() {
   ui.error.hidden = true
 }
 
+// The key lives in sessionStorage: it is gone when the tab closes, and no other tab or later
+// visit can read it. A 401 drops it, so a wrong or revoked key is asked for again.
+const API_KEY_STORAGE = 'persian-chat-api-key'
+
 function headers() {
   const h = { 'Content-Type': 'application/json' }
-  const key = ui.apiKey.value.trim() || localStorage.getItem('persian-chat-api-key')
+  const key = ui.apiKey.value.trim() || sessionStorage.getItem(API_KEY_STORAGE)
   if (key) h.Authorization = `Bearer ${key}`
   return h
+}
+
+function forgetApiKey() {
+  sessionStorage.removeItem(API_KEY_STORAGE)
+  ui.apiKey.value = ''
 }
 
 /** Parses an SSE body into { event, data } records as bytes arrive (UTF-8 safe across reads). */
@@ -194,7 +207,7 @@ async function send(text) {
     history.push({ role: 'user', content: text }, { role: 'assistant', content: reply })
     failedMessage = null
     const key = ui.apiKey.value.trim()
-    if (key) localStorage.setItem('persian-chat-api-key', key)
+    if (key) sessionStorage.setItem(API_KEY_STORAGE, key)
   } catch (err) {
     if (controller.signal.aborted) {
       // Stopped by the user: keep what arrived, and keep it in the conversation.

@@ -1,21 +1,27 @@
 // The Express application: middleware order is the policy.
-//   request id + log + HTTP metrics → /health, /metrics (open) →
-//   /api and /v1: CORS (opt-in) → per-IP rate limit → API key → JSON body (size-limited) → routes →
+//   request id + log + HTTP metrics → security headers → Host check (DNS rebinding) →
+//   /health (open) → /metrics (behind the key unless METRICS_PUBLIC) →
+//   /api and /v1: CORS (opt-in) → per-IP rate limit → API key → per-client cap on running
+//   requests → JSON body (size-limited) → routes →
 //   the web page (static) → JSON 404 for anything else → one error handler (OpenAI-style body, never a stack trace).
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import { rateLimit } from 'express-rate-limit'
+import { ApiKeys, keyName, requireApiKey } from './auth'
+import { perClientLimit } from './client-limit'
 import type { Config } from './config'
-import { ApiError, toApiError } from './errors'
+import { ApiError, clientError } from './errors'
+import { hostCheck } from './host-check'
 import type { LlmService } from './llm'
 import { ServiceMetrics } from './metrics'
 import { chatRouter } from './routes/chat'
 import { openaiRouter } from './routes/openai'
 import { retrievalRouter } from './routes/retrieval'
 import { RetrievalService } from './retrieval'
-import { systemRouter } from './routes/system'
+import { healthRouter, metricsHandler } from './routes/system'
+import { securityHeaders } from './security-headers'
 
 /** The package's root (holds public/), from src/ under ts-jest or dist/src/ when built. */
 function packageRoot(): string {
@@ -55,24 +61,14 @@ function requestContext(config: Config, metrics: ServiceMetrics) {
       const status = res.writableFinished ? String(res.statusCode) : 'disconnected'
       metrics.httpRequests.inc({ method: req.method, route, status })
       metrics.httpDuration.observe({ route }, seconds)
+      if (route.startsWith('/api/') || route.startsWith('/v1/')) metrics.clientRequests.inc({ client: metrics.clientLabel(res), route, status })
       if (config.logRequests) {
-        const line = { time: new Date().toISOString(), requestId, ip: req.ip, method: req.method, path: req.path, status, ms: Math.round(seconds * 1000) }
+        // The key's name stands for the client; the key itself is never logged.
+        const line = { time: new Date().toISOString(), requestId, ip: req.ip, client: keyName(res), method: req.method, path: req.path, status, ms: Math.round(seconds * 1000) }
         process.stdout.write(JSON.stringify(line) + '\n')
       }
     })
     next()
-  }
-}
-
-function requireApiKey(apiKey: string | undefined) {
-  const expected = apiKey ? Buffer.from(apiKey) : null
-  return (req: Request, _res: Response, next: NextFunction) => {
-    if (!expected) return next()
-    const header = req.get('authorization') ?? ''
-    const match = /^Bearer\s+(.+)$/i.exec(header.trim())
-    const given = Buffer.from(match ? match[1] : '')
-    if (given.length === expected.length && crypto.timingSafeEqual(given, expected)) return next()
-    next(new ApiError(401, 'authentication_error', 'invalid_api_key', 'Missing or invalid API key (send Authorization: Bearer <key>)'))
   }
 }
 
@@ -111,22 +107,26 @@ function perIpRateLimit(config: Config) {
 export function createApp(config: Config, llm: LlmService): App {
   const metrics = new ServiceMetrics(llm)
   const retrieval = new RetrievalService(config)
+  const keys = new ApiKeys(config.apiKeys)
   const app = express()
   app.disable('x-powered-by')
   app.set('trust proxy', config.trustProxy)
 
   app.use(requestContext(config, metrics))
-  app.use(systemRouter(llm, metrics))
+  app.use(securityHeaders())
+  app.use(hostCheck(config))
+  app.use(healthRouter(llm))
+  app.get('/metrics', ...(config.metricsPublic ? [] : [requireApiKey(keys)]), metricsHandler(metrics))
 
-  const api = [cors(config.corsOrigins), perIpRateLimit(config), requireApiKey(config.apiKey), express.json({ limit: config.bodyLimit })]
+  const api = [
+    cors(config.corsOrigins),
+    perIpRateLimit(config),
+    requireApiKey(keys),
+    perClientLimit(config.maxInflightPerClient, metrics),
+    express.json({ limit: config.bodyLimit }),
+  ]
   app.use('/api', ...api, chatRouter(config, llm, metrics))
   app.use('/v1', ...api, openaiRouter(config, llm, metrics), retrievalRouter(config, retrieval))
-  app.use((_req, res, next) => {
-    // The page loads only its own files (no CDN, no inline script).
-    res.setHeader('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; style-src 'self'")
-    res.setHeader('X-Content-Type-Options', 'nosniff')
-    next()
-  })
   app.use(express.static(PUBLIC_DIR, { index: 'index.html', maxAge: 0 }))
   app.use((req: Request) => {
     throw new ApiError(404, 'not_found_error', 'not_found', `No route for ${req.method} ${req.path}`)
@@ -134,8 +134,7 @@ export function createApp(config: Config, llm: LlmService): App {
 
   // Express recognises an error handler by its four parameters.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const apiError = toApiError(err)
-    if (apiError.status === 500) console.error('[persian-chat] internal error:', err)
+    const apiError = clientError(err, res.locals.requestId as string)
     if (res.headersSent || res.destroyed) return void res.end()
     res.set(apiError.headers).status(apiError.status).json(apiError.toBody())
   })

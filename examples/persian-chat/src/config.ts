@@ -1,6 +1,7 @@
 // Service configuration, read once from the environment (and `.env`, see server.ts). Every value
 // is checked here, so a typo in `.env` stops the service at start with a message naming the
 // variable instead of surfacing later as a confusing request error.
+import net from 'node:net'
 import path from 'node:path'
 import type { Pooling } from 'napi-llama'
 
@@ -44,8 +45,40 @@ export interface Config {
   timeoutMs: number
   port: number
   host: string
-  /** Bearer token required on /api and /v1 when set. */
-  apiKey: string | undefined
+  /**
+   * Bearer tokens accepted on /api and /v1 (and /metrics), each with a name that logs and
+   * metrics use instead of the key (`API_KEYS=name:key,…`; `API_KEY` is one named `default`).
+   * Empty: no key needed.
+   */
+  apiKeys: NamedKey[]
+  /** Lets the service listen on a non-loopback HOST without keys (`ALLOW_NO_AUTH`). */
+  allowNoAuth: boolean
+  /**
+   * Host names (the `Host` header) the service answers besides IP literals and `localhost`
+   * (`ALLOWED_HOSTS`). On a loopback HOST they are always checked: a page whose domain rebinds
+   * to 127.0.0.1 would otherwise call the API as its own origin.
+   */
+  allowedHosts: string[]
+  /** /metrics without a key even when keys are set (`METRICS_PUBLIC`). */
+  metricsPublic: boolean
+  /**
+   * Generation requests one client (its key's name, or its IP without keys) may have running
+   * or queued at once, so one client cannot take every slot and the whole queue. 0: no cap.
+   */
+  maxInflightPerClient: number
+  /** Node's HTTP server limits (see http-server.ts). */
+  headersTimeoutMs: number
+  requestTimeoutMs: number
+  /** A socket with no traffic for this long is closed (it must outlast a non-streamed reply). */
+  socketIdleTimeoutMs: number
+  keepAliveTimeoutMs: number
+  maxConnections: number
+  /** A streamed reply whose reader takes no bytes for this long is dropped and cancelled. */
+  slowReaderTimeoutMs: number
+  /** While a streamed request waits for a slot, an SSE comment goes out this often. */
+  sseKeepAliveMs: number
+  /** On SIGTERM/SIGINT, running replies get this long to finish before they are cancelled. */
+  shutdownGraceMs: number
   systemPrompt: string
   /** express.json body limit, e.g. '64kb'. */
   bodyLimit: string
@@ -76,6 +109,51 @@ export interface Config {
    * at load so tests can make a reply slow on purpose. Unset in production.
    */
   faults?: string
+}
+
+/** One accepted API key and the name that stands for it in logs and metrics. */
+export interface NamedKey {
+  name: string
+  key: string
+}
+
+/** `API_KEY` (named `default`) and `API_KEYS=name:key,…`. */
+function apiKeys(single: string | undefined, list: string | undefined): NamedKey[] {
+  const keys: NamedKey[] = []
+  if (single?.trim()) keys.push({ name: 'default', key: single.trim() })
+  for (const entry of (list ?? '').split(',').map((e) => e.trim()).filter(Boolean)) {
+    const at = entry.indexOf(':')
+    const name = entry.slice(0, at).trim()
+    const key = entry.slice(at + 1).trim()
+    // The name becomes a metrics label and a log field: keep it plain.
+    if (at <= 0 || !key || !/^[A-Za-z0-9_.-]+$/.test(name)) {
+      throw new ConfigError('API_KEYS must be a comma-separated list of name:key, names of letters, digits, _ . -')
+    }
+    keys.push({ name, key })
+  }
+  const names = new Set(keys.map((k) => k.name))
+  if (names.size !== keys.length) throw new ConfigError('API_KEYS: two keys share a name (API_KEY is named default)')
+  if (new Set(keys.map((k) => k.key)).size !== keys.length) throw new ConfigError('API_KEYS: the same key appears twice')
+  return keys
+}
+
+const LOOPBACK = new net.BlockList()
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4')
+LOOPBACK.addAddress('::1', 'ipv6')
+
+/** True for `localhost` and loopback addresses: only this machine can connect. */
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase()
+  if (bare === 'localhost') return true
+  const family = net.isIP(bare)
+  return family !== 0 && LOOPBACK.check(bare, family === 6 ? 'ipv6' : 'ipv4')
+}
+
+function list(raw: string | undefined): string[] {
+  return (raw ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean)
 }
 
 /** One entry of `LLM_BACKENDS`. */
@@ -192,7 +270,21 @@ function trustProxy(raw: string | undefined): boolean | number | string {
 /** Builds the configuration from environment variables (see `.env.example`). */
 export function loadConfig(env: Env = process.env): Config {
   const modelPath = env.LLM_MODEL_PATH?.trim()
-  const apiKey = env.API_KEY?.trim()
+  const host = env.HOST?.trim() || '127.0.0.1'
+  const keys = apiKeys(env.API_KEY, env.API_KEYS)
+  const allowNoAuth = bool(env, 'ALLOW_NO_AUTH', false)
+  if (!isLoopback(host) && keys.length === 0 && !allowNoAuth) {
+    throw new ConfigError(`HOST=${host} accepts connections from other machines: set API_KEY (or API_KEYS), or ALLOW_NO_AUTH=true to serve without a key`)
+  }
+  const parallel = int(env, 'LLM_PARALLEL', 4, 1, 64)
+  const timeoutMs = int(env, 'LLM_TIMEOUT_MS', 120_000, 1, 3_600_000)
+  const headersTimeoutMs = int(env, 'HEADERS_TIMEOUT_MS', 20_000, 1, 3_600_000)
+  const requestTimeoutMs = int(env, 'REQUEST_TIMEOUT_MS', 60_000, 1, 3_600_000)
+  // Node refuses a headers deadline beyond the whole request's.
+  if (headersTimeoutMs > requestTimeoutMs) throw new ConfigError('HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS')
+  // A non-streamed reply sends nothing until it is done: the idle deadline must outlast it.
+  const socketIdleTimeoutMs = int(env, 'SOCKET_IDLE_TIMEOUT_MS', timeoutMs + 30_000, 1, 7_200_000)
+  if (socketIdleTimeoutMs <= timeoutMs) throw new ConfigError('SOCKET_IDLE_TIMEOUT_MS must be longer than LLM_TIMEOUT_MS (a reply sends nothing until it is done)')
   const bodyLimit = env.BODY_LIMIT?.trim() || '64kb'
   if (!/^\d+(b|kb|mb)?$/i.test(bodyLimit)) {
     throw new ConfigError(`BODY_LIMIT must look like 64kb or 1mb, got "${bodyLimit}"`)
@@ -211,15 +303,28 @@ export function loadConfig(env: Env = process.env): Config {
     backendApiKey: env.LLM_BACKEND_API_KEY?.trim() || undefined,
     threads: threads === 0 ? undefined : threads,
     gpuLayers: int(env, 'LLM_GPU_LAYERS', 0, 0, 10_000),
-    parallel: int(env, 'LLM_PARALLEL', 4, 1, 64),
+    parallel,
     maxQueue: int(env, 'LLM_MAX_QUEUE', 32, 0, 100_000),
     promptCacheMb: optionalInt(env, 'LLM_PROMPT_CACHE_MB', 0, 1 << 30),
     promptCacheDir: env.LLM_PROMPT_CACHE_DIR?.trim() ? path.resolve(env.LLM_PROMPT_CACHE_DIR.trim()) : undefined,
     promptCacheDiskMb: optionalInt(env, 'LLM_PROMPT_CACHE_DISK_MB', 0, 1 << 30),
-    timeoutMs: int(env, 'LLM_TIMEOUT_MS', 120_000, 1, 3_600_000),
+    timeoutMs,
     port: int(env, 'PORT', 3000, 0, 65535),
-    host: env.HOST?.trim() || '127.0.0.1',
-    apiKey: apiKey ? apiKey : undefined,
+    host,
+    apiKeys: keys,
+    allowNoAuth,
+    allowedHosts: list(env.ALLOWED_HOSTS).map((h) => h.toLowerCase()),
+    metricsPublic: bool(env, 'METRICS_PUBLIC', false),
+    // Default: one client may fill every slot but never the queue, so others always get a place.
+    maxInflightPerClient: int(env, 'MAX_INFLIGHT_PER_CLIENT', parallel, 0, 100_000),
+    headersTimeoutMs,
+    requestTimeoutMs,
+    socketIdleTimeoutMs,
+    keepAliveTimeoutMs: int(env, 'KEEP_ALIVE_TIMEOUT_MS', 5_000, 1, 3_600_000),
+    maxConnections: int(env, 'MAX_CONNECTIONS', 1_000, 1, 1_000_000),
+    slowReaderTimeoutMs: int(env, 'SLOW_READER_TIMEOUT_MS', 30_000, 1, 3_600_000),
+    sseKeepAliveMs: int(env, 'SSE_KEEPALIVE_MS', 15_000, 1, 3_600_000),
+    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 3_600_000),
     systemPrompt: env.SYSTEM_PROMPT?.trim() || DEFAULT_SYSTEM_PROMPT,
     bodyLimit,
     maxMessageChars: int(env, 'MAX_MESSAGE_CHARS', 4000, 1, 1_000_000),
@@ -231,9 +336,6 @@ export function loadConfig(env: Env = process.env): Config {
     embeddingPooling: pooling(env.LLM_EMBEDDING_POOLING),
     rerankModel: modelFile(env.LLM_RERANK_MODEL),
     faults: env.NAPI_LLAMA_FAULTS?.trim() || undefined,
-    corsOrigins: (env.CORS_ORIGINS ?? '')
-      .split(',')
-      .map((o) => o.trim())
-      .filter(Boolean),
+    corsOrigins: list(env.CORS_ORIGINS),
   }
 }

@@ -6,6 +6,7 @@
 export type ErrorType =
   | 'invalid_request_error'
   | 'authentication_error'
+  | 'permission_error'
   | 'not_found_error'
   | 'rate_limit_error'
   | 'timeout_error'
@@ -29,7 +30,7 @@ export class ApiError extends Error {
    * which would only hold a slot for another full timeout when the server is already slow.
    */
   get headers(): Record<string, string> {
-    if (this.code === 'queue_full' || this.code === 'backend_unavailable') return { 'Retry-After': '1' }
+    if (this.code === 'queue_full' || this.code === 'backend_unavailable' || this.code === 'too_many_concurrent_requests') return { 'Retry-After': '1' }
     if (this.code === 'model_not_loaded') return { 'Retry-After': '5' }
     if (this.code === 'timeout' || this.code === 'aborted') return { 'x-should-retry': 'false' }
     return {}
@@ -60,13 +61,16 @@ const LLAMA_ERRORS: Record<string, [number, ErrorType, string]> = {
   INTERNAL: [500, 'server_error', 'internal_error'],
 }
 
+const INTERNAL_MESSAGE = 'Internal server error'
+
 /** Converts anything thrown into an ApiError; unknown errors become a 500 without details. */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err
   const code = (err as { code?: unknown } | null)?.code
   if (typeof code === 'string' && code in LLAMA_ERRORS) {
     const [status, type, apiCode] = LLAMA_ERRORS[code]
-    return new ApiError(status, type, apiCode, (err as Error).message)
+    // An engine fault's own message is for the log (clientError), not for the client.
+    return new ApiError(status, type, apiCode, status === 500 ? INTERNAL_MESSAGE : (err as Error).message)
   }
   // body-parser errors carry `type` and `status` (bad JSON, too large, bad charset).
   const parser = err as { type?: unknown; status?: unknown; message?: unknown }
@@ -79,5 +83,18 @@ export function toApiError(err: unknown): ApiError {
   if (parser && typeof parser.status === 'number' && parser.status >= 400 && parser.status < 500) {
     return new ApiError(parser.status, 'invalid_request_error', 'invalid_request', String(parser.message))
   }
-  return new ApiError(500, 'server_error', 'internal_error', 'Internal server error')
+  return new ApiError(500, 'server_error', 'internal_error', INTERNAL_MESSAGE)
+}
+
+/**
+ * What a client may see of a failure. A 500 is a bug or an engine fault whose message may hold
+ * file paths or internals: the client gets a fixed message with the request id, and the detail
+ * goes to the log under that id.
+ */
+export function clientError(err: unknown, requestId: string): ApiError {
+  const apiError = toApiError(err)
+  if (apiError.status !== 500) return apiError
+  const detail = err instanceof Error ? (err.stack ?? err.message) : String(err)
+  process.stderr.write(`[persian-chat] internal error (request ${requestId}): ${detail}\n`)
+  return new ApiError(500, 'server_error', 'internal_error', `${INTERNAL_MESSAGE} (request id ${requestId})`)
 }

@@ -2,6 +2,8 @@
 // engine's own counters (napi-llama `metrics()`) read at scrape time.
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { BackendMetrics } from 'napi-llama'
+import type { Response } from 'express'
+import { keyName } from './auth'
 import type { LlmService } from './llm'
 
 export class ServiceMetrics {
@@ -29,6 +31,27 @@ export class ServiceMetrics {
     registers: [this.registry],
   })
 
+  readonly clientRequests = new Counter({
+    name: 'http_client_requests_total',
+    help: 'API requests by client (the API key\'s name; "anonymous" without keys), route and status.',
+    labelNames: ['client', 'route', 'status'] as const,
+    registers: [this.registry],
+  })
+
+  readonly clientLimitRejections = new Counter({
+    name: 'http_client_concurrency_rejections_total',
+    help: 'Requests refused because their client already had MAX_INFLIGHT_PER_CLIENT running or waiting.',
+    labelNames: ['client'] as const,
+    registers: [this.registry],
+  })
+
+  readonly slowReadersDropped = new Counter({
+    name: 'chat_slow_readers_dropped_total',
+    help: 'Streamed replies dropped (and their generation cancelled) because the client stopped reading.',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  })
+
   constructor(private readonly llm: LlmService) {
     collectDefaultMetrics({ register: this.registry })
   }
@@ -36,6 +59,11 @@ export class ServiceMetrics {
   async render(): Promise<string> {
     const base = await this.registry.metrics()
     return (base.endsWith('\n') ? base : base + '\n') + this.engineMetrics()
+  }
+
+  /** A bounded label for a client: its key's name (IPs would grow without limit). */
+  clientLabel(res: Response): string {
+    return keyName(res) ?? 'anonymous'
   }
 
   get contentType(): string {

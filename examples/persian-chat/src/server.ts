@@ -1,6 +1,7 @@
 // `npm start`: reads `.env` and the environment, starts listening at once (so /health answers 503
 // while the model loads), loads the model, and shuts down cleanly on SIGINT/SIGTERM: stop
-// accepting connections, cancel in-flight generations, free the model.
+// accepting connections, let running replies finish for up to SHUTDOWN_GRACE_MS, cancel the
+// rest, free the model.
 import fs from 'node:fs'
 import path from 'node:path'
 import { spawn } from 'node:child_process'
@@ -8,6 +9,7 @@ import type { Server } from 'node:http'
 import dotenv from 'dotenv'
 import { createApp } from './app'
 import { ConfigError, type Config, loadConfig } from './config'
+import { createHttpServer } from './http-server'
 import { LlmService } from './llm'
 
 function log(message: string): void {
@@ -16,18 +18,35 @@ function log(message: string): void {
 
 /**
  * Fetches the default model (Gemma 3) with the addon's fetch script when it is missing. Runs in
- * a child process while the server already answers (/health says 503 loading meanwhile).
+ * a child process while the server already answers (/health says 503 loading meanwhile), and
+ * stops when `signal` aborts (shutdown).
  */
-function fetchDefaultModel(config: Config): (() => Promise<void>) | undefined {
+function fetchDefaultModel(config: Config, signal: AbortSignal): (() => Promise<void>) | undefined {
   if (!config.backends.some((b) => b.kind === 'local')) return undefined
   if (!config.modelPathIsDefault || fs.existsSync(config.modelPath)) return undefined
   return () =>
     new Promise<void>((resolve, reject) => {
+      if (signal.aborted) return reject(new Error('shutting down'))
       const script = require.resolve('napi-llama/scripts/fetch-model.js')
       log(`model not found at ${config.modelPath}; fetching Gemma 3 with napi-llama's fetch script`)
-      const child = spawn(process.execPath, [script, 'gemma3'], { stdio: ['ignore', 'ignore', 'inherit'] })
+      // Its own process group: the script runs pip, which a kill of the script alone would leave
+      // downloading.
+      const child = spawn(process.execPath, [script, 'gemma3'], { stdio: ['ignore', 'ignore', 'inherit'], detached: true })
+      const stop = () => {
+        try {
+          process.kill(-child.pid!, 'SIGTERM')
+        } catch {
+          // already gone
+        }
+      }
+      signal.addEventListener('abort', stop, { once: true })
       child.on('error', reject)
-      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`fetching the default model failed (exit ${code}); set LLM_MODEL_PATH`))))
+      child.on('exit', (code) => {
+        signal.removeEventListener('abort', stop)
+        if (signal.aborted) reject(new Error('fetching the default model was stopped by the shutdown'))
+        else if (code === 0) resolve()
+        else reject(new Error(`fetching the default model failed (exit ${code}); set LLM_MODEL_PATH`))
+      })
     })
 }
 
@@ -41,21 +60,27 @@ export interface RunningService {
 export async function startService(config: Config): Promise<RunningService> {
   const llm = new LlmService(config)
   const { app, retrieval } = createApp(config, llm)
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.port, config.host, () => resolve(s))
-    s.once('error', reject)
+  const { server, drained } = createHttpServer(config, app)
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(config.port, config.host, () => resolve())
   })
+  const shutdown = new AbortController()
   const started = Date.now()
-  llm.start(fetchDefaultModel(config)).then(
+  llm.start(fetchDefaultModel(config, shutdown.signal)).then(
     (info) => log(`model "${info.name}" loaded in ${Date.now() - started} ms (context ${info.contextSize}, ${info.parallel} slots, ${info.threads} threads)`),
     (err: Error) => log(`model failed to load: ${err.message} — /health reports 503`),
   )
   const close = async () => {
-    // Stop accepting, cancel generations (their streams end with an error event), then wait
-    // for open responses to finish; sockets still open after 5 s are closed.
+    shutdown.abort() // a first-start download of the model stops here
+    // Stop accepting connections; idle ones close now, the others once their reply is done.
     const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+    server.closeIdleConnections()
+    if (!(await drained(config.shutdownGraceMs))) log('replies still running after SHUTDOWN_GRACE_MS: cancelling them')
+    // Cancels what is left (streams end with an error event) and frees the model.
     await Promise.all([llm.stop(), retrieval.stop()])
     server.closeIdleConnections()
+    // A connection still open now belongs to a client that stopped reading.
     const force = setTimeout(() => server.closeAllConnections(), 5000)
     await closed
     clearTimeout(force)

@@ -1,8 +1,12 @@
-// Server-sent events over an Express response, and the two rules every streaming route follows:
+// Server-sent events over an Express response, and the rules every streaming route follows:
 //  1. Wait for the first chunk before sending headers, so errors that happen before any text
-//     (bad options, context overflow, queue full, timeout in the queue) get a real HTTP status.
+//     (bad options, context overflow, queue full) get a real HTTP status. A request that waits
+//     in the queue longer than SSE_KEEPALIVE_MS starts the stream anyway and sends comments, so
+//     proxies that close idle streams keep it; an error after that arrives as an event.
 //  2. A client that goes away cancels its generation: the request's AbortSignal fires and the
 //     engine frees the slot at its next decode step.
+//  3. A client that stops reading is dropped once its socket takes no bytes for
+//     SLOW_READER_TIMEOUT_MS, which cancels its generation as in 2.
 import type { Response } from 'express'
 import type { StreamChunk } from 'napi-llama'
 import type { ReadableStream, ReadableStreamDefaultReader } from 'node:stream/web'
@@ -27,9 +31,14 @@ export interface OpenedStream {
   reader: ReadableStreamDefaultReader<StreamChunk>
 }
 
-/** Reads the first chunk (it rejects with the request's error if it fails before any text). */
-export async function openStream(stream: ReadableStream<StreamChunk>): Promise<OpenedStream> {
+/**
+ * Reads the first chunk (it rejects with the request's error if it fails before any text).
+ * Meanwhile `events`, when given, gets a keep-alive comment every `keepAliveMs`, the first of
+ * which starts the event stream.
+ */
+export async function openStream(stream: ReadableStream<StreamChunk>, events?: EventStream): Promise<OpenedStream> {
   const reader = stream.getReader()
+  const keepAlive = events && setInterval(() => events.keepAlive(), events.policy.keepAliveMs)
   try {
     const { value, done } = await reader.read()
     if (done || !value) throw new Error('stream ended before its final chunk')
@@ -37,6 +46,8 @@ export async function openStream(stream: ReadableStream<StreamChunk>): Promise<O
   } catch (err) {
     reader.releaseLock()
     throw err
+  } finally {
+    clearInterval(keepAlive)
   }
 }
 
@@ -83,35 +94,76 @@ export function textFrames(render: (text: string) => string): (text: string) => 
   return (text) => before + JSON.stringify(text) + after
 }
 
-export function startEventStream(res: Response): void {
-  res.status(200)
-  res.setHeader('Content-Type', 'text/event-stream; charset=utf-8')
-  res.setHeader('Cache-Control', 'no-cache, no-transform')
-  res.setHeader('Connection', 'keep-alive')
-  res.setHeader('X-Accel-Buffering', 'no') // nginx: do not buffer the stream
-  res.flushHeaders()
+export interface StreamPolicy {
+  /** How often a keep-alive comment goes out while the request waits for its first chunk. */
+  keepAliveMs: number
+  /** How long the socket may take no bytes before the client is dropped. */
+  slowReaderMs: number
+  /** Runs when a slow reader is dropped (for metrics). */
+  onSlowReader(): void
 }
 
-/**
- * Writes one event. Returns a promise only when the client reads slower than we write: it
- * settles once the socket drains, so the socket's buffer stays small (the engine's stream still
- * queues the pieces generated meanwhile: at most the reply itself, which `LLM_MAX_TOKENS`
- * bounds). Otherwise nothing to wait for, and no promise made.
- */
-export function sendEvent(res: Response, data: string, event?: string): Promise<void> | undefined {
-  return sendFrame(res, (event ? `event: ${event}\n` : '') + `data: ${data}\n\n`)
-}
+/** One streamed reply: its headers go out once, with the first event or keep-alive. */
+export class EventStream {
+  constructor(
+    private readonly res: Response,
+    readonly policy: StreamPolicy,
+  ) {}
 
-/** Writes a whole SSE frame; as sendEvent. */
-export function sendFrame(res: Response, frame: string): Promise<void> | undefined {
-  if (res.writableEnded || res.destroyed || res.write(frame)) return undefined
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      res.off('drain', done)
-      res.off('close', done)
-      resolve()
-    }
-    res.on('drain', done)
-    res.on('close', done)
-  })
+  /** True once the 200 and the event-stream headers are sent: errors must be events from then on. */
+  get started(): boolean {
+    return this.res.headersSent
+  }
+
+  start(): void {
+    if (this.started) return
+    const res = this.res
+    res.status(200)
+    res.setHeader('Content-Type', 'text/event-stream; charset=utf-8')
+    res.setHeader('Cache-Control', 'no-cache, no-transform')
+    res.setHeader('Connection', 'keep-alive')
+    res.setHeader('X-Accel-Buffering', 'no') // nginx: do not buffer the stream
+    res.flushHeaders()
+  }
+
+  /** An SSE comment: clients ignore it, proxies see traffic. */
+  keepAlive(): void {
+    this.start()
+    void this.frame(': keep-alive\n\n')
+  }
+
+  /**
+   * Writes one event. Returns a promise only when the client reads slower than we write: it
+   * settles once the socket drains, so the socket's buffer stays small (the engine's stream still
+   * queues the pieces generated meanwhile: at most the reply itself, which `LLM_MAX_TOKENS`
+   * bounds). Otherwise nothing to wait for, and no promise made.
+   */
+  send(data: string, event?: string): Promise<void> | undefined {
+    return this.frame((event ? `event: ${event}\n` : '') + `data: ${data}\n\n`)
+  }
+
+  /** Writes a whole SSE frame; as send. A reader that takes nothing for too long is dropped. */
+  frame(frame: string): Promise<void> | undefined {
+    const res = this.res
+    if (res.writableEnded || res.destroyed || res.write(frame)) return undefined
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(deadline)
+        res.off('drain', done)
+        res.off('close', done)
+        resolve()
+      }
+      // Destroying the response closes it: abortOnDisconnect then cancels the generation.
+      const deadline = setTimeout(() => {
+        this.policy.onSlowReader()
+        res.destroy()
+      }, this.policy.slowReaderMs)
+      res.on('drain', done)
+      res.on('close', done)
+    })
+  }
+
+  end(): void {
+    if (this.started) this.res.end()
+  }
 }

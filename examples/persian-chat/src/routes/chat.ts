@@ -6,11 +6,11 @@
 import { Router } from 'express'
 import type { Generation, StreamFinalChunk } from 'napi-llama'
 import type { Config } from '../config'
-import { toApiError } from '../errors'
+import { clientError } from '../errors'
 import type { LlmService } from '../llm'
 import type { ServiceMetrics } from '../metrics'
-import { abortOnDisconnect, forEachChunk, openStream, sendEvent, sendFrame, startEventStream, textFrames } from '../sse'
-import { parseChatRequest } from '../validate'
+import { EventStream, abortOnDisconnect, forEachChunk, openStream, textFrames } from '../sse'
+import { requestParsers } from '../schemas'
 
 function summary(g: Omit<Generation, 'text'>, model: string) {
   return {
@@ -30,9 +30,10 @@ function summary(g: Omit<Generation, 'text'>, model: string) {
 
 export function chatRouter(config: Config, llm: LlmService, metrics: ServiceMetrics): Router {
   const router = Router()
+  const parse = requestParsers(config)
 
   router.post('/chat', async (req, res) => {
-    const { messages, stream } = parseChatRequest(req.body, config)
+    const { messages, stream } = parse.chat(req.body)
     const controller = abortOnDisconnect(res, () => metrics.clientDisconnects.inc({ route: '/api/chat' }))
     const options = {
       contextOverflow: 'drop-oldest' as const,
@@ -46,19 +47,25 @@ export function chatRouter(config: Config, llm: LlmService, metrics: ServiceMetr
       return
     }
 
-    const opened = await openStream(llm.stream(messages, options))
-    startEventStream(res)
+    const events = new EventStream(res, {
+      keepAliveMs: config.sseKeepAliveMs,
+      slowReaderMs: config.slowReaderTimeoutMs,
+      onSlowReader: () => metrics.slowReadersDropped.inc({ route: '/api/chat' }),
+    })
     try {
+      const opened = await openStream(llm.stream(messages, options), events)
+      events.start()
       const textFrame = textFrames((text) => JSON.stringify({ text }))
       await forEachChunk(opened, (chunk) => {
-        if (!chunk.done) return chunk.text ? sendFrame(res, textFrame(chunk.text)) : undefined
+        if (!chunk.done) return chunk.text ? events.frame(textFrame(chunk.text)) : undefined
         const final = chunk as StreamFinalChunk
-        return sendEvent(res, JSON.stringify({ reply: final.generation.text, ...summary(final, llm.modelId) }), 'done')
+        return events.send(JSON.stringify({ reply: final.generation.text, ...summary(final, llm.modelId) }), 'done')
       })
     } catch (err) {
-      if (!controller.signal.aborted) await sendEvent(res, JSON.stringify(toApiError(err).toBody()), 'error')
+      if (!events.started) throw err // nothing sent yet: the error handler gives it a real status
+      if (!controller.signal.aborted) await events.send(JSON.stringify(clientError(err, res.locals.requestId as string).toBody()), 'error')
     } finally {
-      res.end()
+      events.end()
     }
   })
 

@@ -4,11 +4,11 @@
 import { Router } from 'express'
 import type { Generation, StreamFinalChunk } from 'napi-llama'
 import type { Config } from '../config'
-import { ApiError, toApiError } from '../errors'
+import { ApiError, clientError } from '../errors'
 import type { LlmService } from '../llm'
 import type { ServiceMetrics } from '../metrics'
-import { abortOnDisconnect, forEachChunk, openStream, sendEvent, sendFrame, startEventStream, textFrames } from '../sse'
-import { parseCompletionRequest } from '../validate'
+import { EventStream, abortOnDisconnect, forEachChunk, openStream, textFrames } from '../sse'
+import { requestParsers } from '../schemas'
 
 /** The server's start time, used as every model's `created`. */
 const STARTED_AT = Math.floor(Date.now() / 1000)
@@ -27,6 +27,7 @@ function usage(g: Omit<Generation, 'text'>) {
 
 export function openaiRouter(config: Config, llm: LlmService, metrics: ServiceMetrics): Router {
   const router = Router()
+  const parse = requestParsers(config)
 
   const modelObject = () => ({ id: llm.modelId, object: 'model', created: STARTED_AT, owned_by: 'napi-llama' })
 
@@ -42,7 +43,7 @@ export function openaiRouter(config: Config, llm: LlmService, metrics: ServiceMe
   })
 
   router.post('/chat/completions', async (req, res) => {
-    const request = parseCompletionRequest(req.body, config)
+    const request = parse.completion(req.body)
     const controller = abortOnDisconnect(res, () => metrics.clientDisconnects.inc({ route: '/v1/chat/completions' }))
     const requestId = res.locals.requestId as string
     const options = { ...request.options, contextOverflow: 'error' as const, requestId, signal: controller.signal }
@@ -71,28 +72,34 @@ export function openaiRouter(config: Config, llm: LlmService, metrics: ServiceMe
       return
     }
 
-    const opened = await openStream(llm.stream(request.messages, options))
-    startEventStream(res)
+    const events = new EventStream(res, {
+      keepAliveMs: config.sseKeepAliveMs,
+      slowReaderMs: config.slowReaderTimeoutMs,
+      onSlowReader: () => metrics.slowReadersDropped.inc({ route: '/v1/chat/completions' }),
+    })
     const head = { id, object: 'chat.completion.chunk', created, model, system_fingerprint: null }
     const noUsage = request.includeUsage ? { usage: null } : {}
     const chunk = (delta: object, finish: string | null) =>
       JSON.stringify({ ...head, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...noUsage })
     try {
+      const opened = await openStream(llm.stream(request.messages, options), events)
+      events.start()
       const contentFrame = textFrames((text) => chunk({ content: text }, null))
-      await sendEvent(res, chunk({ role: 'assistant', content: '' }, null))
+      await events.send(chunk({ role: 'assistant', content: '' }, null))
       await forEachChunk(opened, (piece) => {
-        if (!piece.done) return piece.text ? sendFrame(res, contentFrame(piece.text)) : undefined
+        if (!piece.done) return piece.text ? events.frame(contentFrame(piece.text)) : undefined
         const final = piece as StreamFinalChunk
-        sendEvent(res, chunk({}, finishReason(final.finishReason)))
+        events.send(chunk({}, finishReason(final.finishReason)))
         // OpenAI's usage chunk: no choices, usage filled in.
-        if (request.includeUsage) sendEvent(res, JSON.stringify({ ...head, choices: [], usage: usage(final) }))
-        return sendEvent(res, '[DONE]')
+        if (request.includeUsage) events.send(JSON.stringify({ ...head, choices: [], usage: usage(final) }))
+        return events.send('[DONE]')
       })
     } catch (err) {
+      if (!events.started) throw err // nothing sent yet: the error handler gives it a real status
       // The openai client raises an APIError for a `data: { error }` event mid-stream.
-      if (!controller.signal.aborted) await sendEvent(res, JSON.stringify(toApiError(err).toBody()))
+      if (!controller.signal.aborted) await events.send(JSON.stringify(clientError(err, res.locals.requestId as string).toBody()))
     } finally {
-      res.end()
+      events.end()
     }
   })
 

@@ -1,7 +1,9 @@
 // GET /health (200 when the model is loaded and its inference thread makes progress, 503 while
 // loading, after a failed load, or when requests are active but no decode step has finished for
-// STALL_MS) and GET /metrics (Prometheus text).
-import { Router } from 'express'
+// STALL_MS) and GET /metrics (Prometheus text). /health is open to probes, so it tells nothing
+// about the machine: file paths in error messages are cut to their last part.
+import path from 'node:path'
+import { type RequestHandler, Router } from 'express'
 import type { LlmService } from '../llm'
 import type { ServiceMetrics } from '../metrics'
 
@@ -22,7 +24,12 @@ function serviceStatus(llm: LlmService, engineStatus: string): string {
   }
 }
 
-export function systemRouter(llm: LlmService, metrics: ServiceMetrics): Router {
+/** Absolute paths (`/a/b/model.gguf`, `C:\\a\\model.gguf`) in a message → their last part. */
+export function withoutPaths(message: string | null): string | null {
+  return message && message.replace(/(^|[\s'"`(=])((?:[A-Za-z]:)?[\\/][^\s'"`)]*)/g, (_m, before: string, p: string) => before + path.basename(p.replace(/\\/g, '/')))
+}
+
+export function healthRouter(llm: LlmService): Router {
   const router = Router()
 
   router.get('/health', (_req, res) => {
@@ -40,16 +47,18 @@ export function systemRouter(llm: LlmService, metrics: ServiceMetrics): Router {
       queueDepth: engine.queueDepth,
       uptimeMs: Math.round(process.uptime() * 1000),
       modelUptimeMs: engine.uptimeMs,
-      error: llm.loadError ?? engine.lastError,
+      error: withoutPaths(llm.loadError ?? engine.lastError),
       // With LLM_BACKENDS: each backend, ok while one of them is ready.
       ...(llm.backends() ? { backends: llm.backends() } : {}),
     })
   })
 
-  router.get('/metrics', async (_req, res) => {
+  return router
+}
+
+export function metricsHandler(metrics: ServiceMetrics): RequestHandler {
+  return async (_req, res) => {
     res.setHeader('Content-Type', metrics.contentType)
     res.send(await metrics.render())
-  })
-
-  return router
+  }
 }
