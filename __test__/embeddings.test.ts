@@ -1,7 +1,7 @@
 // Embedding engines (`embeddings: true`) on the test models with mean pooling: batching must
 // not change a vector, vectors are unit length, similar texts are nearer than unrelated ones,
 // and every misuse is a coded error that leaves the engine serving.
-import { Engine } from '../index'
+import { Engine, initialize } from '../index'
 import { FAST, GEMMA3, MINILM, SMOLLM2, failure } from './helpers'
 
 const dot = (a: Float32Array, b: Float32Array) => a.reduce((sum, v, i) => sum + v * b[i], 0)
@@ -72,17 +72,34 @@ describe('embeddings', () => {
     expect(dot(cat, paraphrase)).toBeGreaterThan(dot(cat, rates))
   })
 
-  test('concurrent calls share decodes and each gets its own vectors in order', async () => {
-    const lists = [TEXTS, [...TEXTS].reverse(), TEXTS.slice(1, 3)]
-    const decodesBefore = engine.metrics().decodeCalls
-    const results = await Promise.all(lists.map((texts) => engine.embed(texts)))
-    expect(engine.metrics().decodeCalls - decodesBefore).toBeLessThan(lists.length)
-    const reference = await engine.embed(TEXTS)
-    const byText = new Map(TEXTS.map((t, i) => [t, reference[i]]))
-    results.forEach((vectors, li) => {
-      expect(vectors).toHaveLength(lists[li].length)
-      vectors.forEach((v, i) => expectSameVector(v, byText.get(lists[li][i]) as Float32Array))
-    })
+  test('concurrent calls share a decode and each gets its own vectors in order', async () => {
+    // `batch:3` holds the first decode until all three calls are queued: sharing is then
+    // certain, not a race with the inference thread.
+    const shared = await Engine.load({ modelPath: SMOLLM2, ...FAST, contextSize: 256, embeddings: true, __faults: 'batch:3' } as never)
+    try {
+      const lists = [TEXTS, [...TEXTS].reverse(), TEXTS.slice(1, 3)]
+      const results = await Promise.all(lists.map((texts) => shared.embed(texts)))
+      expect(shared.metrics().decodeCalls).toBe(1)
+      const reference = await engine.embed(TEXTS)
+      const byText = new Map(TEXTS.map((t, i) => [t, reference[i]]))
+      results.forEach((vectors, li) => {
+        expect(vectors).toHaveLength(lists[li].length)
+        expect(vectors.promptTokens).toBeGreaterThan(lists[li].length)
+        vectors.forEach((v, i) => expectSameVector(v, byText.get(lists[li][i]) as Float32Array))
+      })
+    } finally {
+      await shared.unload()
+    }
+  })
+
+  test('a failed decode fails the requests in it with INTERNAL; the next request works', async () => {
+    const faulty = await Engine.load({ modelPath: SMOLLM2, ...FAST, contextSize: 256, embeddings: true, __faults: 'decode:1' } as never)
+    try {
+      expect((await failure(faulty.embed(TEXTS))).code).toBe('INTERNAL')
+      expect(await faulty.embed(TEXTS)).toHaveLength(TEXTS.length)
+    } finally {
+      await faulty.unload()
+    }
   })
 
   test('many texts in one call: more than fit one decode', async () => {
@@ -123,6 +140,11 @@ describe('a real sentence-embedding model (all-MiniLM-L6-v2, BERT)', () => {
     await minilm.unload()
   })
 
+  test('an encoder model cannot generate: loading it without embeddings is INVALID_ARGUMENT', async () => {
+    const refused = await failure(Engine.load({ modelPath: MINILM, threads: 1 }))
+    expect(refused).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('embeddings: true') })
+  })
+
   test('pools by the mean its GGUF declares, 384-long unit vectors, WordPiece tokens', async () => {
     expect(minilm.info).toMatchObject({ architecture: 'bert', pooling: 'mean', embeddingSize: 384, contextSize: 512 })
     expect(Array.from(minilm.tokenize('hello world'))).toEqual([7592, 2088])
@@ -148,6 +170,11 @@ describe('a real sentence-embedding model (all-MiniLM-L6-v2, BERT)', () => {
 })
 
 describe('embedding engine options', () => {
+  test('initialize() refuses embeddings: the default engine generates', async () => {
+    const refused = await failure(initialize({ modelPath: SMOLLM2, embeddings: true }))
+    expect(refused).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('Engine.load') })
+  })
+
   test('pooling needs embeddings: true, and must be a known pooling', async () => {
     expect((await failure(Engine.load({ modelPath: SMOLLM2, pooling: 'mean' }))).code).toBe('INVALID_ARGUMENT')
     const bad = await failure(Engine.load({ modelPath: SMOLLM2, embeddings: true, pooling: 'max' as never }))
@@ -193,6 +220,7 @@ describe('reranking', () => {
     expect(ranker.info.pooling).toBe('rank')
     const scores = await ranker.rank('What is a cat?', DOCUMENTS)
     expect(scores).toHaveLength(DOCUMENTS.length)
+    expect(scores.promptTokens).toBeGreaterThan(DOCUMENTS.length)
     scores.forEach((s) => expect(Number.isFinite(s)).toBe(true))
     for (let i = 0; i < DOCUMENTS.length; i++) {
       const [alone] = await ranker.rank('What is a cat?', [DOCUMENTS[i]])

@@ -50,6 +50,8 @@ export async function initialize(options: InitializeOptions): Promise<ModelInfo>
   try {
     parsed = loadOptions(options)
     NativeEngine.checkOptions(parsed.native)
+    // The module's functions generate; an embedding engine is an Engine of its own.
+    if (parsed.native.embeddings) throw invalid('initialize() loads the default engine, which generates: load an embedding engine with Engine.load({ ..., embeddings: true })')
   } catch (err) {
     throw toError(err)
   }

@@ -104,6 +104,18 @@ function toGeneration(g: Generation): Generation {
   }
 }
 
+/** `embed()`'s result: one vector per text, in input order. */
+export interface Embeddings extends Array<Float32Array> {
+  /** Tokens evaluated over all texts (what `usage.prompt_tokens` reports). */
+  promptTokens: number
+}
+
+/** `rank()`'s result: one score per document, in input order. */
+export interface Scores extends Array<number> {
+  /** Tokens evaluated over all query and document pairs. */
+  promptTokens: number
+}
+
 const readTexts = textList('texts')
 const readDocuments = textList('documents')
 
@@ -319,41 +331,45 @@ export class Engine {
   }
 
   /**
-   * One vector per text, in input order, from an engine loaded with `embeddings: true`. Texts
-   * of concurrent calls share decodes: as many whole texts as fit `batchSize` tokens and
-   * `parallel` sequences go into one. Normalized to length 1 unless `normalize: false`.
+   * One vector per text, in input order, from an engine loaded with `embeddings: true`, and
+   * `promptTokens`, the tokens evaluated. Texts of concurrent calls share decodes: as many whole
+   * texts as fit `max(batchSize, contextSize)` tokens and `parallel` sequences go into one. Normalized to length 1 unless `normalize: false`.
    * A text longer than `contextSize` tokens rejects `CONTEXT_OVERFLOW` naming its index.
    */
-  embed(texts: string[], options?: EmbedOptions): Promise<Float32Array[]> {
+  embed(texts: string[], options?: EmbedOptions): Promise<Embeddings> {
     return this._embedding(options, (onEvent, native) => this._native.embed(readTexts(texts), native, onEvent))
   }
 
   /**
    * A reranker's relevance score of each document for `query`, in input order (higher is more
-   * relevant; raw model scores, not probabilities). Needs a reranker GGUF (pooling 'rank').
+   * relevant; raw model scores, not probabilities), and `promptTokens`, the tokens evaluated.
+   * Needs a reranker GGUF (pooling 'rank').
    */
-  async rank(query: string, documents: string[], options?: EmbedOptions): Promise<number[]> {
+  async rank(query: string, documents: string[], options?: EmbedOptions): Promise<Scores> {
     const vectors = await this._embedding(options, (onEvent, native) => {
       if (typeof query !== 'string') throw invalid('query must be a string')
       return this._native.rank(query, readDocuments(documents), native, onEvent)
     })
-    return vectors.map((v) => v[0])
+    return Object.assign(
+      vectors.map((v) => v[0]),
+      { promptTokens: vectors.promptTokens },
+    )
   }
 
   private _embedding(
     options: EmbedOptions | undefined,
     submit: (onEvent: (event: binding.NativeEvent) => void, native: binding.EmbedOptions) => binding.NativeRequest,
-  ): Promise<Float32Array[]> {
+  ): Promise<Embeddings> {
     return new Promise((resolve, reject) => {
       let settled = false
       let request: binding.NativeRequest | null = null
       let unwatch: (() => void) | null = null
-      const settle = (err: LlamaError | null, value?: Float32Array[]) => {
+      const settle = (err: LlamaError | null, value?: Embeddings) => {
         if (settled) return
         settled = true
         if (unwatch) unwatch()
         if (err) reject(err)
-        else resolve(value as Float32Array[])
+        else resolve(value as Embeddings)
       }
       const onAbort = () => {
         if (request) request.cancel('abort')
@@ -366,7 +382,10 @@ export class Engine {
         const timeoutMs = parsed.timeoutMs !== null ? parsed.timeoutMs : this._defaultTimeoutMs
         const submitted = submit((event) => {
           // Views in this realm (Jest runs tests in their own realm; instanceof must hold there).
-          if (event.kind === 'embedded') settle(null, event.vectors.map((v) => new Float32Array(v.buffer, v.byteOffset, v.length)))
+          if (event.kind === 'embedded') {
+            const vectors = event.vectors.map((v) => new Float32Array(v.buffer, v.byteOffset, v.length))
+            settle(null, Object.assign(vectors, { promptTokens: event.promptTokens }))
+          }
           else if (event.kind === 'error') settle(fromFailure(event.error))
         }, parsed.native)
         request = submitted

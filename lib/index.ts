@@ -4,7 +4,7 @@
 // a schema object, an AbortSignal).
 export { initialize, generate, stream, health, metrics, tokenize, detokenize, countTokens, shutdown } from './default-engine'
 export { Engine } from './engine'
-export type { Health, StreamChunk, StreamFinalChunk, StreamTextChunk } from './engine'
+export type { Embeddings, Health, Scores, StreamChunk, StreamFinalChunk, StreamTextChunk } from './engine'
 export { ErrorCode, LlamaError } from './errors'
 export type { ErrorCodeName } from './errors'
 export { RemoteEngine } from './remote/remote-engine'

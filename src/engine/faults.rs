@@ -12,7 +12,9 @@
 //! or a slow reply without depending on how fast the machine is. These two act every time.
 //! `rank:1` lets any model load with `pooling: 'rank'`, so the reranking path can be tested
 //! end to end on the generation test models (no reranker GGUF is available to the tests); the
-//! scores then mean nothing.
+//! scores then mean nothing. `batch:N` makes an embedding engine hold its first decode until N
+//! requests are queued, so a test can see concurrent calls share a decode without racing the
+//! inference thread.
 
 use std::cell::Cell;
 
@@ -27,6 +29,7 @@ pub struct Faults {
     prompt_delay_ms: Option<u64>,
     step_delay_ms: Option<u64>,
     rank_any_model: bool,
+    first_batch_requests: Option<u64>,
     decodes: Cell<u64>,
     steps: Cell<u64>,
     sends: Cell<u64>,
@@ -60,6 +63,7 @@ impl Faults {
                 "prompt" => faults.prompt_delay_ms = Some(n),
                 "step" => faults.step_delay_ms = Some(n),
                 "rank" => faults.rank_any_model = n > 0,
+                "batch" => faults.first_batch_requests = Some(n),
                 _ => {}
             }
         }
@@ -70,6 +74,7 @@ impl Faults {
             faults.memory,
             faults.prompt_delay_ms,
             faults.step_delay_ms,
+            faults.first_batch_requests,
         ];
         if any.iter().any(Option::is_some) {
             tracing::warn!(spec, "fault injection is on ({ENV})");
@@ -95,10 +100,17 @@ impl Faults {
         }
     }
 
-    /// The available memory to pretend, in bytes.
+    /// Whether any model may load as a reranker (`rank:1`).
     pub fn any_model_ranks(&self) -> bool {
         self.rank_any_model
     }
+
+    /// Requests an embedding engine waits for before its first decode (`batch:N`).
+    pub fn first_batch_waits_for(&self) -> usize {
+        self.first_batch_requests.unwrap_or(0) as usize
+    }
+
+    /// The available memory to pretend, in bytes.
 
     pub fn available_memory(&self) -> Option<u64> {
         self.memory

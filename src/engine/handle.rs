@@ -269,23 +269,25 @@ impl Engine {
                 EmbedInput::Rank { .. } => "rank() needs at least one document",
             }));
         }
-        let timeout = options.validate_timeout(self.config.default_timeout)?;
-        let request_id = match &options.request_id {
-            Some(id) => id.clone(),
-            None => format!("req-{}", self.next_request.fetch_add(1, Ordering::Relaxed)),
-        };
+        let params = options.validate(self.config.default_timeout, || {
+            format!("req-{}", self.next_request.fetch_add(1, Ordering::Relaxed))
+        })?;
+        let _span = info_span!("request", request_id = %params.request_id).entered();
         let cancel = CancelFlag::default();
+        let request_id = params.request_id.clone();
         add(&self.shared.counters.requests_total, 1);
         let sink = self.admit(sink)?;
         let request = EmbedRequest {
             input,
-            normalize: options.normalize.unwrap_or(true),
-            request_id: request_id.clone(),
-            timeout,
-            deadline: timeout.map(|t| submitted_at + t),
+            normalize: params.normalize,
+            request_id: params.request_id,
+            timeout: params.timeout,
+            deadline: params.timeout.map(|t| submitted_at + t),
             cancel: cancel.clone(),
             sink,
         };
+        // Counted until the inference thread takes it, so `queueDepth` sees it meanwhile.
+        add(&self.shared.counters.requests_in_transit, 1);
         let sender = self.commands.lock().unwrap_or_else(|p| p.into_inner());
         let unsent = match sender.as_ref() {
             Some(tx) => tx
@@ -296,6 +298,7 @@ impl Engine {
         };
         drop(sender);
         if let Some(Command::Embed(request)) = unsent {
+            status::sub(&self.shared.counters.requests_in_transit, 1);
             status::sub(&self.shared.counters.requests_total, 1);
             request.sink.discard();
             return Err(EngineError::not_loaded());

@@ -19,6 +19,11 @@ impl Faults {
     }
 
     #[inline(always)]
+    pub fn first_batch_waits_for(&self) -> usize {
+        0
+    }
+
+    #[inline(always)]
     pub fn available_memory(&self) -> Option<u64> {
         None
     }

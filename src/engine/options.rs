@@ -320,13 +320,38 @@ pub struct EmbedOptions {
     pub request_id: Option<String>,
 }
 
+/// Validated `EmbedOptions`.
+#[derive(Debug, Clone)]
+pub struct EmbedParams {
+    pub normalize: bool,
+    pub timeout: Option<Duration>,
+    pub request_id: String,
+}
+
 impl EmbedOptions {
-    pub fn validate_timeout(&self, default: Option<Duration>) -> EngineResult<Option<Duration>> {
-        Ok(
-            number("timeoutMs", self.timeout_ms, 1.0, MAX_TIMEOUT_MS, false)?
+    pub fn validate(
+        &self,
+        default_timeout: Option<Duration>,
+        next_id: impl FnOnce() -> String,
+    ) -> EngineResult<EmbedParams> {
+        Ok(EmbedParams {
+            normalize: self.normalize.unwrap_or(true),
+            timeout: number("timeoutMs", self.timeout_ms, 1.0, MAX_TIMEOUT_MS, false)?
                 .map(|ms| Duration::from_micros((ms * 1000.0) as u64))
-                .or(default),
-        )
+                .or(default_timeout),
+            request_id: request_id(self.request_id.as_deref(), next_id)?,
+        })
+    }
+}
+
+/// The caller's `requestId` (at most 256 bytes), else a generated one.
+fn request_id(given: Option<&str>, next_id: impl FnOnce() -> String) -> EngineResult<String> {
+    match given {
+        Some(id) if id.len() > 256 => Err(EngineError::invalid_argument(
+            "requestId is longer than 256 bytes",
+        )),
+        Some(id) if !id.is_empty() => Ok(id.to_string()),
+        _ => Ok(next_id()),
     }
 }
 
@@ -422,15 +447,7 @@ impl GenerateOptions {
         let timeout = number("timeoutMs", self.timeout_ms, 1.0, MAX_TIMEOUT_MS, false)?
             .map(|ms| Duration::from_micros((ms * 1000.0) as u64))
             .or(default_timeout);
-        let request_id = match &self.request_id {
-            Some(id) if id.len() > 256 => {
-                return Err(EngineError::invalid_argument(
-                    "requestId is longer than 256 bytes",
-                ))
-            }
-            Some(id) if !id.is_empty() => id.clone(),
-            _ => next_id(),
-        };
+        let request_id = request_id(self.request_id.as_deref(), next_id)?;
         Ok(RequestParams {
             max_tokens,
             sampling: SamplingParams {

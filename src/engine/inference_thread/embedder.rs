@@ -15,6 +15,7 @@ use tracing::warn;
 
 use super::Command;
 use crate::engine::error::{EngineError, ErrorCode};
+use crate::engine::faults::Faults;
 use crate::engine::load::Loaded;
 use crate::engine::options::Pooling;
 use crate::engine::request::{EmbedInput, EmbedRequest, Embeddings, Event, EventSink};
@@ -53,6 +54,8 @@ pub struct Embedder<'a> {
     shared: &'a Shared,
     batch: LlamaBatch<'static>,
     queue: VecDeque<Work>,
+    faults: Faults,
+    decoded_once: bool,
 }
 
 impl<'a> Embedder<'a> {
@@ -61,6 +64,7 @@ impl<'a> Embedder<'a> {
         ctx: LlamaContext<'a>,
         cfg: EmbedderConfig,
         shared: &'a Shared,
+        faults: Faults,
     ) -> Self {
         let batch = LlamaBatch::new(cfg.n_batch, 1);
         Self {
@@ -70,12 +74,19 @@ impl<'a> Embedder<'a> {
             shared,
             batch,
             queue: VecDeque::new(),
+            faults,
+            decoded_once: false,
         }
+    }
+
+    /// Test-only (`batch:N`): the first decode waits until N requests are queued.
+    fn holding_first_batch(&self) -> bool {
+        !self.decoded_once && self.queue.len() < self.faults.first_batch_waits_for()
     }
 
     pub fn run(mut self, commands: Receiver<Command>) {
         'serve: loop {
-            if self.queue.is_empty() {
+            if self.queue.is_empty() || self.holding_first_batch() {
                 // Nothing to evaluate: sleep until a request (or shutdown) arrives.
                 let keep_serving = commands.recv().is_ok_and(|cmd| self.handle(cmd));
                 if !keep_serving {
@@ -94,6 +105,10 @@ impl<'a> Embedder<'a> {
                 }
             }
             self.drop_ended(Instant::now());
+            if self.holding_first_batch() {
+                continue;
+            }
+            self.faults.maybe_panic();
             self.step();
             self.publish_occupancy();
         }
@@ -108,6 +123,7 @@ impl<'a> Embedder<'a> {
     fn handle(&mut self, cmd: Command) -> bool {
         match cmd {
             Command::Embed(req) => {
+                sub_in_transit(self.shared);
                 match self.tokenize(&req.input) {
                     Ok(texts) => self.queue.push_back(Work {
                         vectors: Vec::with_capacity(texts.len()),
@@ -145,7 +161,7 @@ impl<'a> Embedder<'a> {
                     .collect(),
             ),
             EmbedInput::Rank { query, documents } => (
-                "document",
+                "query and document",
                 documents
                     .iter()
                     .map(|d| rank_pair_tokens(self.loaded, query, d))
@@ -219,7 +235,13 @@ impl<'a> Embedder<'a> {
             return;
         }
         let started = Instant::now();
-        let decoded = self.ctx.decode(&mut self.batch).map_err(|e| e.to_string());
+        self.faults.delay_step();
+        self.decoded_once = true;
+        let decoded = if self.faults.decode_fails() {
+            Err("injected fault".to_string())
+        } else {
+            self.ctx.decode(&mut self.batch).map_err(|e| e.to_string())
+        };
         add(&self.shared.counters.decode_calls, 1);
         self.shared.record_step(tokens, 0, started.elapsed());
         let outcome = decoded.and_then(|()| {

@@ -117,7 +117,7 @@ pub(super) fn run(
                 },
                 pooling,
             };
-            embedder::Embedder::new(loaded, ctx, cfg, &shared).run(commands);
+            embedder::Embedder::new(loaded, ctx, cfg, &shared, faults).run(commands);
             return;
         }
         let load::ContextPlan {

@@ -150,6 +150,8 @@ impl<'m> Scheduler<'m> {
             }
             Command::Embed(req) => {
                 // The handle sends these only to an embedding engine, which runs the embedder.
+                sub(&self.shared.counters.requests_in_transit, 1);
+                self.shared.count_failure(ErrorCode::InvalidArgument);
                 let mut sink = req.sink;
                 sink.send(Event::Error(EngineError::invalid_argument(
                     "this engine generates text: load it with embeddings: true to embed or rank",

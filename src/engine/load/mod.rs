@@ -75,6 +75,16 @@ fn model_pooling(model: &LlamaModel) -> Option<Pooling> {
     }
 }
 
+/// A model whose attention is not causal (BERT and its kin): it embeds, it cannot generate.
+fn is_encoder(model: &LlamaModel) -> bool {
+    let arch = model
+        .meta_val_str("general.architecture")
+        .unwrap_or_default();
+    model
+        .meta_val_str(&format!("{arch}.attention.causal"))
+        .is_ok_and(|v| v.trim() == "false")
+}
+
 /// A reranker GGUF: rank pooling declared, or a `rerank` template (Qwen3-Reranker style).
 pub fn is_reranker(model: &LlamaModel) -> bool {
     model_pooling(model) == Some(Pooling::Rank) || model.chat_template(Some("rerank")).is_ok()
@@ -126,6 +136,12 @@ pub fn plan_context(
     };
     // An embedding engine evaluates whole texts, at most a batch of them at a time, and keeps
     // nothing between decodes: its cache holds one batch.
+    if config.embeddings.is_none() && is_encoder(model) {
+        return Err(EngineError::invalid_argument(format!(
+            "{} is an encoder (embedding) model, which cannot generate: load it with embeddings: true and call embed()",
+            config.model_path.display()
+        )));
+    }
     let pooling = config.embeddings.map(|chosen| {
         chosen
             .or_else(|| model_pooling(model))
