@@ -209,7 +209,12 @@ describe('SSE keep-alive while queued', () => {
     const reader = res.body!.getReader()
     const decoder = new TextDecoder()
     let text = ''
-    while (!text.includes(': keep-alive\n\n')) text += decoder.decode((await reader.read()).value, { stream: true })
+    while (!text.includes(': keep-alive\n\n')) {
+      const { value, done } = await reader.read()
+      // A stream that ends first would otherwise spin here on empty reads.
+      if (done) throw new Error(`the stream ended before a keep-alive comment: ${JSON.stringify(text)}`)
+      text += decoder.decode(value, { stream: true })
+    }
     expect(text).not.toMatch(/^data:/m)
 
     occupier.abort()

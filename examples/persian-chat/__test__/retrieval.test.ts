@@ -3,7 +3,8 @@
 // GGUF is available to the tests, so its scores carry no meaning; the shapes and order rules do).
 import OpenAI from 'openai'
 import path from 'node:path'
-import { startTestService, type TestService } from './helpers'
+import { ConfigError } from '../src/config'
+import { startTestService, testConfig, type TestService } from './helpers'
 
 const MODELS_DIR = process.env.NAPI_LLAMA_MODELS_DIR || path.join(__dirname, '..', '..', '..', 'models')
 const SMOLLM2 = path.join(MODELS_DIR, 'SmolLM2-135M-Instruct.Q4_1.gguf')
@@ -111,5 +112,43 @@ describe('retrieval endpoints not configured', () => {
     const rerank = await post(service, 'rerank', { query: 'q', documents: ['d'] })
     expect(rerank.status).toBe(501)
     expect(rerank.body.error.message).toContain('LLM_RERANK_MODEL')
+  })
+})
+
+describe('retrieval models that cannot serve', () => {
+  let service: TestService
+  let logged: string[]
+  let restore: () => void
+
+  beforeAll(async () => {
+    // SmolLM2 is not a reranker: its load is refused (no test fault here).
+    service = await startTestService({ LLM_RERANK_MODEL: SMOLLM2 }, false)
+    logged = []
+    const original = console.error
+    console.error = (...args: unknown[]) => void logged.push(args.join(' '))
+    restore = () => (console.error = original)
+  })
+
+  afterAll(async () => {
+    restore()
+    await service.close()
+  })
+
+  test('a missing model file stops the start, naming the variable', () => {
+    expect(() => testConfig({ LLM_EMBEDDING_MODEL: '/nowhere/model.gguf' })).toThrow(ConfigError)
+    expect(() => testConfig({ LLM_EMBEDDING_MODEL: '/nowhere/model.gguf' })).toThrow(/LLM_EMBEDDING_MODEL/)
+    expect(() => testConfig({ LLM_EMBEDDING_POOLING: 'rank' })).toThrow(/LLM_EMBEDDING_POOLING/)
+  })
+
+  test('a model that fails to load is a 503 without paths, logged, and not reloaded on every request', async () => {
+    const first = await post(service, 'rerank', { query: 'q', documents: ['d'] })
+    expect(first.status).toBe(503)
+    expect(first.body.error.code).toBe('model_not_loaded')
+    expect(first.body.error.message).not.toContain('/')
+    expect(logged.join('\n')).toContain('LLM_RERANK_MODEL')
+    const failures = logged.length
+    const second = await post(service, 'rerank', { query: 'q', documents: ['d'] })
+    expect(second.status).toBe(503)
+    expect(logged.length).toBe(failures)
   })
 })

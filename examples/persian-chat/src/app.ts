@@ -18,7 +18,7 @@ import type { LlmService } from './llm'
 import { ServiceMetrics } from './metrics'
 import { chatRouter } from './routes/chat'
 import { openaiRouter } from './routes/openai'
-import { retrievalRouter } from './routes/retrieval'
+import { RETRIEVAL_PATHS, retrievalRouter } from './routes/retrieval'
 import { RetrievalService } from './retrieval'
 import { healthRouter, metricsHandler } from './routes/system'
 import { securityHeaders } from './security-headers'
@@ -104,6 +104,17 @@ function perIpRateLimit(config: Config) {
   })
 }
 
+/**
+ * The per-client cap, counted apart for the chat engine and for the embedding and reranking
+ * engines: each has a queue of its own, and a client streaming chats must still be able to embed.
+ */
+function perEngineClientLimit(limit: number, metrics: ServiceMetrics) {
+  const generation = perClientLimit(limit, metrics)
+  const retrieval = perClientLimit(limit, metrics)
+  return (req: Request, res: Response, next: NextFunction) =>
+    (RETRIEVAL_PATHS.includes(req.path) ? retrieval : generation)(req, res, next)
+}
+
 export function createApp(config: Config, llm: LlmService): App {
   const metrics = new ServiceMetrics(llm)
   const retrieval = new RetrievalService(config)
@@ -122,7 +133,7 @@ export function createApp(config: Config, llm: LlmService): App {
     cors(config.corsOrigins),
     perIpRateLimit(config),
     requireApiKey(keys),
-    perClientLimit(config.maxInflightPerClient, metrics),
+    perEngineClientLimit(config.maxInflightPerClient, metrics),
     express.json({ limit: config.bodyLimit }),
   ]
   app.use('/api', ...api, chatRouter(config, llm, metrics))

@@ -1,4 +1,4 @@
-// A cap on the generation requests one client has running or queued at once. The engine's queue
+// A cap on the requests one client has running or queued at once (app.ts keeps one per engine). The engine's queue
 // is first come, first served: without a cap, one client sending many requests at once takes
 // every slot and every queue place, and everyone else gets queue_full until it is done.
 import type { NextFunction, Request, Response } from 'express'

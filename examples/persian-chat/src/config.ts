@@ -2,6 +2,7 @@
 // is checked here, so a typo in `.env` stops the service at start with a message naming the
 // variable instead of surfacing later as a confusing request error.
 import net from 'node:net'
+import fs from 'node:fs'
 import path from 'node:path'
 import type { Pooling } from 'napi-llama'
 
@@ -192,7 +193,8 @@ export const DEFAULT_SYSTEM_PROMPT =
   'تو یک دستیار هوشمند، مؤدب و دقیق هستی. همیشه به زبان فارسی روان و ساده پاسخ بده، ' +
   'پاسخ‌ها را کوتاه و مفید نگه دار، و اگر چیزی را نمی‌دانی صادقانه بگو.'
 
-const POOLINGS: readonly Pooling[] = ['mean', 'cls', 'last', 'rank']
+/** Poolings of an embedding model ('rank' is a reranker's: LLM_RERANK_MODEL). */
+const POOLINGS: readonly Pooling[] = ['mean', 'cls', 'last']
 
 function pooling(raw: string | undefined): Pooling | undefined {
   const value = raw?.trim().toLowerCase()
@@ -201,8 +203,17 @@ function pooling(raw: string | undefined): Pooling | undefined {
   return value as Pooling
 }
 
-/** A model variable: the addon's test model names stand for their files in its models folder. */
-function modelFile(raw: string | undefined): string | undefined {
+/**
+ * A model variable: the addon's test model names stand for their files in its models folder.
+ * The file must exist at start: a typo should stop the service, not fail requests later.
+ */
+function modelFile(name: string, raw: string | undefined): string | undefined {
+  const file = modelFileOf(raw)
+  if (file && !fs.existsSync(file)) throw new ConfigError(`${name}: no model file at ${file} (the addon's npm run fetch-model minilm fetches the test embedding model)`)
+  return file
+}
+
+function modelFileOf(raw: string | undefined): string | undefined {
   const value = raw?.trim()
   if (!value) return undefined
   const known: Record<string, string> = {
@@ -332,9 +343,9 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 60, 0, 1_000_000),
     trustProxy: trustProxy(env.TRUST_PROXY?.trim()),
     logRequests: bool(env, 'LOG_REQUESTS', true),
-    embeddingModel: modelFile(env.LLM_EMBEDDING_MODEL),
+    embeddingModel: modelFile('LLM_EMBEDDING_MODEL', env.LLM_EMBEDDING_MODEL),
     embeddingPooling: pooling(env.LLM_EMBEDDING_POOLING),
-    rerankModel: modelFile(env.LLM_RERANK_MODEL),
+    rerankModel: modelFile('LLM_RERANK_MODEL', env.LLM_RERANK_MODEL),
     faults: env.NAPI_LLAMA_FAULTS?.trim() || undefined,
     corsOrigins: list(env.CORS_ORIGINS),
   }

@@ -1,6 +1,8 @@
 // The models behind /v1/embeddings and /v1/rerank: each a napi-llama embedding engine of its
 // own, loaded on the first request that needs it (a chat-only deployment never pays for one)
-// and unloaded at shutdown. A failed load answers that request 503 and is retried by the next.
+// and unloaded at shutdown. A failed load is logged and answered 503 (without the server's paths);
+// the next attempt comes after LOAD_RETRY_MS. Each engine takes LLM_THREADS threads of its own: a
+// deployment that embeds while it chats shares its cores between them.
 import path from 'node:path'
 import { Engine } from 'napi-llama'
 import type { Config } from './config'
@@ -10,25 +12,40 @@ export type RetrievalKind = 'embedding' | 'rerank'
 
 const SETTING: Record<RetrievalKind, string> = { embedding: 'LLM_EMBEDDING_MODEL', rerank: 'LLM_RERANK_MODEL' }
 
+/** After a failed load, requests are answered 503 for this long before the next attempt. */
+const LOAD_RETRY_MS = 10_000
+
 class LazyEngine {
   private loading: Promise<Engine> | null = null
+  private failedAt = 0
   private stopped = false
 
   constructor(
+    readonly kind: RetrievalKind,
     readonly modelPath: string,
     private readonly load: () => Promise<Engine>,
   ) {}
 
   get(): Promise<Engine> {
     if (this.stopped) return Promise.reject(new ApiError(503, 'service_unavailable_error', 'aborted', 'The service is shutting down'))
+    if (!this.loading && Date.now() - this.failedAt < LOAD_RETRY_MS) return Promise.reject(this.unavailable())
     if (!this.loading) {
-      const loading = this.load()
-      this.loading = loading
-      loading.catch(() => {
-        if (this.loading === loading) this.loading = null
+      const loading = this.load().catch((err: Error) => {
+        // The detail (file path, llama.cpp's reason) is the operator's, not the client's.
+        console.error(`[persian-chat] the ${this.kind} model failed to load (${SETTING[this.kind]}): ${err.message}`)
+        if (this.loading === loading) {
+          this.loading = null
+          this.failedAt = Date.now()
+        }
+        throw this.unavailable()
       })
+      this.loading = loading
     }
     return this.loading
+  }
+
+  private unavailable(): ApiError {
+    return new ApiError(503, 'service_unavailable_error', 'model_not_loaded', `The ${this.kind} model could not be loaded; the server log says why`)
   }
 
   async stop(): Promise<void> {
@@ -46,11 +63,11 @@ export class RetrievalService {
     const common = { threads: config.threads, defaultTimeoutMs: config.timeoutMs, maxQueue: config.maxQueue, __faults: config.faults }
     if (config.embeddingModel) {
       const modelPath = config.embeddingModel
-      this.engines.embedding = new LazyEngine(modelPath, () => Engine.load({ ...common, modelPath, embeddings: true, pooling: config.embeddingPooling }))
+      this.engines.embedding = new LazyEngine('embedding', modelPath, () => Engine.load({ ...common, modelPath, embeddings: true, pooling: config.embeddingPooling }))
     }
     if (config.rerankModel) {
       const modelPath = config.rerankModel
-      this.engines.rerank = new LazyEngine(modelPath, () => Engine.load({ ...common, modelPath, embeddings: true, pooling: 'rank' }))
+      this.engines.rerank = new LazyEngine('rerank', modelPath, () => Engine.load({ ...common, modelPath, embeddings: true, pooling: 'rank' }))
     }
   }
 

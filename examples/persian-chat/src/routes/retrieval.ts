@@ -3,16 +3,10 @@
 // embedding engine (retrieval.ts); many inputs of one request, and of concurrent requests, share
 // the engine's decodes. Bodies are checked by the schemas in schemas.ts.
 import { Router, type Response } from 'express'
-import type { Engine } from 'napi-llama'
 import type { Config } from '../config'
 import type { RetrievalService } from '../retrieval'
 import { requestParsers } from '../schemas'
 import { abortOnDisconnect } from '../sse'
-
-/** Tokens of the texts as evaluated, for `usage`. */
-function tokenCount(engine: Engine, texts: string[]): number {
-  return texts.reduce((sum, text) => sum + engine.countTokens(text), 0)
-}
 
 /** Little-endian float32 bytes in base64, as OpenAI's `encoding_format: 'base64'` gives them. */
 function base64(vector: Float32Array): string {
@@ -22,15 +16,19 @@ function base64(vector: Float32Array): string {
 /** Cancels the request's work when its client hangs up. */
 const signalFor = (res: Response) => abortOnDisconnect(res, () => undefined).signal
 
+/** The routes this router serves under /v1 (they run on the retrieval engines, not the chat one). */
+export const RETRIEVAL_PATHS: readonly string[] = ['/embeddings', '/rerank']
+
 export function retrievalRouter(config: Config, retrieval: RetrievalService): Router {
   const router = Router()
   const parse = requestParsers(config)
 
-  router.post('/embeddings', async (req, res) => {
+  const [embeddingsPath, rerankPath] = RETRIEVAL_PATHS
+  router.post(embeddingsPath, async (req, res) => {
     const { input, encodingFormat } = parse.embeddings(req.body)
     const engine = await retrieval.engine('embedding')
     const vectors = await engine.embed(input, { signal: signalFor(res) })
-    const promptTokens = tokenCount(engine, input)
+    const promptTokens = vectors.promptTokens
     res.json({
       object: 'list',
       data: vectors.map((v, index) => ({ object: 'embedding', index, embedding: encodingFormat === 'base64' ? base64(v) : Array.from(v) })),
@@ -39,11 +37,11 @@ export function retrievalRouter(config: Config, retrieval: RetrievalService): Ro
     })
   })
 
-  router.post('/rerank', async (req, res) => {
+  router.post(rerankPath, async (req, res) => {
     const { query, documents, topN, returnDocuments } = parse.rerank(req.body)
     const engine = await retrieval.engine('rerank')
     const scores = await engine.rank(query, documents, { signal: signalFor(res) })
-    const promptTokens = engine.countTokens(query) * documents.length + tokenCount(engine, documents)
+    const promptTokens = scores.promptTokens
     const results = scores
       .map((score, index) => ({ index, relevance_score: score, ...(returnDocuments ? { document: { text: documents[index] } } : {}) }))
       .sort((a, b) => b.relevance_score - a.relevance_score)
