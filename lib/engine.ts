@@ -5,7 +5,7 @@ import { NativeEngine } from '../binding'
 import type * as binding from '../binding'
 import { ErrorCode, LlamaError, abortedError, fromFailure, invalid, toError } from './errors'
 import { embedOptions, generateOptions, loadOptions, nativeInput, textList } from './options'
-import type { ConnectOptions, EmbedOptions, GenerateOptions, InitializeOptions, Input, ParsedLoadOptions, PoolOptions } from './options'
+import type { ConnectOptions, EmbedOptions, GenerateOptions, InitializeOptions, Input, ParsedLoadOptions, ParsedRequestOptions, PoolOptions } from './options'
 import { RemoteEngine } from './remote/remote-engine'
 import { EnginePool } from './pool/pool-engine'
 import type { PoolMember } from './pool/backend'
@@ -206,34 +206,56 @@ export class Engine {
     stream: boolean,
     onEvent: (event: binding.NativeEvent) => void,
   ): binding.NativeRequest {
-    if (this._stopping) throw new LlamaError(ErrorCode.MODEL_NOT_LOADED, 'the engine was shut down: load a model again')
+    this._ensureLive()
     return this._native.submit(nativeInput(input), options, stream, onEvent)
   }
 
+  private _ensureLive(): void {
+    if (this._stopping) throw new LlamaError(ErrorCode.MODEL_NOT_LOADED, 'the engine was shut down: load a model again')
+  }
+
   generate(input: Input, options?: GenerateOptions): Promise<Generation> {
+    return this._untilFinal(
+      () => {
+        const parsed = generateOptions(options)
+        return { ...parsed, submit: (onEvent) => this._submit(input, parsed.native, false, onEvent) }
+      },
+      (event) => (event.kind === 'done' ? toGeneration(event.generation) : undefined),
+    )
+  }
+
+  /**
+   * One request whose result comes with its final event (generate, embed, rank): a Promise
+   * that settles once, with the engine's answer, the caller's abort, or the JS-side deadline.
+   * `start` reads the options and submits; anything it throws rejects the Promise.
+   */
+  private _untilFinal<T>(
+    start: () => ParsedRequestOptions<unknown> & { submit: (onEvent: (event: binding.NativeEvent) => void) => binding.NativeRequest },
+    result: (event: binding.NativeEvent) => T | undefined,
+  ): Promise<T> {
     return new Promise((resolve, reject) => {
       let settled = false
       let request: binding.NativeRequest | null = null
       let unwatch: (() => void) | null = null
-      const settle = (err: LlamaError | null, value?: Generation) => {
+      const settle = (err: LlamaError | null, value?: T) => {
         if (settled) return
         settled = true
         if (unwatch) unwatch()
         if (err) reject(err)
-        else resolve(value as Generation)
+        else resolve(value as T)
       }
       const onAbort = () => {
         if (request) request.cancel('abort')
         settle(abortedError())
       }
       try {
-        const parsed = generateOptions(options)
-        const signal = parsed.signal
+        const { signal, timeoutMs: own, submit } = start()
         if (signal && signal.aborted) throw abortedError()
-        const timeoutMs = parsed.timeoutMs !== null ? parsed.timeoutMs : this._defaultTimeoutMs
-        const submitted = this._submit(input, parsed.native, false, (event) => {
-          if (event.kind === 'done') settle(null, toGeneration(event.generation))
-          else if (event.kind === 'error') settle(fromFailure(event.error))
+        const timeoutMs = own !== null ? own : this._defaultTimeoutMs
+        const submitted = submit((event) => {
+          if (event.kind === 'error') return settle(fromFailure(event.error))
+          const value = result(event)
+          if (value !== undefined) settle(null, value)
         })
         request = submitted
         try {
@@ -360,49 +382,19 @@ export class Engine {
     options: EmbedOptions | undefined,
     submit: (onEvent: (event: binding.NativeEvent) => void, native: binding.EmbedOptions) => binding.NativeRequest,
   ): Promise<Embeddings> {
-    return new Promise((resolve, reject) => {
-      let settled = false
-      let request: binding.NativeRequest | null = null
-      let unwatch: (() => void) | null = null
-      const settle = (err: LlamaError | null, value?: Embeddings) => {
-        if (settled) return
-        settled = true
-        if (unwatch) unwatch()
-        if (err) reject(err)
-        else resolve(value as Embeddings)
-      }
-      const onAbort = () => {
-        if (request) request.cancel('abort')
-        settle(abortedError())
-      }
-      try {
-        if (this._stopping) throw new LlamaError(ErrorCode.MODEL_NOT_LOADED, 'the engine was shut down: load a model again')
+    return this._untilFinal(
+      () => {
+        this._ensureLive()
         const parsed = embedOptions(options)
-        if (parsed.signal && parsed.signal.aborted) throw abortedError()
-        const timeoutMs = parsed.timeoutMs !== null ? parsed.timeoutMs : this._defaultTimeoutMs
-        const submitted = submit((event) => {
-          // Views in this realm (Jest runs tests in their own realm; instanceof must hold there).
-          if (event.kind === 'embedded') {
-            const vectors = event.vectors.map((v) => new Float32Array(v.buffer, v.byteOffset, v.length))
-            settle(null, Object.assign(vectors, { promptTokens: event.promptTokens }))
-          }
-          else if (event.kind === 'error') settle(fromFailure(event.error))
-        }, parsed.native)
-        request = submitted
-        try {
-          unwatch = watchRequest(parsed.signal, timeoutMs, onAbort, () => {
-            submitted.cancel('timeout')
-            settle(timeoutError(timeoutMs as number))
-          })
-        } catch (err) {
-          submitted.cancel('abort')
-          throw err
-        }
-        if (settled) unwatch()
-      } catch (err) {
-        settle(toError(err))
-      }
-    })
+        return { ...parsed, submit: (onEvent) => submit(onEvent, parsed.native) }
+      },
+      (event) => {
+        if (event.kind !== 'embedded') return undefined
+        // Views in this realm (Jest runs tests in their own realm; instanceof must hold there).
+        const vectors = event.vectors.map((v) => new Float32Array(v.buffer, v.byteOffset, v.length))
+        return Object.assign(vectors, { promptTokens: event.promptTokens })
+      },
+    )
   }
 
   /** Token ids of `text` (no BOS; special-token text stays text). */

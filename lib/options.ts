@@ -282,13 +282,15 @@ export const nativeInput = readingCallerValues('the input', (input: unknown): st
   return messages
 })
 
-/** Generate options read and checked: what the engine gets, and what the JS side watches. */
-export interface ParsedGenerateOptions {
-  native: binding.GenerateOptions
+/** A request's options read and checked: what the engine gets, and what the JS side watches. */
+export interface ParsedRequestOptions<Native> {
+  native: Native
   signal: AbortSignal | null
   /** The caller's timeout when it is one the engine enforces, else null. */
   timeoutMs: number | null
 }
+
+export type ParsedGenerateOptions = ParsedRequestOptions<binding.GenerateOptions>
 
 export const generateOptions = readingCallerValues('the options', (options: unknown): ParsedGenerateOptions => {
   const o = readOptions('generate options', options, GENERATE_OPTION_KINDS)
@@ -346,12 +348,7 @@ const EMBED_OPTION_KINDS = {
   signal: 'signal',
 } as const satisfies KindTable<EmbedOptions>
 
-/** Embed/rank options read and checked: what the engine gets, and what the JS side watches. */
-export interface ParsedEmbedOptions {
-  native: binding.EmbedOptions
-  signal: AbortSignal | null
-  timeoutMs: number | null
-}
+export type ParsedEmbedOptions = ParsedRequestOptions<binding.EmbedOptions>
 
 export const embedOptions = readingCallerValues('the options', (options: unknown): ParsedEmbedOptions => {
   const o = readOptions('embed options', options, EMBED_OPTION_KINDS)
