@@ -261,7 +261,19 @@ export interface ModelInfo {
   trainedContextSize: number
   vocabSize: number
   parameters: number
+  /** Size of the weights in bytes. */
   sizeBytes: number
+  /**
+   * The KV cache this engine allocated for all its slots, in bytes (llama.cpp's F16
+   * cache); absent for model families whose cache is not one per layer (recurrent,
+   * hybrid, MLA, shared-KV).
+   */
+  kvCacheBytes?: number
+  /**
+   * What the engine holds in memory: weights plus KV cache. A lower bound (llama.cpp's
+   * compute buffers come on top); a host that loads several models budgets with it.
+   */
+  memoryBytes: number
   /** 'jinja' when a Jinja template renders chats, else the llama.cpp built-in family name. */
   chatTemplate: string
   chatTemplateSource: TemplateSource

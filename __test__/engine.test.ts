@@ -22,6 +22,18 @@ afterAll(async () => {
   await Promise.all([smol?.unload(), gemma?.unload()])
 })
 
+test('an engine reports what it holds in memory: weights plus a KV cache that grows with its slots', async () => {
+  const info = smol.info
+  expect(info.kvCacheBytes).toBeGreaterThan(0)
+  expect(info.memoryBytes).toBe(info.sizeBytes + (info.kvCacheBytes ?? 0))
+  const wider = await Engine.load({ modelPath: SMOLLM2, ...FAST, parallel: info.parallel * 2 })
+  try {
+    expect(wider.info.kvCacheBytes).toBe(2 * (info.kvCacheBytes ?? 0))
+  } finally {
+    await wider.unload()
+  }
+})
+
 test('Gemma 3 (no chat template) falls back to the built-in gemma format', async () => {
   expect(gemma.info.architecture).toBe('gemma3')
   expect(gemma.info.chatTemplateSource).toBe('builtin-fallback')

@@ -80,6 +80,8 @@ export class RemoteEngine {
       vocabSize: 0,
       parameters: 0,
       sizeBytes: 0,
+      // The weights and cache live on the remote servers, not in this process.
+      memoryBytes: 0,
       chatTemplate: '',
       chatTemplateSource: 'model',
       parallel: options.maxConcurrency,

@@ -70,7 +70,15 @@ pub struct ModelInfo {
     pub trained_context_size: u32,
     pub vocab_size: u32,
     pub parameters: f64,
+    /// Size of the weights in bytes.
     pub size_bytes: f64,
+    /// The KV cache this engine allocated for all its slots, in bytes (llama.cpp's F16
+    /// cache); absent for model families whose cache is not one per layer (recurrent,
+    /// hybrid, MLA, shared-KV).
+    pub kv_cache_bytes: Option<f64>,
+    /// What the engine holds in memory: weights plus KV cache. A lower bound (llama.cpp's
+    /// compute buffers come on top); a host that loads several models budgets with it.
+    pub memory_bytes: f64,
     /// 'jinja' when a Jinja template renders chats, else the llama.cpp built-in family name.
     pub chat_template: String,
     pub chat_template_source: TemplateSource,

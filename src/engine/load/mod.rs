@@ -53,6 +53,8 @@ pub struct ContextPlan {
     pub template: ChatTemplate,
     /// An embedding engine's pooling, settled from the option or the model.
     pub pooling: Option<Pooling>,
+    /// The KV cache's estimated size, when the model's family allows an estimate.
+    pub kv_cache_bytes: Option<u64>,
 }
 
 /// The pooling a model's GGUF declares (`<arch>.pooling_type`), if it is one we serve.
@@ -161,10 +163,9 @@ pub fn plan_context(
         Some(_) => (n_batch, 1),
         None => (n_ctx_per_seq, config.parallel),
     };
+    let kv_cache_bytes = memory::kv_cache_bytes(model, cache_tokens, cache_seqs);
     // With layers offloaded to a GPU their cache lives there, not in this memory.
-    let needed = (config.gpu_layers == 0)
-        .then(|| memory::kv_cache_bytes(model, cache_tokens, cache_seqs))
-        .flatten();
+    let needed = kv_cache_bytes.filter(|_| config.gpu_layers == 0);
     let available = faults.available_memory().or_else(memory::available_memory);
     memory::check_fits(
         &config.model_path,
@@ -179,6 +180,7 @@ pub fn plan_context(
         n_batch,
         template,
         pooling,
+        kv_cache_bytes,
     })
 }
 
@@ -222,6 +224,7 @@ pub fn model_info(
         n_batch,
         template,
         pooling,
+        kv_cache_bytes,
     } = plan;
     let (n_ctx_per_seq, n_batch) = (*n_ctx_per_seq, *n_batch);
     let meta = |k: &str| model.meta_val_str(k).unwrap_or_default();
@@ -243,6 +246,8 @@ pub fn model_info(
         vocab_size: model.n_vocab().max(0) as u32,
         parameters: model.n_params() as f64,
         size_bytes: model.size() as f64,
+        kv_cache_bytes: kv_cache_bytes.map(|b| b as f64),
+        memory_bytes: (model.size() + kv_cache_bytes.unwrap_or(0)) as f64,
         chat_template: template.name.clone(),
         chat_template_source: template.source,
         parallel: config.parallel,
