@@ -11,4 +11,39 @@ fn main() {
         .map(|v| v.trim_matches('"').to_string())
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=NAPI_LLAMA_LLAMA_CPP_SYS_VERSION={version}");
+    build_chat_format_bridge();
+}
+
+/// Compiles the C ABI over llama.cpp's `common/chat.h` (tool-call and reasoning formats)
+/// against the same llama.cpp source that llama-cpp-sys-2 built, found through the CMake cache
+/// of that build (its `DEP_LLAMA_ROOT` output folder), so the headers always match the linked
+/// `llama-common` library.
+fn build_chat_format_bridge() {
+    const SOURCE: &str = "src/engine/chat_format/common_chat.cpp";
+    println!("cargo:rerun-if-changed={SOURCE}");
+    let root = std::env::var("DEP_LLAMA_ROOT")
+        .expect("llama-cpp-sys-2 did not report its build folder (DEP_LLAMA_ROOT)");
+    let cache = std::path::Path::new(&root)
+        .join("build")
+        .join("CMakeCache.txt");
+    let llama_src = std::fs::read_to_string(&cache)
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("CMAKE_HOME_DIRECTORY:INTERNAL="))
+                .map(std::path::PathBuf::from)
+        })
+        .unwrap_or_else(|| panic!("no llama.cpp source folder in {}", cache.display()));
+    cc::Build::new()
+        .cpp(true)
+        .file(SOURCE)
+        .include(llama_src.join("common"))
+        .include(llama_src.join("include"))
+        .include(llama_src.join("ggml/include"))
+        .include(llama_src.join("vendor"))
+        .flag_if_supported("-std=c++17")
+        // llama.cpp's headers define unused static helpers; their warnings are not ours.
+        .warnings(false)
+        .pic(true)
+        .compile("napi_llama_chat_format");
 }

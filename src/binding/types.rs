@@ -98,20 +98,29 @@ impl From<&NativeLoadOptions> for engine::LoadOptions {
     }
 }
 
-/// One chat message; `role` is 'system', 'user' or 'assistant'.
+/// One chat message; `role` is 'system', 'user', 'assistant' or 'tool'.
 #[napi(object)]
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
+    /// The calls an assistant message made (earlier turns of a tool-using chat).
+    pub tool_calls: Option<Vec<engine::chat_format::ToolCall>>,
+    /// The call a `tool` message answers.
+    pub tool_call_id: Option<String>,
 }
 
 pub fn to_input(input: Either<String, Vec<ChatMessage>>) -> EngineResult<Input> {
     match input {
         Either::A(text) => Ok(Input::Text(text)),
         Either::B(messages) => Ok(Input::Chat(chat_template::parse_messages(
-            messages
-                .iter()
-                .map(|m| (m.role.as_str(), m.content.as_str())),
+            messages.iter().map(|m| {
+                (
+                    m.role.as_str(),
+                    m.content.as_str(),
+                    m.tool_calls.clone().unwrap_or_default(),
+                    m.tool_call_id.clone(),
+                )
+            }),
         )?)),
     }
 }
@@ -147,6 +156,10 @@ pub enum NativeEvent {
         text: String,
         tokens: u32,
     },
+    /// A piece of a reply with tools or separated reasoning (streaming only).
+    Delta {
+        delta: engine::chat_format::ReplyDelta,
+    },
     Done {
         generation: Generation,
     },
@@ -164,6 +177,7 @@ impl From<Event> for NativeEvent {
     fn from(e: Event) -> Self {
         match e {
             Event::Chunk { text, tokens } => NativeEvent::Chunk { text, tokens },
+            Event::Delta(delta) => NativeEvent::Delta { delta },
             Event::Done(generation) => NativeEvent::Done { generation },
             Event::Embedded(e) => NativeEvent::Embedded {
                 vectors: e.vectors.into_iter().map(Float32Array::new).collect(),

@@ -214,6 +214,7 @@ impl Engine {
                 cancel: cancel.clone(),
                 sink,
                 restored: None,
+                reply_plan: None,
             }),
         };
         add(&self.shared.counters.requests_in_transit, 1);

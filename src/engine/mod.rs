@@ -22,6 +22,7 @@
 //! crosses threads: [`request`] (prepared requests, events, cancel flags) and [`status`]
 //! (counters read by `health()` and `metrics()`).
 
+pub mod chat_format;
 pub mod error;
 #[cfg_attr(feature = "fault-injection", path = "faults.rs")]
 #[cfg_attr(not(feature = "fault-injection"), path = "no_faults.rs")]
@@ -82,6 +83,9 @@ pub struct ModelInfo {
     /// 'jinja' when a Jinja template renders chats, else the llama.cpp built-in family name.
     pub chat_template: String,
     pub chat_template_source: TemplateSource,
+    /// The chat template thinks before answering (llama.cpp found thinking tags in it): its
+    /// reasoning comes apart from the reply unless `reasoning` says otherwise.
+    pub thinking: bool,
     /// Slots: requests decoded at the same time.
     pub parallel: u32,
     pub batch_size: u32,

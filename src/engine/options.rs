@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::chat_format::ChatFormatParams;
 use super::error::{EngineError, EngineResult};
 use super::grammar;
 
@@ -305,6 +306,18 @@ pub struct GenerateOptions {
     /// message's content) as control tokens. Default false: such text stays text, so a user
     /// cannot forge a turn; the chat template's own markers are always control tokens.
     pub parse_special_tokens: Option<bool>,
+    /// Functions the model may call, as JSON text of an array of `{ name, description?,
+    /// parameters? }` (the JavaScript layer serializes `tools`).
+    pub tools: Option<String>,
+    /// JSON text of 'auto' (default), 'none', 'required' or `{ name }`.
+    pub tool_choice: Option<String>,
+    /// Let one reply hold several calls. Default false.
+    pub parallel_tool_calls: Option<bool>,
+    /// A `ReasoningMode`: 'separate' (default), 'inline' or 'off'.
+    pub reasoning: Option<String>,
+    /// Most tokens a thinking model may spend reasoning before it must answer; 0 asks the
+    /// template not to think.
+    pub reasoning_budget: Option<f64>,
 }
 
 /// Options of `embed()` and `rank()`.
@@ -411,6 +424,8 @@ pub struct RequestParams {
     /// Parse control-token text in the input (raw prompts and message contents) as control
     /// tokens instead of text.
     pub parse_special: bool,
+    /// Tools and reasoning (llama.cpp's chat formats).
+    pub chat_format: ChatFormatParams,
 }
 
 const MAX_STOP_STRINGS: usize = 16;
@@ -444,6 +459,25 @@ impl GenerateOptions {
         }
         let (grammar, grammar_tokens) =
             grammar::from_options(self.grammar.as_deref(), self.json_schema.as_deref())?;
+        let chat_format = ChatFormatParams::validate(
+            self.tools.as_deref(),
+            self.tool_choice.as_deref(),
+            self.parallel_tool_calls,
+            self.reasoning.as_deref(),
+            number(
+                "reasoningBudget",
+                self.reasoning_budget,
+                0.0,
+                1_048_576.0,
+                true,
+            )?
+            .map(|v| v as u32),
+        )?;
+        if grammar.is_some() && !chat_format.tools.is_empty() {
+            return Err(EngineError::invalid_argument(
+                "tools come with a grammar of their own: pass grammar or jsonSchema, or tools, not both",
+            ));
+        }
         let timeout = number("timeoutMs", self.timeout_ms, 1.0, MAX_TIMEOUT_MS, false)?
             .map(|ms| Duration::from_micros((ms * 1000.0) as u64))
             .or(default_timeout);
@@ -487,6 +521,7 @@ impl GenerateOptions {
             cache_prompt: self.cache_prompt.unwrap_or(true),
             overflow: OverflowPolicy::parse(self.context_overflow.as_deref())?,
             parse_special: self.parse_special_tokens.unwrap_or(false),
+            chat_format,
         })
     }
 }

@@ -7,13 +7,15 @@ use std::time::Instant;
 
 use llama_cpp_2::token::LlamaToken;
 
+use super::chat_format::ReplyPlan;
+use super::chat_format::{ReplyDelta, ToolCall};
 use super::error::EngineError;
 use super::options::RequestParams;
 use super::prompt_cache::CachedPrompt;
 
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(test), napi_derive::napi(string_enum = "lowercase"))]
+#[cfg_attr(not(test), napi_derive::napi(string_enum = "camelCase"))]
 pub enum FinishReason {
     /// A stop string matched.
     Stop,
@@ -21,6 +23,8 @@ pub enum FinishReason {
     Length,
     /// The model produced an end-of-generation token.
     Eos,
+    /// The reply is tool calls (`Generation.toolCalls`).
+    ToolCalls,
 }
 
 impl FinishReason {
@@ -29,6 +33,7 @@ impl FinishReason {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
             FinishReason::Eos => "eos",
+            FinishReason::ToolCalls => "toolCalls",
         }
     }
 }
@@ -53,8 +58,14 @@ pub struct Timings {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(not(test), napi_derive::napi(object))]
 pub struct Generation {
-    /// The reply, without any stop string.
+    /// The reply, without any stop string (with tools or separated reasoning: the content
+    /// alone, without call markup or reasoning).
     pub text: String,
+    /// The reasoning of a thinking model, when it came apart from the reply
+    /// (`reasoning: 'separate'`).
+    pub reasoning_text: Option<String>,
+    /// The calls the reply made; present (maybe empty) when the request offered tools.
+    pub tool_calls: Option<Vec<ToolCall>>,
     pub finish_reason: FinishReason,
     /// Tokens of the prompt as evaluated (after the chat template and any dropped turns).
     pub prompt_tokens: u32,
@@ -76,6 +87,8 @@ pub enum Event {
         text: String,
         tokens: u32,
     },
+    /// A piece of a structured reply (tools or separated reasoning), streaming only.
+    Delta(ReplyDelta),
     Done(Generation),
     /// The final event of an `embed` or `rank` request.
     Embedded(Embeddings),
@@ -200,6 +213,8 @@ pub struct PreparedRequest {
     pub sink: ReplySink,
     /// A saved prompt state the prompt thread moved back from disk for this request.
     pub restored: Option<CachedPrompt>,
+    /// How to constrain and read the reply (tools, reasoning), set by the prompt thread.
+    pub reply_plan: Option<ReplyPlan>,
 }
 
 impl PreparedRequest {

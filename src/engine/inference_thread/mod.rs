@@ -11,6 +11,7 @@
 //!   emits the request's chunks (`utf8_stream`, `stop_matcher`).
 
 mod embedder;
+mod reasoning_budget;
 mod reply_text;
 mod sampler;
 mod saved_prompts;
@@ -94,6 +95,7 @@ pub(super) fn run(
                 tokenizer: Tokenizer::new(&model),
                 model: model.clone(),
                 template: plan.template,
+                chat_formats: None,
                 n_ctx_per_seq: plan.n_ctx_per_seq,
                 pooling: Some(pooling),
             });
@@ -124,6 +126,7 @@ pub(super) fn run(
             n_ctx_per_seq,
             n_batch,
             template,
+            chat_formats,
             ..
         } = plan;
         let cache_bytes = config
@@ -157,6 +160,7 @@ pub(super) fn run(
             tokenizer: Tokenizer::new(&model),
             model: model.clone(),
             template,
+            chat_formats,
             n_ctx_per_seq,
             pooling: None,
         });

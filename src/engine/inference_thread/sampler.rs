@@ -7,7 +7,9 @@ use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 
+use crate::engine::chat_format::PlanGrammar;
 use crate::engine::error::{EngineError, EngineResult};
+use crate::engine::grammar::gbnf;
 use crate::engine::options::SamplingParams;
 
 /// One request's token chooser.
@@ -95,6 +97,17 @@ impl Sampler {
     }
 }
 
+impl Sampler {
+    /// Lets the chain see a token that was fed instead of sampled (a forced end tag), so that
+    /// penalties and a grammar follow the reply as it is.
+    pub fn accept_forced(&mut self, token: LlamaToken) {
+        if let Sampler::Chain { chain, .. } = self {
+            // A grammar that refuses the tag leaves its state as it was; the reply goes on.
+            let _ = chain.try_accept(token);
+        }
+    }
+}
+
 /// Index of the first maximum (llama.cpp's greedy sampler keeps the earliest on ties).
 fn first_max(logits: &[f32]) -> usize {
     let mut best = 0;
@@ -106,16 +119,43 @@ fn first_max(logits: &[f32]) -> usize {
     best
 }
 
-pub fn build_sampler(model: &LlamaModel, p: &SamplingParams) -> EngineResult<Sampler> {
+/// `tool_grammar`: the grammar llama.cpp built for a request's tool calls, if any.
+pub fn build_sampler(
+    model: &LlamaModel,
+    p: &SamplingParams,
+    tool_grammar: Option<&PlanGrammar>,
+) -> EngineResult<Sampler> {
     let penalties_on =
         p.repeat_penalty != 1.0 || p.frequency_penalty != 0.0 || p.presence_penalty != 0.0;
-    if p.temperature <= 0.0 && !penalties_on && p.grammar.is_none() {
+    if p.temperature <= 0.0 && !penalties_on && p.grammar.is_none() && tool_grammar.is_none() {
         return Ok(Sampler::Argmax);
     }
-    build_chain(model, p, penalties_on).map(|chain| Sampler::Chain {
+    build_chain(model, p, penalties_on, tool_grammar).map(|chain| Sampler::Chain {
         chain,
         candidates: Vec::new(),
-        has_grammar: p.grammar.is_some(),
+        has_grammar: p.grammar.is_some() || tool_grammar.is_some_and(|g| !g.lazy),
+    })
+}
+
+/// The tool-call grammar: checked first for what llama.cpp's grammar parser cannot survive
+/// (it comes from the caller's parameter schemas), then lazy (free text until a trigger) or
+/// strict.
+fn tool_grammar_sampler(model: &LlamaModel, g: &PlanGrammar) -> EngineResult<LlamaSampler> {
+    gbnf::check(&g.gbnf, "root").map_err(|e| {
+        EngineError::invalid_argument(format!(
+            "the tools' parameter schemas give a grammar llama.cpp cannot use: {e}"
+        ))
+    })?;
+    let sampler = if g.lazy {
+        let tokens: Vec<LlamaToken> = g.trigger_tokens.iter().map(|&t| LlamaToken(t)).collect();
+        LlamaSampler::grammar_lazy_patterns(model, &g.gbnf, "root", &g.trigger_patterns, &tokens)
+    } else {
+        LlamaSampler::grammar(model, &g.gbnf, "root")
+    };
+    sampler.map_err(|e| {
+        EngineError::invalid_argument(format!(
+            "llama.cpp rejected the tool-call grammar built from the tools' schemas ({e})"
+        ))
     })
 }
 
@@ -123,8 +163,12 @@ fn build_chain(
     model: &LlamaModel,
     p: &SamplingParams,
     penalties_on: bool,
+    tool_grammar: Option<&PlanGrammar>,
 ) -> EngineResult<LlamaSampler> {
     let mut chain = Vec::with_capacity(8);
+    if let Some(g) = tool_grammar {
+        chain.push(tool_grammar_sampler(model, g)?);
+    }
     if let Some(gbnf) = &p.grammar {
         // Grammar first: it masks every token the grammar forbids before anything is chosen.
         let grammar = LlamaSampler::grammar(model, gbnf, "root").map_err(|e| {

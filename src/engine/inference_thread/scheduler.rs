@@ -21,12 +21,14 @@ use crate::engine::request::{
 };
 use crate::engine::status::{add, set, sub, Shared};
 
+use super::reasoning_budget::ReasoningBudget;
 use super::reply_text::ReplyText;
 use super::sampler::build_sampler;
 use super::saved_prompts::{restore_into, SavedPrompts};
 use super::slot::{Active, Phase, Slot};
 use super::wait_queue::WaitQueue;
 use super::Command;
+use crate::engine::chat_format::StructuredReply;
 use crate::engine::prompt_cache::{common_prefix, MIN_CACHED_TOKENS};
 
 pub struct SchedulerConfig {
@@ -256,13 +258,43 @@ impl<'m> Scheduler<'m> {
             let Some(mut req) = self.queue.pop() else {
                 return;
             };
-            let sampler = match build_sampler(self.model, &req.params.sampling) {
+            let plan = req.reply_plan.as_ref();
+            let sampler = match build_sampler(
+                self.model,
+                &req.params.sampling,
+                plan.and_then(|p| p.grammar.as_ref()),
+            ) {
                 Ok(s) => s,
                 Err(err) => {
                     self.reject(req, err);
                     continue;
                 }
             };
+            let structured = match plan.map(|p| StructuredReply::new(&p.parser)).transpose() {
+                Ok(s) => s,
+                Err(err) => {
+                    self.reject(req, err);
+                    continue;
+                }
+            };
+            let mut stops = req.params.stop.clone();
+            let mut reasoning_budget = None;
+            let mut visible_controls = Vec::new();
+            if let Some(plan) = plan {
+                stops.extend(plan.stops.iter().cloned());
+                visible_controls = plan.control_tokens.iter().map(|&t| LlamaToken(t)).collect();
+                reasoning_budget = plan
+                    .reasoning_budget
+                    .filter(|_| !plan.thinking_end_tokens.is_empty())
+                    .map(|budget| {
+                        ReasoningBudget::new(
+                            budget,
+                            plan.starts_thinking,
+                            plan.thinking_start_tag.clone(),
+                            plan.thinking_end_tags.clone(),
+                        )
+                    });
+            }
             let (i, restored) = self.fill_slot(i, &mut req);
             let reused = self.reuse_prefix(i, &req);
             // Counted at admission, like `promptTokensEvaluated`, so requests that end early
@@ -279,7 +311,7 @@ impl<'m> Scheduler<'m> {
             self.admissions += 1;
             self.slots[i].last_used = self.admissions;
             debug!(request_id = %req.params.request_id, slot = i, prompt_tokens = req.tokens.len(), cached_tokens = reused, restored, "admitted");
-            let reply = ReplyText::new(req.params.stop.clone(), req.stream);
+            let reply = ReplyText::new(stops, req.stream, structured);
             self.slots[i].active = Some(Active {
                 req,
                 phase: Phase::Prompt { fed: reused },
@@ -290,6 +322,9 @@ impl<'m> Scheduler<'m> {
                 completion_tokens: 0,
                 admitted_at: Instant::now(),
                 first_token_at: None,
+                reasoning_budget,
+                forced: std::collections::VecDeque::new(),
+                visible_controls,
             });
         }
     }
@@ -501,12 +536,34 @@ impl<'m> Scheduler<'m> {
             let Phase::Decoding { logits_at } = a.phase else {
                 continue;
             };
-            let token = match a.sampler.sample(&self.ctx, self.model, logits_at) {
-                Ok(token) => token,
-                Err(err) => {
-                    self.fail_slot(i, err);
-                    continue;
+            if a.forced.is_empty() {
+                if a.reasoning_budget
+                    .as_ref()
+                    .and_then(|b| b.must_close())
+                    .is_some()
+                {
+                    let plan = a.req.reply_plan.as_ref();
+                    let end = plan
+                        .map(|p| p.thinking_end_tokens.as_slice())
+                        .unwrap_or_default();
+                    a.forced.extend(end.iter().map(|&t| LlamaToken(t)));
+                    if let Some(b) = a.reasoning_budget.as_mut() {
+                        b.closed();
+                    }
                 }
+            }
+            let token = match a.forced.pop_front() {
+                Some(token) => {
+                    a.sampler.accept_forced(token);
+                    token
+                }
+                None => match a.sampler.sample(&self.ctx, self.model, logits_at) {
+                    Ok(token) => token,
+                    Err(err) => {
+                        self.fail_slot(i, err);
+                        continue;
+                    }
+                },
             };
             let now = Instant::now();
             if a.first_token_at.is_none() {
@@ -529,7 +586,10 @@ impl<'m> Scheduler<'m> {
                 continue;
             }
             a.completion_tokens += 1;
-            let piece = vocab.token_to_piece(token, false, None);
+            let piece = vocab.token_to_piece(token, a.visible_controls.contains(&token), None);
+            if let Some(budget) = a.reasoning_budget.as_mut() {
+                budget.observe(&piece);
+            }
             let pushed = a.reply.push_token(&piece, &mut a.req.sink);
             if let Some(delivered) = pushed.chunk_delivered {
                 if !delivered || self.faults.sink_lost() {
@@ -563,7 +623,23 @@ impl<'m> Scheduler<'m> {
         let Some(mut a) = self.free_slot(i) else {
             return;
         };
-        let (text, reason) = a.reply.finish(reason, &mut a.req.sink);
+        let (text, mut reason, parsed) = a.reply.finish(reason, &mut a.req.sink);
+        let plan = a.req.reply_plan.as_ref();
+        let (text, reasoning_text, tool_calls) = match parsed {
+            Some(parsed) => {
+                if !parsed.tool_calls.is_empty() && reason != FinishReason::Length {
+                    reason = FinishReason::ToolCalls;
+                }
+                let separate = plan.is_some_and(|p| p.separate_reasoning);
+                let has_tools = plan.is_some_and(|p| p.has_tools);
+                (
+                    parsed.content,
+                    separate.then_some(parsed.reasoning),
+                    has_tools.then_some(parsed.tool_calls),
+                )
+            }
+            None => (text, None, None),
+        };
         let now = Instant::now();
         let first = a.first_token_at.unwrap_or(now);
         let generate_ms = ms(first, now);
@@ -589,6 +665,8 @@ impl<'m> Scheduler<'m> {
         debug!(request_id = %a.req.params.request_id, reason = reason.as_str(), tokens = a.completion_tokens, invalid_utf8_bytes_dropped = a.reply.dropped_bytes(), "finished");
         let generation = Generation {
             text,
+            reasoning_text,
+            tool_calls,
             finish_reason: reason,
             prompt_tokens: a.req.tokens.len() as u32,
             completion_tokens: a.completion_tokens,

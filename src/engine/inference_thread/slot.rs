@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use llama_cpp_2::token::LlamaToken;
 
+use super::reasoning_budget::ReasoningBudget;
 use super::reply_text::ReplyText;
 use super::sampler::Sampler;
 use crate::engine::request::PreparedRequest;
@@ -36,6 +37,12 @@ pub struct Active {
     pub completion_tokens: u32,
     pub admitted_at: Instant,
     pub first_token_at: Option<Instant>,
+    /// `reasoningBudget` of a thinking model's structured reply.
+    pub reasoning_budget: Option<ReasoningBudget>,
+    /// Tokens to feed instead of sampling (a thinking block's end tag, once its budget is spent).
+    pub forced: std::collections::VecDeque<LlamaToken>,
+    /// Control tokens whose text the reply must show (the chat parser reads them).
+    pub visible_controls: Vec<LlamaToken>,
 }
 
 pub struct Slot {

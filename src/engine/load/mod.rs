@@ -17,6 +17,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
+use super::chat_format::ChatFormats;
 use super::error::{EngineError, EngineResult};
 use super::faults::Faults;
 use super::options::{self, EngineConfig, Pooling};
@@ -30,6 +31,9 @@ use super::{ModelInfo, ProgressFn};
 pub struct Loaded {
     pub model: Arc<LlamaModel>,
     pub template: ChatTemplate,
+    /// The template in llama.cpp's chat formats (tool calls, reasoning); `None` without a
+    /// Jinja template llama.cpp can read.
+    pub chat_formats: Option<ChatFormats>,
     pub tokenizer: Tokenizer,
     pub n_ctx_per_seq: u32,
     /// An embedding engine's pooling; `None` for a generation engine.
@@ -51,6 +55,7 @@ pub struct ContextPlan {
     pub n_ctx_per_seq: u32,
     pub n_batch: u32,
     pub template: ChatTemplate,
+    pub chat_formats: Option<ChatFormats>,
     /// An embedding engine's pooling, settled from the option or the model.
     pub pooling: Option<Pooling>,
     /// The KV cache's estimated size, when the model's family allows an estimate.
@@ -175,12 +180,43 @@ pub fn plan_context(
         config.parallel,
     )?;
     let template = ChatTemplate::for_model(model, config.chat_template.as_deref())?;
+    let chat_formats = match pooling {
+        Some(_) => None,
+        None => chat_formats(model, config, &template),
+    };
     Ok(ContextPlan {
         n_ctx_per_seq,
         n_batch,
         template,
+        chat_formats,
         pooling,
         kv_cache_bytes,
+    })
+}
+
+/// The template in llama.cpp's chat formats. A template that minijinja renders but llama.cpp's
+/// Jinja cannot read still serves plain chats: only tools and reasoning are refused then.
+fn chat_formats(
+    model: &LlamaModel,
+    config: &EngineConfig,
+    template: &ChatTemplate,
+) -> Option<ChatFormats> {
+    let tool_use = match config.chat_template {
+        Some(_) => None,
+        None => model
+            .chat_template(Some("tool_use"))
+            .ok()
+            .and_then(|t| t.to_string().ok()),
+    };
+    ChatFormats::new(
+        template.jinja_source.as_deref(),
+        tool_use.as_deref(),
+        &template.bos_token,
+        &template.eos_token,
+    )
+    .unwrap_or_else(|e| {
+        tracing::warn!(error = %e.message, "tool calls and reasoning are off for this model");
+        None
     })
 }
 
@@ -225,6 +261,7 @@ pub fn model_info(
         template,
         pooling,
         kv_cache_bytes,
+        chat_formats,
     } = plan;
     let (n_ctx_per_seq, n_batch) = (*n_ctx_per_seq, *n_batch);
     let meta = |k: &str| model.meta_val_str(k).unwrap_or_default();
@@ -250,6 +287,7 @@ pub fn model_info(
         memory_bytes: (model.size() + kv_cache_bytes.unwrap_or(0)) as f64,
         chat_template: template.name.clone(),
         chat_template_source: template.source,
+        thinking: chat_formats.as_ref().is_some_and(|f| f.supports_thinking),
         parallel: config.parallel,
         batch_size: n_batch,
         threads: config.threads,

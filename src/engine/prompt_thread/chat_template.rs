@@ -7,6 +7,7 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use minijinja::{context, Environment, Error as JinjaError, ErrorKind};
 use serde::Serialize;
 
+use crate::engine::chat_format::ToolCall;
 use crate::engine::error::{EngineError, EngineResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -15,6 +16,8 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// A tool's answer to a call (`toolCallId`).
+    Tool,
 }
 
 impl Role {
@@ -23,8 +26,9 @@ impl Role {
             "system" => Ok(Role::System),
             "user" => Ok(Role::User),
             "assistant" => Ok(Role::Assistant),
+            "tool" => Ok(Role::Tool),
             other => Err(EngineError::invalid_argument(format!(
-                "unknown chat role {other:?}: use 'system', 'user' or 'assistant'"
+                "unknown chat role {other:?}: use 'system', 'user', 'assistant' or 'tool'"
             ))),
         }
     }
@@ -34,6 +38,7 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
@@ -42,6 +47,23 @@ impl Role {
 pub struct ChatMessage {
     pub role: Role,
     pub content: String,
+    /// Calls an assistant message made.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a tool message answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    pub fn text(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
 }
 
 /// Where the template in use came from; reported in `ModelInfo`.
@@ -76,8 +98,10 @@ pub struct ChatTemplate {
     /// A built-in family name, or "jinja".
     pub name: String,
     pub source: TemplateSource,
-    bos_token: String,
-    eos_token: String,
+    pub bos_token: String,
+    pub eos_token: String,
+    /// The Jinja source, when the template is Jinja (not a built-in family name).
+    pub jinja_source: Option<String>,
 }
 
 const TEMPLATE_NAME: &str = "chat";
@@ -133,6 +157,7 @@ impl ChatTemplate {
             _ => e,
         }
         };
+        let jinja_source = looks_like_jinja(&text).then(|| text.clone());
         let (renderer, name) = if looks_like_jinja(&text) {
             (
                 Renderer::Jinja(Box::new(jinja_environment(text).map_err(blame)?)),
@@ -149,16 +174,11 @@ impl ChatTemplate {
             source,
             bos_token,
             eos_token,
+            jinja_source,
         };
         // Render once now so that a broken template fails the load, not the first request.
         template
-            .render(
-                model,
-                &[ChatMessage {
-                    role: Role::User,
-                    content: "hi".into(),
-                }],
-            )
+            .render(model, &[ChatMessage::text(Role::User, "hi")])
             .map_err(|e| {
                 blame(EngineError::invalid_argument(format!(
                     "chat template cannot be used: {}",
@@ -258,16 +278,19 @@ fn jinja_environment(source: String) -> EngineResult<Environment<'static>> {
     Ok(env)
 }
 
-/// Parses caller messages, rejecting empty lists and unknown roles.
+/// Parses caller messages (role, content, tool calls, the call answered), rejecting empty
+/// lists, unknown roles and tool history that does not hang together.
 pub fn parse_messages<'a>(
-    items: impl IntoIterator<Item = (&'a str, &'a str)>,
+    items: impl IntoIterator<Item = (&'a str, &'a str, Vec<ToolCall>, Option<String>)>,
 ) -> EngineResult<Vec<ChatMessage>> {
     let messages = items
         .into_iter()
-        .map(|(role, content)| {
+        .map(|(role, content, tool_calls, tool_call_id)| {
             Ok(ChatMessage {
                 role: Role::parse(role)?,
                 content: content.to_string(),
+                tool_calls,
+                tool_call_id,
             })
         })
         .collect::<EngineResult<Vec<_>>>()?;
@@ -276,6 +299,7 @@ pub fn parse_messages<'a>(
             "messages is empty: pass at least one message",
         ));
     }
+    crate::engine::chat_format::options::check_tool_messages(&messages)?;
     Ok(messages)
 }
 
@@ -309,10 +333,7 @@ mod tests {
     use crate::engine::ErrorCode;
 
     fn user(text: &str) -> ChatMessage {
-        ChatMessage {
-            role: Role::User,
-            content: text.into(),
-        }
+        ChatMessage::text(Role::User, text)
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use llama_cpp_2::token::LlamaToken;
 
 use super::chat_template::{ChatMessage, Role};
+use crate::engine::chat_format::ReplyPlan;
 use crate::engine::error::{EngineError, EngineResult, ErrorCode};
 use crate::engine::load::Loaded;
 use crate::engine::options::{OverflowPolicy, RequestParams};
@@ -18,18 +19,125 @@ fn overflow_error(prompt: usize, n_ctx: u32, hint: &str) -> EngineError {
     )
 }
 
-/// Tokenizes the input and applies the request's context policy. Returns the prompt and how
-/// many chat messages were dropped to make it fit.
+/// A prompt ready for a slot.
+pub struct FittedPrompt {
+    pub tokens: Vec<LlamaToken>,
+    /// Chat messages dropped to make it fit.
+    pub dropped_messages: u32,
+    /// How to constrain and read the reply of a request with tools or reasoning.
+    pub reply_plan: Option<ReplyPlan>,
+}
+
+/// Tokenizes the input and applies the request's context policy.
 pub fn fit_prompt(
     loaded: &Loaded,
     input: &Input,
     params: &RequestParams,
-) -> EngineResult<(Vec<LlamaToken>, u32)> {
+) -> EngineResult<FittedPrompt> {
+    let (tokens, reply_plan) = request_tokens(loaded, input, params)?;
+    let (tokens, dropped_messages, reply_plan) = fit(loaded, input, params, tokens, reply_plan)?;
+    Ok(FittedPrompt {
+        tokens,
+        dropped_messages,
+        reply_plan,
+    })
+}
+
+type Rendered = (Vec<LlamaToken>, Option<ReplyPlan>);
+
+/// A request's prompt tokens: through llama.cpp's chat formats when it has tools, tool
+/// history or a thinking template, else through the plain renderer.
+fn request_tokens(
+    loaded: &Loaded,
+    input: &Input,
+    params: &RequestParams,
+) -> EngineResult<Rendered> {
+    let chat = &params.chat_format;
+    match input {
+        Input::Chat(messages) => {
+            let thinks = loaded
+                .chat_formats
+                .as_ref()
+                .is_some_and(|f| f.supports_thinking);
+            if chat.is_structured(messages, thinks) {
+                return structured_tokens(loaded, messages, params);
+            }
+        }
+        Input::Text(_) if !chat.tools.is_empty() => {
+            return Err(EngineError::invalid_argument(
+                "tools need chat input (an array of messages), not a raw prompt",
+            ))
+        }
+        Input::Text(_) => {}
+    }
+    Ok((prompt_tokens(loaded, input, params.parse_special)?, None))
+}
+
+fn structured_tokens(
+    loaded: &Loaded,
+    messages: &[ChatMessage],
+    params: &RequestParams,
+) -> EngineResult<Rendered> {
+    let Some(formats) = &loaded.chat_formats else {
+        return Err(EngineError::invalid_argument(
+            "tool calls need a Jinja chat template that llama.cpp can read, and this model has none: pass chatTemplate at load (the package ships templates/chatml-tools.jinja)",
+        ));
+    };
+    if !params.parse_special
+        && messages.iter().any(|m| {
+            loaded.tokenizer.has_control_text(&loaded.model, &m.content)
+                || m.tool_calls.iter().any(|c| {
+                    loaded
+                        .tokenizer
+                        .has_control_text(&loaded.model, &c.arguments)
+                })
+        })
+    {
+        return Err(special_text_error());
+    }
+    let (rendered, mut plan) = formats.render(messages, &params.chat_format)?;
+    let ids = |text: &str| -> Vec<i32> {
+        loaded
+            .tokenize(text, false, true)
+            .iter()
+            .map(|t| t.0)
+            .collect()
+    };
+    plan.control_tokens = plan
+        .preserved_tokens
+        .iter()
+        .map(|t| ids(t))
+        .filter(|t| t.len() == 1)
+        .map(|t| t[0])
+        .collect();
+    plan.thinking_end_tokens = plan
+        .thinking_end_tags
+        .first()
+        .map(|t| ids(t))
+        .unwrap_or_default();
+    let add_bos =
+        loaded.model.vocab().should_add_bos() && !loaded.template.starts_with_bos(&rendered);
+    let tokens = loaded.tokenize(&rendered, add_bos, true);
+    if tokens.is_empty() {
+        return Err(EngineError::invalid_argument(
+            "the input produced no tokens",
+        ));
+    }
+    Ok((tokens, Some(plan)))
+}
+
+/// Applies the context policy (reject, or drop the oldest turns).
+fn fit(
+    loaded: &Loaded,
+    input: &Input,
+    params: &RequestParams,
+    tokens: Vec<LlamaToken>,
+    plan: Option<ReplyPlan>,
+) -> EngineResult<(Vec<LlamaToken>, u32, Option<ReplyPlan>)> {
     let n_ctx = loaded.n_ctx_per_seq;
-    let tokens = prompt_tokens(loaded, input, params.parse_special)?;
     let fits = |n: usize, reserve: usize| n + reserve <= n_ctx as usize;
     if fits(tokens.len(), 1) {
-        return Ok((tokens, 0));
+        return Ok((tokens, 0, plan));
     }
     let messages = match (input, params.overflow) {
         (_, OverflowPolicy::Error) => {
@@ -66,15 +174,15 @@ pub fn fit_prompt(
             .filter(|(i, _)| !droppable[..k].contains(i))
             .map(|(_, m)| m.clone())
             .collect();
-        prompt_tokens(loaded, &Input::Chat(kept), params.parse_special)
+        request_tokens(loaded, &Input::Chat(kept), params)
     };
     let (mut lo, mut hi) = (0usize, cuts.len());
-    let mut found: Option<(Vec<LlamaToken>, usize)> = None;
+    let mut found: Option<(Rendered, usize)> = None;
     while lo < hi {
         let mid = (lo + hi) / 2;
-        let tokens = render(cuts[mid])?;
-        if fits(tokens.len(), reserve) {
-            found = Some((tokens, cuts[mid]));
+        let rendered = render(cuts[mid])?;
+        if fits(rendered.0.len(), reserve) {
+            found = Some((rendered, cuts[mid]));
             hi = mid;
         } else {
             lo = mid + 1;
@@ -83,18 +191,18 @@ pub fn fit_prompt(
     let (best, dropped) = match (found, cuts.last()) {
         (Some(f), _) => f,
         (None, Some(&all)) => (render(all)?, all),
-        (None, None) => (tokens, 0),
+        (None, None) => ((tokens, plan), 0),
     };
-    if dropped > 0 && fits(best.len(), 1) {
+    if dropped > 0 && fits(best.0.len(), 1) {
         tracing::debug!(
             dropped,
-            prompt_tokens = best.len(),
+            prompt_tokens = best.0.len(),
             "dropped old chat turns to fit the context"
         );
-        Ok((best, dropped as u32))
+        Ok((best.0, dropped as u32, best.1))
     } else {
         Err(overflow_error(
-            best.len(),
+            best.0.len(),
             n_ctx,
             "even with every older turn dropped the system prompt and last message do not fit: shorten them or raise contextSize",
         ))
@@ -174,8 +282,8 @@ fn chat_tokens(
         .iter()
         .enumerate()
         .map(|(i, m)| ChatMessage {
-            role: m.role,
             content: placeholder(i),
+            ..m.clone()
         })
         .collect();
     let skeleton = loaded.template.render(&loaded.model, &marked)?;

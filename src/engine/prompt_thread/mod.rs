@@ -79,9 +79,10 @@ pub fn run(
             Err(err)
         });
         match fitted {
-            Ok((tokens, dropped_messages)) => {
-                request.tokens = tokens;
-                request.dropped_messages = dropped_messages;
+            Ok(fitted) => {
+                request.tokens = fitted.tokens;
+                request.dropped_messages = fitted.dropped_messages;
+                request.reply_plan = fitted.reply_plan;
                 // Reading a saved state from disk here keeps the disk off the inference
                 // thread; the scheduler restores it if nothing in memory matches better.
                 if let Some(disk) = model

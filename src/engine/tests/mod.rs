@@ -82,6 +82,7 @@ fn run(
             .expect("an event arrives")
         {
             Event::Chunk { text, .. } => chunks.push(text),
+            Event::Delta(d) => chunks.push(d.text),
             Event::Done(g) => return (chunks, Ok(g)),
             Event::Error(e) => return (chunks, Err(e)),
             Event::Embedded(_) => panic!("a generation request got an embedding result"),
@@ -159,10 +160,7 @@ fn greedy(max_tokens: f64) -> GenerateOptions {
 }
 
 fn user(text: &str) -> Input {
-    Input::Chat(vec![ChatMessage {
-        role: Role::User,
-        content: text.into(),
-    }])
+    Input::Chat(vec![ChatMessage::text(Role::User, text)])
 }
 
 const LONG_PROMPT: &str = "Once upon a time, in a small village by the sea, there lived";
@@ -446,10 +444,7 @@ fn shutdown_aborts_work_in_flight() {
 }
 
 fn message(role: Role, content: &str) -> ChatMessage {
-    ChatMessage {
-        role,
-        content: content.into(),
-    }
+    ChatMessage::text(role, content)
 }
 
 /// An engine of its own, so that no other test evicts its slots' caches.

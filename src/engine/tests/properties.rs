@@ -141,9 +141,8 @@ proptest! {
         let messages: Vec<ChatMessage> = contents
             .iter()
             .enumerate()
-            .map(|(i, c)| ChatMessage {
-                role: if i % 2 == 0 { Role::User } else { Role::Assistant },
-                content: c.clone(),
+            .map(|(i, c)| {
+                ChatMessage::text(if i % 2 == 0 { Role::User } else { Role::Assistant }, c.clone())
             })
             .collect();
         let rendered = chat_template::tests_support::render_jinja(&template, &messages).unwrap();
