@@ -45,10 +45,14 @@ export declare class NativeRequest {
 /** Why the caller stops a request. */
 export type CancelCause = 'abort' | 'timeout'
 
-/** One chat message; `role` is 'system', 'user' or 'assistant'. */
+/** One chat message; `role` is 'system', 'user', 'assistant' or 'tool'. */
 export interface ChatMessage {
   role: string
   content: string
+  /** The calls an assistant message made (earlier turns of a tool-using chat). */
+  toolCalls?: Array<ToolCall>
+  /** The call a `tool` message answers. */
+  toolCallId?: string
 }
 
 /** Options of `embed()` and `rank()`. */
@@ -74,7 +78,7 @@ export interface Failure {
 }
 
 /** Why generation ended. */
-export type FinishReason = 'stop' | 'length' | 'eos'
+export type FinishReason = 'stop' | 'length' | 'eos' | 'toolCalls'
 
 /**
  * Per-request options, as given by the caller. Numbers stay f64 (JavaScript numbers):
@@ -127,12 +131,38 @@ export interface GenerateOptions {
    * cannot forge a turn; the chat template's own markers are always control tokens.
    */
   parseSpecialTokens?: boolean
+  /**
+   * Functions the model may call, as JSON text of an array of `{ name, description?,
+   * parameters? }` (the JavaScript layer serializes `tools`).
+   */
+  tools?: string
+  /** JSON text of 'auto' (default), 'none', 'required' or `{ name }`. */
+  toolChoice?: string
+  /** Let one reply hold several calls. Default false. */
+  parallelToolCalls?: boolean
+  /** A `ReasoningMode`: 'separate' (default), 'inline' or 'off'. */
+  reasoning?: string
+  /**
+   * Most tokens a thinking model may spend reasoning before it must answer; 0 asks the
+   * template not to think.
+   */
+  reasoningBudget?: number
 }
 
 /** The result of one request. */
 export interface Generation {
-  /** The reply, without any stop string. */
+  /**
+   * The reply, without any stop string (with tools or separated reasoning: the content
+   * alone, without call markup or reasoning).
+   */
   text: string
+  /**
+   * The reasoning of a thinking model, when it came apart from the reply
+   * (`reasoning: 'separate'`).
+   */
+  reasoningText?: string
+  /** The calls the reply made; present (maybe empty) when the request offered tools. */
+  toolCalls?: Array<ToolCall>
   finishReason: FinishReason
   /** Tokens of the prompt as evaluated (after the chat template and any dropped turns). */
   promptTokens: number
@@ -277,6 +307,11 @@ export interface ModelInfo {
   /** 'jinja' when a Jinja template renders chats, else the llama.cpp built-in family name. */
   chatTemplate: string
   chatTemplateSource: TemplateSource
+  /**
+   * The chat template thinks before answering (llama.cpp found thinking tags in it): its
+   * reasoning comes apart from the reply unless `reasoning` says otherwise.
+   */
+  thinking: boolean
   /** Slots: requests decoded at the same time. */
   parallel: number
   batchSize: number
@@ -296,6 +331,7 @@ export interface ModelInfo {
 /** One event of a request: text chunks (streaming only), then `done` or `error`. */
 export type NativeEvent =
   | { kind: 'chunk'; text: string; tokens: number }
+  | { kind: 'delta'; delta: ReplyDelta }
   | { kind: 'done'; generation: Generation }
   | { kind: 'embedded'; vectors: Array<Float32Array>; promptTokens: number }
   | { kind: 'error'; error: Failure }
@@ -397,6 +433,20 @@ export type OverflowPolicy = 'error' | 'drop-oldest'
 /** How an embedding engine turns a text's token vectors into one vector (`pooling`). */
 export type Pooling = 'mean' | 'cls' | 'last' | 'rank'
 
+/** How a thinking model's reasoning reaches the caller. */
+export type ReasoningMode = 'separate' | 'inline' | 'off'
+
+/** One change to a structured reply: more content, more reasoning, or a tool-call piece. */
+export interface ReplyDelta {
+  /** More reply text. */
+  text: string
+  /** More reasoning text. */
+  reasoning: string
+  toolCall?: ToolCallDelta
+  /** Tokens this delta covers (the tokens sampled since the previous delta). */
+  tokens: number
+}
+
 /** Where the template in use came from; reported in `ModelInfo`. */
 export type TemplateSource = 'model' | 'option' | 'builtin-fallback'
 
@@ -412,4 +462,29 @@ export interface Timings {
   generateMs: number
   /** Completion tokens per second over the generation time (0 with fewer than two tokens). */
   tokensPerSecond: number
+}
+
+/** One tool call: in a generated reply, or in an assistant message of the history. */
+export interface ToolCall {
+  /** Unique within the conversation; a `tool` message answers it by this id. */
+  id: string
+  /** The function's name, one of the request's `tools`. */
+  name: string
+  /** The arguments as JSON text (an object). */
+  arguments: string
+}
+
+/**
+ * A piece of a tool call in a stream: the first piece of a call carries its id and name,
+ * later pieces more of its arguments.
+ */
+export interface ToolCallDelta {
+  /** The call's position in the reply's `toolCalls`. */
+  index: number
+  /** Set on the call's first piece, else empty. */
+  id: string
+  /** Set on the call's first piece, else empty. */
+  name: string
+  /** More of the arguments' JSON text. */
+  arguments: string
 }

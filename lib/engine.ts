@@ -23,8 +23,33 @@ export interface Health extends Omit<binding.Health, 'modelName' | 'lastError'> 
 
 /** A piece of streamed text: always whole UTF-8, never part of a stop string. */
 export interface StreamTextChunk {
+  type: 'text'
   text: string
   /** Tokens this piece covers. */
+  tokens: number
+  done: false
+}
+
+/**
+ * A piece of a thinking model's reasoning (`reasoning: 'separate'`). Its `text` is empty, so
+ * code that joins chunks' `text` gets the reply alone.
+ */
+export interface StreamReasoningChunk {
+  type: 'reasoning'
+  text: ''
+  reasoning: string
+  tokens: number
+  done: false
+}
+
+/**
+ * A piece of a tool call: a call's first piece carries its `id` and `name`, later pieces more
+ * of its `arguments` (JSON text, in order). Call markup never appears in text chunks.
+ */
+export interface StreamToolCallChunk {
+  type: 'toolCall'
+  text: ''
+  toolCall: binding.ToolCallDelta
   tokens: number
   done: false
 }
@@ -35,13 +60,14 @@ export interface StreamTextChunk {
  * maxTokens), so the chunks' `tokens` add up to `completionTokens`.
  */
 export interface StreamFinalChunk extends Omit<Generation, 'text'> {
+  type: 'done'
   text: ''
   tokens: number
   done: true
   generation: Generation
 }
 
-export type StreamChunk = StreamTextChunk | StreamFinalChunk
+export type StreamChunk = StreamTextChunk | StreamReasoningChunk | StreamToolCallChunk | StreamFinalChunk
 
 /**
  * Extra time the JS-side timer gives the engine. The engine checks the deadline between
@@ -92,7 +118,7 @@ function timeoutError(ms: number): LlamaError {
 
 // A plain object of this realm with the documented fields, whatever else napi put on it.
 function toGeneration(g: Generation): Generation {
-  return {
+  const generation: Generation = {
     text: g.text,
     finishReason: g.finishReason,
     promptTokens: g.promptTokens,
@@ -102,6 +128,23 @@ function toGeneration(g: Generation): Generation {
     timings: { ...g.timings },
     requestId: g.requestId,
   }
+  if (g.reasoningText !== undefined && g.reasoningText !== null) generation.reasoningText = g.reasoningText
+  if (g.toolCalls !== undefined && g.toolCalls !== null) generation.toolCalls = g.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments }))
+  return generation
+}
+
+/**
+ * A structured reply's change as stream chunks: reasoning, text, then a tool-call piece, each
+ * only when present. The delta's tokens go with its first chunk, so chunk tokens still add up.
+ */
+function deltaChunks(delta: binding.ReplyDelta): StreamChunk[] {
+  const chunks: StreamChunk[] = []
+  if (delta.reasoning) chunks.push({ type: 'reasoning', text: '', reasoning: delta.reasoning, tokens: 0, done: false })
+  if (delta.text) chunks.push({ type: 'text', text: delta.text, tokens: 0, done: false })
+  const call = delta.toolCall
+  if (call) chunks.push({ type: 'toolCall', text: '', toolCall: { index: call.index, id: call.id, name: call.name, arguments: call.arguments }, tokens: 0, done: false })
+  if (chunks.length > 0) chunks[0].tokens = delta.tokens
+  return chunks
 }
 
 /** `embed()`'s result: one vector per text, in input order. */
@@ -304,14 +347,17 @@ export class Engine {
           if (finished) return
           if (event.kind === 'chunk') {
             tokensSent += event.tokens
-            controller.enqueue({ text: event.text, tokens: event.tokens, done: false })
+            controller.enqueue({ type: 'text', text: event.text, tokens: event.tokens, done: false })
+          } else if (event.kind === 'delta') {
+            tokensSent += event.delta.tokens
+            for (const chunk of deltaChunks(event.delta)) controller.enqueue(chunk)
           } else if (event.kind === 'done') {
             cleanup()
             const generation = toGeneration(event.generation)
             const { text, ...fields } = generation
             // Tokens that produced no text (an end marker, a cut-off character) count here.
             const tokens = Math.max(0, generation.completionTokens - tokensSent)
-            controller.enqueue({ text: '', tokens, done: true, ...fields, generation })
+            controller.enqueue({ type: 'done', text: '', tokens, done: true, ...fields, generation })
             controller.close()
           } else if (event.kind === 'error') {
             cleanup()

@@ -29,13 +29,28 @@ export interface InitializeOptions extends Omit<binding.NativeLoadOptions, '__fa
   replace?: boolean
 }
 
-export interface ChatMessage extends binding.ChatMessage {
-  role: 'system' | 'user' | 'assistant'
+/** A function the model may call. */
+export interface ToolDefinition {
+  /** 1 to 64 letters, digits, `_` or `-`. */
+  name: string
+  description?: string
+  /** JSON Schema of the arguments: an object schema (`type: 'object'`). Default: no arguments. */
+  parameters?: object
+}
+
+/** Whether the model calls tools: it decides ('auto'), never ('none'), always ('required'), or calls the named one. */
+export type ToolChoice = 'auto' | 'none' | 'required' | { name: string }
+
+export interface ChatMessage extends Omit<binding.ChatMessage, 'toolCalls'> {
+  role: 'system' | 'user' | 'assistant' | 'tool'
+  /** The calls an assistant message made; `arguments` as JSON text or as an object. */
+  toolCalls?: Array<Omit<binding.ToolCall, 'arguments'> & { arguments: string | object }>
 }
 
 export type Input = string | ChatMessage[]
 
-export interface GenerateOptions extends Omit<binding.GenerateOptions, 'stop' | 'jsonSchema' | 'contextOverflow'> {
+export interface GenerateOptions
+  extends Omit<binding.GenerateOptions, 'stop' | 'jsonSchema' | 'contextOverflow' | 'tools' | 'toolChoice' | 'reasoning'> {
   /** Generation ends before any of these strings; they never appear in the output. */
   stop?: string | string[]
   /** JSON Schema (object or JSON text) the output must match; converted to a grammar. */
@@ -46,6 +61,19 @@ export interface GenerateOptions extends Omit<binding.GenerateOptions, 'stop' | 
    * min(maxTokens, contextSize / 4) tokens of reply fit, and reports `droppedMessages`.
    */
   contextOverflow?: OverflowPolicy
+  /**
+   * Functions the model may call (chat input only). The model's own template renders them, and
+   * llama.cpp's chat formats read its calls into `Generation.toolCalls`.
+   */
+  tools?: ToolDefinition[]
+  /** Default 'auto'. 'required' and a named tool constrain sampling, so the call always parses and matches its schema. */
+  toolChoice?: ToolChoice
+  /**
+   * A thinking model's reasoning: 'separate' (default: `Generation.reasoningText` and
+   * reasoning chunks), 'inline' (left in the text, tags and all) or 'off' (the template is
+   * asked not to think).
+   */
+  reasoning?: binding.ReasoningMode
   /** Reject with `ABORTED` when this signal aborts. */
   signal?: AbortSignal
 }
@@ -124,6 +152,11 @@ const GENERATE_OPTION_KINDS = {
   cachePrompt: 'boolean',
   contextOverflow: 'string',
   parseSpecialTokens: 'boolean',
+  tools: 'schema',
+  toolChoice: 'schema',
+  parallelToolCalls: 'boolean',
+  reasoning: 'string',
+  reasoningBudget: 'number',
   signal: 'signal',
 } as const satisfies KindTable<GenerateOptions>
 
@@ -274,13 +307,48 @@ export const nativeInput = readingCallerValues('the input', (input: unknown): st
   for (let i = 0; i < input.length; i++) {
     const m: unknown = input[i]
     if (!m || typeof m !== 'object') throw invalid(`messages[${i}] must be an object { role, content }`)
-    const { role, content } = m as { role?: unknown; content?: unknown }
+    const { role, content, toolCalls, toolCallId } = m as { role?: unknown; content?: unknown; toolCalls?: unknown; toolCallId?: unknown }
     if (typeof role !== 'string') throw invalid(`messages[${i}].role must be a string`)
     if (typeof content !== 'string') throw invalid(`messages[${i}].content must be a string`)
-    messages[i] = { role, content }
+    const message: binding.ChatMessage = { role, content }
+    if (toolCalls !== undefined && toolCalls !== null) message.toolCalls = nativeToolCalls(toolCalls, `messages[${i}].toolCalls`)
+    if (toolCallId !== undefined && toolCallId !== null) {
+      if (typeof toolCallId !== 'string') throw invalid(`messages[${i}].toolCallId must be a string`)
+      message.toolCallId = toolCallId
+    }
+    messages[i] = message
   }
   return messages
 })
+
+/** An assistant message's calls, copied field by field; object arguments become JSON text. */
+function nativeToolCalls(value: unknown, where: string): binding.ToolCall[] {
+  if (!Array.isArray(value)) throw invalid(`${where} must be an array of { id, name, arguments }`)
+  const calls: binding.ToolCall[] = new Array(value.length)
+  for (let j = 0; j < value.length; j++) {
+    const c: unknown = value[j]
+    if (!c || typeof c !== 'object') throw invalid(`${where}[${j}] must be an object { id, name, arguments }`)
+    const { id, name, arguments: args } = c as { id?: unknown; name?: unknown; arguments?: unknown }
+    if (typeof id !== 'string') throw invalid(`${where}[${j}].id must be a string`)
+    if (typeof name !== 'string') throw invalid(`${where}[${j}].name must be a string`)
+    let text: string
+    if (typeof args === 'string') text = args
+    else if (args && typeof args === 'object') text = jsonText(args, `${where}[${j}].arguments`)
+    else throw invalid(`${where}[${j}].arguments must be JSON text or an object`)
+    calls[j] = { id, name, arguments: text }
+  }
+  return calls
+}
+
+/** JSON text of a caller's object, or INVALID_ARGUMENT naming the option. */
+function jsonText(value: unknown, what: string): string {
+  try {
+    return JSON.stringify(value)
+  } catch (err) {
+    // A cycle, or nesting deeper than the JS stack.
+    throw invalid(`${what} cannot be turned into JSON (${err && (err as { message?: unknown }).message}): pass a plain, acyclic object`)
+  }
+}
 
 /** A request's options read and checked: what the engine gets, and what the JS side watches. */
 export interface ParsedRequestOptions<Native> {
@@ -303,17 +371,21 @@ export const generateOptions = readingCallerValues('the options', (options: unkn
   let jsonSchema = o.jsonSchema
   if (jsonSchema !== undefined && jsonSchema !== null && typeof jsonSchema !== 'string') {
     if (typeof jsonSchema !== 'object') throw invalid('jsonSchema must be an object or a JSON string')
-    try {
-      jsonSchema = JSON.stringify(jsonSchema)
-    } catch (err) {
-      // A cycle, or nesting deeper than the JS stack.
-      throw invalid(`jsonSchema cannot be turned into JSON (${err && (err as { message?: unknown }).message}): pass a plain, acyclic object`)
-    }
+    jsonSchema = jsonText(jsonSchema, 'jsonSchema')
+  }
+  const tools = o.tools
+  if (tools !== undefined && tools !== null && !Array.isArray(tools)) throw invalid('tools must be an array of { name, description?, parameters? }')
+  const toolChoice = o.toolChoice
+  if (toolChoice !== undefined && toolChoice !== null && typeof toolChoice !== 'string' && typeof toolChoice !== 'object') {
+    throw invalid("toolChoice must be 'auto', 'none', 'required' or { name }")
   }
   const signal = checkedSignal(o.signal)
   const native: binding.GenerateOptions = plainValues(o, GENERATE_OPTION_KINDS)
   if (stop !== undefined && stop !== null) native.stop = stop as string[]
   if (jsonSchema !== undefined && jsonSchema !== null) native.jsonSchema = jsonSchema as string
+  // Tools cross as JSON text: the engine checks them, field by field, in one place.
+  if (tools !== undefined && tools !== null) native.tools = jsonText(tools, 'tools')
+  if (toolChoice !== undefined && toolChoice !== null) native.toolChoice = jsonText(toolChoice, 'toolChoice')
   return { native, signal, timeoutMs: enforcedTimeout(o.timeoutMs) }
 })
 

@@ -342,9 +342,13 @@ export class EnginePool {
   }
 
   private attemptOptions(request: RequestState, signal: AbortSignal): GenerateOptions {
-    const { stop, jsonSchema, contextOverflow, ...rest } = request.options
+    const { stop, jsonSchema, contextOverflow, tools, toolChoice, reasoning, ...rest } = request.options
     const options: GenerateOptions = { ...rest, signal }
     if (stop !== undefined) options.stop = stop
+    // Tools crossed to the engine as JSON text, which the engine wrote itself: it reads back.
+    if (tools !== undefined) options.tools = JSON.parse(tools) as GenerateOptions['tools']
+    if (toolChoice !== undefined) options.toolChoice = JSON.parse(toolChoice) as GenerateOptions['toolChoice']
+    if (reasoning !== undefined) options.reasoning = reasoning as GenerateOptions['reasoning']
     if (jsonSchema !== undefined) options.jsonSchema = jsonSchema
     if (contextOverflow !== undefined) options.contextOverflow = contextOverflow as GenerateOptions['contextOverflow']
     const timeoutMs = this.remaining(request)

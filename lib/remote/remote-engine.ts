@@ -84,6 +84,7 @@ export class RemoteEngine {
       memoryBytes: 0,
       chatTemplate: '',
       chatTemplateSource: 'model',
+      thinking: false,
       parallel: options.maxConcurrency,
       batchSize: 0,
       threads: 0,
@@ -463,7 +464,7 @@ export class RemoteEngine {
         if (attempt.clock.firstTokenAt === null) attempt.clock.firstTokenAt = performance.now()
         text += piece
         tokensSent++
-        queue.push({ text: piece, tokens: 1, done: false })
+        queue.push({ type: 'text', text: piece, tokens: 1, done: false })
       }
     }
     const parser = createParser({ onEvent })
@@ -489,7 +490,7 @@ export class RemoteEngine {
     const { text: _full, ...fields } = generation
     const tokens = Math.max(0, generation.completionTokens - tokensSent)
     if (!onDone(generation)) return
-    queue.push({ text: '', tokens, done: true, ...fields, generation })
+    queue.push({ type: 'done', text: '', tokens, done: true, ...fields, generation })
     queue.close()
   }
 

@@ -110,6 +110,14 @@ export function completionBody(
     if (field === null) throw lacking(option)
     body[field] = value
   }
+  // Tool calls and reasoning run through the local engine's chat formats; over a remote server
+  // they are refused rather than silently dropped.
+  for (const option of ['tools', 'toolChoice', 'parallelToolCalls', 'reasoning', 'reasoningBudget'] as const) {
+    if (native[option] !== undefined) throw invalid(`${option} is not supported over remote engines yet (backend ${backend}); leave it unset`)
+  }
+  if (typeof input !== 'string' && input.some((m) => m.role === 'tool' || (m.toolCalls?.length ?? 0) > 0)) {
+    throw invalid(`tool messages are not supported over remote engines yet (backend ${backend})`)
+  }
   if (native.grammar !== undefined) {
     if (!traits.grammar) throw lacking('grammar')
     Object.assign(body, traits.grammar(native.grammar))

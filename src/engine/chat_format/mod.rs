@@ -50,7 +50,8 @@ pub struct ReplyPlan {
     pub control_tokens: Vec<i32>,
     /// The tokens of the first thinking end tag, set by the prompt thread.
     pub thinking_end_tokens: Vec<i32>,
-    /// Reasoning is read apart from the content (`reasoning: 'separate'`).
+    /// Reasoning is read apart from the content (`reasoning: 'separate'`) and reported: the
+    /// template thinks.
     pub separate_reasoning: bool,
     /// Tools were offered: the final reply reports `toolCalls`, even when empty.
     pub has_tools: bool,
@@ -69,6 +70,10 @@ pub struct PlanGrammar {
     pub lazy: bool,
     pub trigger_patterns: Vec<String>,
     pub trigger_tokens: Vec<i32>,
+    /// A strict grammar describes the assistant turn from its opener, which the prompt
+    /// already holds: the grammar is fed these tokens first (set by the prompt thread).
+    pub generation_prompt: String,
+    pub prefill_tokens: Vec<i32>,
 }
 
 /// What llama.cpp decided for one request (the bridge's answer to `apply`).
@@ -142,18 +147,26 @@ impl ChatFormats {
             _ => &self.default,
         };
         let applied = apply(templates, messages, params)?;
-        let separate_reasoning = params.reasoning == ReasoningMode::Separate;
+        let separate_reasoning =
+            params.reasoning == ReasoningMode::Separate && applied.supports_thinking;
         let grammar = (!applied.grammar.is_empty()).then(|| PlanGrammar {
-            gbnf: applied.grammar.clone(),
+            gbnf: shape_root(
+                &applied.grammar,
+                params.tool_choice == ToolChoice::Required,
+                params.parallel_tool_calls,
+            ),
             lazy: applied.grammar_lazy,
             trigger_patterns: applied.trigger_patterns.clone(),
             trigger_tokens: applied.trigger_tokens.clone(),
+            generation_prompt: applied.generation_prompt.clone(),
+            prefill_tokens: Vec::new(),
         });
         let parser = json!({
             "format": applied.format,
             "parser": applied.parser,
             "generation_prompt": applied.generation_prompt,
-            "reasoning": separate_reasoning,
+            // 'off' still strips the closed, empty block the template wrote.
+            "reasoning": params.reasoning != ReasoningMode::Inline,
             "parse_tool_calls": !params.tools.is_empty() && params.tool_choice != ToolChoice::None,
         })
         .to_string();
@@ -184,6 +197,37 @@ impl ChatFormats {
     }
 }
 
+/// Two changes to the `root` rule of llama.cpp's tool grammar. Its strict grammar lets the
+/// reply hold free text before the first call (an optional `until-N` rule): with
+/// `toolChoice: 'required'` the call comes first, since a small model would otherwise write
+/// text until `maxTokens` and never call. And its `tool-calls` rule repeats calls whatever
+/// `parallel_tool_calls` says: without parallel calls, the reply holds one (`tool-call`).
+fn shape_root(gbnf: &str, calls_first: bool, parallel: bool) -> String {
+    gbnf.lines()
+        .map(|line| match line.strip_prefix("root ::= ") {
+            Some(body) => {
+                let kept: Vec<&str> = body
+                    .split(' ')
+                    .filter(|part| {
+                        !(calls_first
+                            && part.starts_with("until-")
+                            && part.ends_with('?')
+                            && part[6..part.len() - 1].bytes().all(|b| b.is_ascii_digit()))
+                    })
+                    .map(|part| match (parallel, part) {
+                        (false, "tool-calls") => "tool-call",
+                        (false, "(tool-calls)") => "(tool-call)",
+                        _ => part,
+                    })
+                    .collect();
+                format!("root ::= {}", kept.join(" "))
+            }
+            None => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Whether `text` leaves a thinking block open: its last start tag has no end tag after it.
 fn thinking_open_at_end(text: &str, start_tag: &str, end_tags: &[String]) -> bool {
     let Some(start) = text.rfind(start_tag) else {
@@ -204,7 +248,7 @@ fn apply(
         "tool_choice": params.tool_choice.as_str(),
         "parallel_tool_calls": params.parallel_tool_calls,
         "enable_thinking": params.enable_thinking(),
-        "reasoning": params.reasoning == ReasoningMode::Separate,
+        "reasoning": params.reasoning != ReasoningMode::Inline,
     });
     let out = templates.apply(&request.to_string()).map_err(|e| {
         EngineError::invalid_argument(format!(

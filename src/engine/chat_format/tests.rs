@@ -116,7 +116,15 @@ fn required_and_named_choices_make_the_grammar_strict() {
     let mut params = weather_tool();
     params.tool_choice = ToolChoice::Required;
     let (_, plan) = plan(HERMES, &params);
-    assert!(!plan.grammar.expect("grammar").lazy);
+    let grammar = plan.grammar.expect("grammar");
+    assert!(!grammar.lazy);
+    let root = grammar
+        .gbnf
+        .lines()
+        .find(|l| l.starts_with("root ::="))
+        .unwrap();
+    assert!(!root.contains("until-"), "the call comes first: {root}");
+    assert!(grammar.generation_prompt.ends_with("assistant\n"));
 }
 
 #[test]

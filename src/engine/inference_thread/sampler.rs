@@ -152,11 +152,19 @@ fn tool_grammar_sampler(model: &LlamaModel, g: &PlanGrammar) -> EngineResult<Lla
     } else {
         LlamaSampler::grammar(model, &g.gbnf, "root")
     };
-    sampler.map_err(|e| {
+    let mut sampler = sampler.map_err(|e| {
         EngineError::invalid_argument(format!(
             "llama.cpp rejected the tool-call grammar built from the tools' schemas ({e})"
         ))
-    })
+    })?;
+    for &token in &g.prefill_tokens {
+        sampler.try_accept(LlamaToken(token)).map_err(|e| {
+            EngineError::internal(format!(
+                "the tool-call grammar does not start with the template's assistant opener ({e})"
+            ))
+        })?;
+    }
+    Ok(sampler)
 }
 
 fn build_chain(

@@ -115,6 +115,9 @@ fn structured_tokens(
         .first()
         .map(|t| ids(t))
         .unwrap_or_default();
+    if let Some(grammar) = plan.grammar.as_mut().filter(|g| !g.lazy) {
+        grammar.prefill_tokens = prefill_tokens(loaded, &grammar.generation_prompt);
+    }
     let add_bos =
         loaded.model.vocab().should_add_bos() && !loaded.template.starts_with_bos(&rendered);
     let tokens = loaded.tokenize(&rendered, add_bos, true);
@@ -124,6 +127,23 @@ fn structured_tokens(
         ));
     }
     Ok((tokens, Some(plan)))
+}
+
+/// The generation prompt's tokens as a strict tool grammar expects them, as llama.cpp's own
+/// sampler feeds them: a tokenizer that puts a space token before a leading control token
+/// does not get that space fed.
+fn prefill_tokens(loaded: &Loaded, generation_prompt: &str) -> Vec<i32> {
+    let tokens = loaded.tokenize(generation_prompt, false, true);
+    let starts_with_space = generation_prompt.starts_with(char::is_whitespace);
+    tokens
+        .iter()
+        .enumerate()
+        .filter(|&(i, t)| {
+            let piece = loaded.model.vocab().token_to_piece(*t, true, None);
+            !(i == 0 && piece.first().is_some_and(u8::is_ascii_whitespace) && !starts_with_space)
+        })
+        .map(|(_, t)| t.0)
+        .collect()
 }
 
 /// Applies the context policy (reject, or drop the oldest turns).
