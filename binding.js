@@ -845,4 +845,5 @@ module.exports.EngineStatus = nativeBinding.EngineStatus
 module.exports.LogLevel = nativeBinding.LogLevel
 module.exports.OverflowPolicy = nativeBinding.OverflowPolicy
 module.exports.Pooling = nativeBinding.Pooling
+module.exports.ReasoningMode = nativeBinding.ReasoningMode
 module.exports.TemplateSource = nativeBinding.TemplateSource
