@@ -157,6 +157,8 @@ describe('health, metrics, page', () => {
     expect(res.text).toMatch(/^http_requests_total\{method="POST",route="\/api\/chat",status="200"\} \d+$/m)
     expect(res.text).toMatch(/^http_requests_total\{method="POST",route="\/api\/chat",status="400"\} \d+$/m)
     expect(res.text).toMatch(/^process_resident_memory_bytes \d+/m)
+    // Cost tracking with one model: tokens per client and the model's id.
+    expect(Number(/^llm_client_completion_tokens_total\{client="anonymous",model="gemma-3-270m-q4_k_m"\} (\d+)$/m.exec(res.text)?.[1])).toBeGreaterThan(0)
     // Every sample line is `name{labels} value`.
     for (const line of res.text.split('\n').filter((l) => l && !l.startsWith('#'))) {
       expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? (-?[\d.e+-]+|NaN)$/)

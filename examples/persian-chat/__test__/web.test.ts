@@ -2,6 +2,9 @@
 // a Persian message gets a streamed reply, the stop button cancels, and a server error shows the
 // error state whose retry button sends the message again; the API key lives in sessionStorage and
 // a 401 drops it; a page reached through a rebinding name gets nothing.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { type Browser, type Page, chromium } from 'playwright-core'
 import { PERSIAN, type TestService, startTestService, waitFor } from './helpers'
 
@@ -83,6 +86,8 @@ describe('chatting', () => {
     expect(await page.evaluate(() => getComputedStyle(document.documentElement).direction)).toBe('rtl')
     expect(await page.getAttribute('html', 'lang')).toBe('fa')
     expect(await page.textContent('h1')).toMatch(PERSIAN)
+    // One model: nothing to choose.
+    expect(await page.isHidden('#model-picker-row')).toBe(true)
   })
 
   test('a Persian message gets a streamed Persian reply', async () => {
@@ -283,5 +288,44 @@ describe('API key and DNS rebinding', () => {
     } finally {
       await rebound.close()
     }
+  })
+})
+
+describe('model picker (several models in LLM_MODELS_FILE)', () => {
+  let service: TestService
+  let page: Page
+
+  beforeAll(async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'persian-chat-web-models-'))
+    const file = path.join(dir, 'models.json')
+    fs.writeFileSync(file, JSON.stringify({ models: [{ name: 'smollm2', path: 'smollm2' }, { name: 'gemma3', path: 'gemma3', default: true }] }))
+    service = await startTestService({ LLM_MODEL_PATH: '', LLM_MODELS_FILE: file, LLM_MAX_TOKENS: '24' })
+    page = await openPage(service)
+  })
+  afterAll(async () => {
+    await page.close()
+    await service.close()
+  })
+
+  test('lists the models with the default chosen; the chosen model answers and the status follows it', async () => {
+    expect(await page.isVisible('#model-picker')).toBe(true)
+    expect(await page.$$eval('#model-picker option', (options) => options.map((o) => (o as HTMLOptionElement).value))).toEqual(['smollm2', 'gemma3'])
+    expect(await page.inputValue('#model-picker')).toBe('gemma3')
+    expect(await page.textContent('#status')).toContain('gemma3')
+
+    await page.selectOption('#model-picker', 'smollm2')
+    await page.waitForFunction(() => document.getElementById('status')!.textContent!.includes('smollm2'))
+    const sent: unknown[] = []
+    page.on('request', (req) => {
+      if (req.url().endsWith('/api/chat')) sent.push(req.postDataJSON())
+    })
+    await page.fill('#message-input', 'سلام!')
+    await page.click('#send-button')
+    await page.locator('.message.assistant[data-done="true"]').waitFor({ timeout: 60_000 })
+    expect(sent).toEqual([expect.objectContaining({ model: 'smollm2', message: 'سلام!' })])
+    const states = Object.fromEntries(service.llm.registry!.statuses().map((m) => [m.name, m.state]))
+    expect(states).toEqual({ smollm2: 'loaded', gemma3: 'configured' })
+    await page.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('آماده · smollm2'))
+    expect((page as Page & { errors: string[] }).errors).toEqual([])
   })
 })

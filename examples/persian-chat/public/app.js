@@ -1,5 +1,5 @@
 // The chat page: sends each message to POST /api/chat with stream: true and renders the SSE
-// reply as it arrives. States: idle, loading (waiting for the first piece), streaming, stopped
+// reply as it arrives. With several models configured, a picker chooses the one that answers. States: idle, loading (waiting for the first piece), streaming, stopped
 // (the stop button), error (a banner with a retry button). No framework, no external files.
 'use strict'
 
@@ -9,6 +9,8 @@ const ERROR_TEXT = {
   too_many_concurrent_requests: 'درخواست‌های قبلی شما هنوز در جریان است. کمی صبر کنید و دوباره تلاش کنید.',
   timeout: 'پاسخ بیش از حد طول کشید. دوباره تلاش کنید.',
   model_not_loaded: 'مدل هنوز آماده نیست. کمی بعد دوباره تلاش کنید.',
+  model_not_found: 'این مدل روی سرور وجود ندارد. مدل دیگری انتخاب کنید.',
+  model_too_large: 'این مدل برای حافظهٔ سرور بزرگ است. مدل دیگری انتخاب کنید.',
   message_too_long: 'پیام بیش از حد طولانی است. آن را کوتاه‌تر کنید.',
   history_too_long: 'گفتگو بیش از حد طولانی شده است. صفحه را تازه کنید.',
   context_length_exceeded: 'گفتگو بیش از حد طولانی شده است. صفحه را تازه کنید.',
@@ -35,6 +37,8 @@ const ui = {
   status: $('status'),
   apiKeyRow: $('api-key-row'),
   apiKey: $('api-key'),
+  modelPickerRow: $('model-picker-row'),
+  modelPicker: $('model-picker'),
 }
 
 /** Completed turns; the most recent of them go back as `history` with each new message. */
@@ -181,7 +185,7 @@ async function send(text) {
       res = await fetch('/api/chat', {
         method: 'POST',
         headers: headers(),
-        body: JSON.stringify({ message: text, history: recentHistory(), stream: true }),
+        body: JSON.stringify({ message: text, history: recentHistory(), stream: true, ...chosenModel() }),
         signal: controller.signal,
       })
     } catch (err) {
@@ -233,6 +237,8 @@ async function send(text) {
     inFlight = null
     setBusy(false)
     ui.input.focus()
+    // The chosen model may have just loaded.
+    if (!ui.modelPickerRow.hidden) refreshStatus()
   }
 }
 
@@ -263,10 +269,47 @@ ui.retry.addEventListener('click', () => {
   send(text)
 })
 
+/** The picker's model, when there is a choice; the server's default otherwise. */
+function chosenModel() {
+  return ui.modelPickerRow.hidden || !ui.modelPicker.value ? {} : { model: ui.modelPicker.value }
+}
+
+/** Several models (/health lists them): one option each, the default chosen until the user picks. */
+function showModels(models) {
+  if (!models || models.length < 2) {
+    ui.modelPickerRow.hidden = true
+    return
+  }
+  const names = models.map((m) => m.name)
+  const current = [...ui.modelPicker.options].map((o) => o.value)
+  if (current.join('\n') !== names.join('\n')) {
+    const chosen = ui.modelPicker.value
+    ui.modelPicker.replaceChildren(...names.map((name) => new Option(name, name)))
+    ui.modelPicker.value = names.includes(chosen) ? chosen : models.find((m) => m.default).name
+  }
+  ui.modelPickerRow.hidden = false
+}
+
+// Model states of a several-model server, as the page says them.
+const MODEL_STATE_TEXT = {
+  loaded: 'آماده',
+  loading: 'در حال بارگذاری مدل…',
+  configured: 'آماده (با اولین پیام بارگذاری می‌شود)',
+  unloaded: 'آماده (با اولین پیام بارگذاری می‌شود)',
+  failed: 'مدل در دسترس نیست',
+}
+
 async function refreshStatus() {
   try {
     const res = await fetch('/health')
     const body = await res.json()
+    showModels(body.models)
+    if (!ui.modelPickerRow.hidden) {
+      const model = body.models.find((m) => m.name === ui.modelPicker.value)
+      ui.status.dataset.state = model.state === 'failed' ? 'error' : model.state === 'loading' ? 'loading' : 'ok'
+      ui.status.textContent = `${MODEL_STATE_TEXT[model.state]} · ${model.name}`
+      return
+    }
     ui.status.dataset.state = body.status === 'ok' ? 'ok' : body.status === 'loading' ? 'loading' : 'error'
     ui.status.textContent =
       body.status === 'ok' ? `آماده · ${body.model}` : body.status === 'loading' ? 'در حال بارگذاری مدل…' : 'مدل در دسترس نیست'
@@ -275,6 +318,8 @@ async function refreshStatus() {
     ui.status.textContent = 'سرور در دسترس نیست'
   }
 }
+
+ui.modelPicker.addEventListener('change', refreshStatus)
 
 refreshStatus()
 setInterval(refreshStatus, 10000)

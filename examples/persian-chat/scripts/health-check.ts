@@ -56,7 +56,7 @@ async function checkService(baseUrl: string, apiKey: string | undefined, timeout
     fetch(new URL(pathname, baseUrl), { ...init, headers, signal: AbortSignal.timeout(timeoutMs) })
 
   console.log(`Checking ${baseUrl}`)
-  let health: { status?: string; model?: string; slotsBusy?: number; slotsTotal?: number; error?: string } = {}
+  let health: { status?: string; model?: string; slotsBusy?: number; slotsTotal?: number; error?: string; models?: { name: string; state: string }[] } = {}
   const reachable = await check('HTTP server', async () => {
     const res = await request('/health')
     health = await res.json()
@@ -68,7 +68,12 @@ async function checkService(baseUrl: string, apiKey: string | undefined, timeout
   }
   const loaded = await check('Model', async () => ({
     ok: health.status === 'ok',
-    detail: health.status === 'ok' ? `${health.model} (${health.slotsBusy}/${health.slotsTotal} slots busy)` : `status ${health.status}${health.error ? `: ${health.error}` : ''}`,
+    detail:
+      health.status !== 'ok'
+        ? `status ${health.status}${health.error ? `: ${health.error}` : ''}`
+        : health.models // several models (LLM_MODELS_FILE): each loads on its first request
+          ? `${health.models.map((m) => `${m.name} ${m.state}`).join(', ')}; default ${health.model}`
+          : `${health.model} (${health.slotsBusy}/${health.slotsTotal} slots busy)`,
   }))
   if (loaded) {
     await check('Generation', async () => {

@@ -3,14 +3,34 @@
 // variable instead of surfacing later as a confusing request error.
 import net from 'node:net'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import type { Pooling } from 'napi-llama'
+import { ConfigError } from './config-error'
+import { defaultModelPath, modelFileOf } from './model-files'
+import { formatBytes, parseBytes } from './multi-model/bytes'
+import { type ModelSpec, readModelsFile } from './multi-model/models-file'
+
+export { ConfigError } from './config-error'
+export { defaultModelPath } from './model-files'
 
 export interface Config {
   /** GGUF model file. Default: Gemma 3 270M from the addon's fetch script. */
   modelPath: string
   /** True when `LLM_MODEL_PATH` was not set (the default model may be fetched at start). */
   modelPathIsDefault: boolean
+  /**
+   * The models of `LLM_MODELS_FILE`, each served under its name, loaded on first use and
+   * unloaded when idle or when memory is needed. Unset: the one model of LLM_MODEL_PATH.
+   */
+  models: ModelSpec[] | undefined
+  /**
+   * Memory the models of LLM_MODELS_FILE may hold together (`LLM_MEMORY_BUDGET`): weights plus
+   * KV caches as the engine reports them. Default: 75% of this machine's (or container's) memory.
+   */
+  memoryBudgetBytes: number
+  /** A model of LLM_MODELS_FILE with no request for this long is unloaded; 0: never. */
+  modelIdleTtlMs: number
   contextSize: number
   /** Cap on reply tokens: requests asking for more are clamped to it. */
   maxTokens: number
@@ -208,32 +228,43 @@ function pooling(raw: string | undefined): Pooling | undefined {
  * The file must exist at start: a typo should stop the service, not fail requests later.
  */
 function modelFile(name: string, raw: string | undefined): string | undefined {
-  const file = modelFileOf(raw)
-  if (file && !fs.existsSync(file)) throw new ConfigError(`${name}: no model file at ${file} (the addon's npm run fetch-model minilm fetches the test embedding model)`)
+  const value = raw?.trim()
+  if (!value) return undefined
+  const file = modelFileOf(value)
+  if (!fs.existsSync(file)) throw new ConfigError(`${name}: no model file at ${file} (the addon's npm run fetch-model minilm fetches the test embedding model)`)
   return file
 }
 
-function modelFileOf(raw: string | undefined): string | undefined {
+/** The memory this process may use: the machine's, or its container's limit when lower. */
+function availableMemory(): number {
+  const constrained = process.constrainedMemory?.() ?? 0
+  // A cgroup without a limit reports the largest 64-bit value.
+  return constrained > 0 && constrained < os.totalmem() ? constrained : os.totalmem()
+}
+
+/** `LLM_MEMORY_BUDGET`: `8GiB`, `512MiB`, `1.5GB` or bytes. */
+function memoryBudget(raw: string | undefined): number {
   const value = raw?.trim()
-  if (!value) return undefined
-  const known: Record<string, string> = {
-    smollm2: 'SmolLM2-135M-Instruct.Q4_1.gguf',
-    gemma3: 'gemma-3-270m-q4_k_m.gguf',
-    minilm: 'all-MiniLM-L6-v2.f32.gguf',
+  if (!value) return Math.floor(availableMemory() * 0.75)
+  const bytes = parseBytes(value)
+  if (bytes === null || bytes < 1) throw new ConfigError(`LLM_MEMORY_BUDGET must be a size such as 8GiB, 512MiB or a number of bytes, got "${raw}"`)
+  return bytes
+}
+
+/** `LLM_MODELS_FILE`; a model whose file alone exceeds the budget could never load, so it stops the start. */
+function modelsFile(env: Env, budget: number): ModelSpec[] | undefined {
+  const file = env.LLM_MODELS_FILE?.trim()
+  if (!file) return undefined
+  if (env.LLM_MODEL_PATH?.trim()) throw new ConfigError('LLM_MODELS_FILE and LLM_MODEL_PATH are both set: list the model in the models file instead')
+  if (env.LLM_BACKENDS?.trim()) throw new ConfigError("LLM_MODELS_FILE and LLM_BACKENDS are both set: give the model's entry `backends` instead")
+  const models = readModelsFile(path.resolve(file))
+  for (const m of models) {
+    if (m.source.kind === 'file' && m.source.sizeBytes > budget) {
+      throw new ConfigError(`LLM_MODELS_FILE: model "${m.name}" is ${formatBytes(m.source.sizeBytes)} on disk, more than LLM_MEMORY_BUDGET (${formatBytes(budget)})`)
+    }
   }
-  if (value in known) return path.join(path.dirname(defaultModelPath()), known[value])
-  return path.resolve(value)
+  return models
 }
-
-/** Where the addon's fetch script keeps Gemma 3 (`npm run fetch-model gemma3` in the addon). */
-export function defaultModelPath(): string {
-  // Resolved through the addon package so it works from a linked or an installed copy.
-  const addonRoot = path.dirname(require.resolve('napi-llama/package.json'))
-  const modelsDir = process.env.NAPI_LLAMA_MODELS_DIR || path.join(addonRoot, 'models')
-  return path.join(modelsDir, 'gemma-3-270m-q4_k_m.gguf')
-}
-
-export class ConfigError extends Error {}
 
 type Env = Record<string, string | undefined>
 
@@ -301,9 +332,13 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(`BODY_LIMIT must look like 64kb or 1mb, got "${bodyLimit}"`)
   }
   const threads = int(env, 'LLM_THREADS', 0, 0, 1024)
+  const memoryBudgetBytes = memoryBudget(env.LLM_MEMORY_BUDGET)
   return {
     modelPath: modelPath ? path.resolve(modelPath) : defaultModelPath(),
     modelPathIsDefault: !modelPath,
+    models: modelsFile(env, memoryBudgetBytes),
+    memoryBudgetBytes,
+    modelIdleTtlMs: int(env, 'LLM_MODEL_IDLE_TTL_MS', 300_000, 0, 2 ** 31 - 1),
     contextSize: int(env, 'LLM_CONTEXT_SIZE', 4096, 256, 1 << 20),
     maxTokens: int(env, 'LLM_MAX_TOKENS', 512, 1, 1 << 20),
     temperature: num(env, 'LLM_TEMPERATURE', 0.7, 0, 2),

@@ -32,7 +32,8 @@ export class ApiError extends Error {
   get headers(): Record<string, string> {
     if (this.code === 'queue_full' || this.code === 'backend_unavailable' || this.code === 'too_many_concurrent_requests') return { 'Retry-After': '1' }
     if (this.code === 'model_not_loaded') return { 'Retry-After': '5' }
-    if (this.code === 'timeout' || this.code === 'aborted') return { 'x-should-retry': 'false' }
+    // A model larger than the memory budget stays so until the operator changes the budget.
+    if (this.code === 'timeout' || this.code === 'aborted' || this.code === 'model_too_large') return { 'x-should-retry': 'false' }
     return {}
   }
 

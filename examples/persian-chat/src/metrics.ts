@@ -1,10 +1,11 @@
 // GET /metrics in Prometheus text format: HTTP and process metrics from prom-client, plus the
 // engine's own counters (napi-llama `metrics()`) read at scrape time.
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { BackendMetrics } from 'napi-llama'
+import type { BackendHealth, BackendMetrics, Metrics, ModelInfo, PoolHealth, PoolMetrics } from 'napi-llama'
 import type { Response } from 'express'
 import { keyName } from './auth'
 import type { LlmService } from './llm'
+import type { ModelState } from './multi-model/registry'
 
 export class ServiceMetrics {
   readonly registry = new Registry()
@@ -52,8 +53,27 @@ export class ServiceMetrics {
     registers: [this.registry],
   })
 
+  // Cost tracking: what each client (API key name) spent on each model.
+  readonly clientPromptTokens = new Counter({
+    name: 'llm_client_prompt_tokens_total',
+    help: 'Prompt tokens of finished replies, by client (the API key\'s name; "anonymous" without keys) and model.',
+    labelNames: ['client', 'model'] as const,
+    registers: [this.registry],
+  })
+
+  readonly clientCompletionTokens = new Counter({
+    name: 'llm_client_completion_tokens_total',
+    help: 'Generated tokens of finished replies, by client and model.',
+    labelNames: ['client', 'model'] as const,
+    registers: [this.registry],
+  })
+
   constructor(private readonly llm: LlmService) {
     collectDefaultMetrics({ register: this.registry })
+    llm.onUsage(({ client, model, promptTokens, completionTokens }) => {
+      this.clientPromptTokens.inc({ client, model }, promptTokens)
+      this.clientCompletionTokens.inc({ client, model }, completionTokens)
+    })
   }
 
   async render(): Promise<string> {
@@ -71,23 +91,51 @@ export class ServiceMetrics {
   }
 
   private engineMetrics(): string {
-    const lines: string[] = []
-    const metric = (name: string, type: 'counter' | 'gauge', help: string, value: number, labels = '') => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${labels} ${formatNumber(value)}`)
+    const out = new PrometheusText()
+    const registry = this.llm.registry
+    if (!registry) {
+      // One model: its series carry no model label, as before several models existed.
+      const backends = this.llm.backends()
+      this.engineSeries(out, '', this.llm.state === 'ready', this.llm.info, this.llm.metrics(), backends)
+      return out.render()
     }
-    const info = this.llm.info
-    const ready = this.llm.state === 'ready'
-    metric('llm_model_loaded', 'gauge', 'Whether the model is loaded and serving (1) or not (0).', ready ? 1 : 0)
+    out.sample('llm_memory_budget_bytes', 'gauge', 'Memory the models may hold together (LLM_MEMORY_BUDGET).', registry.budgetBytes)
+    out.sample('llm_memory_used_bytes', 'gauge', "Memory the models hold: weights plus KV caches as the engine reports them (estimates while loading).", registry.usedBytes)
+    for (const m of registry.statuses()) {
+      const model = `model="${escapeLabel(m.name)}"`
+      for (const state of MODEL_STATES) out.sample('llm_model_state', 'gauge', "The model's state (1 for the current one).", m.state === state ? 1 : 0, `{${model},state="${state}"}`)
+      out.sample('llm_model_memory_bytes', 'gauge', 'Memory the model holds against the budget.', m.memoryBytes, `{${model}}`)
+      out.sample('llm_model_requests_in_flight', 'gauge', 'Requests holding the model (running, queued, or waiting for it to load).', m.inFlight, `{${model}}`)
+      out.sample('llm_model_loads_total', 'counter', 'Times the model was loaded.', m.counters.loads, `{${model}}`)
+      out.sample('llm_model_load_failures_total', 'counter', 'Loads of the model that failed (or needed more than the budget).', m.counters.loadFailures, `{${model}}`)
+      for (const reason of ['idle', 'evicted'] as const) {
+        out.sample('llm_model_unloads_total', 'counter', 'Times the model was unloaded: idle for its TTL, or evicted for another model.', m.counters.unloads[reason], `{${model},reason="${reason}"}`)
+      }
+      const health = m.engine?.health()
+      const backends = health && 'backends' in health ? (health as PoolHealth).backends : null
+      this.engineSeries(out, model, m.state === 'loaded', m.engine?.info ?? null, m.engine?.metrics() ?? null, backends)
+    }
+    return out.render()
+  }
+
+  /** One engine's series; `model` is its label (empty with one model). Without metrics (not loaded), only llm_model_loaded. */
+  private engineSeries(out: PrometheusText, model: string, loaded: boolean, info: ModelInfo | null, m: Metrics | PoolMetrics | null, backendHealth: BackendHealth[] | null): void {
+    const labels = (extra = '') => {
+      const all = [model, extra].filter(Boolean).join(',')
+      return all ? `{${all}}` : ''
+    }
+    out.sample('llm_model_loaded', 'gauge', 'Whether the model is loaded and serving (1) or not (0).', loaded ? 1 : 0, labels())
     if (info) {
-      metric(
+      const id = model ? '' : `model="${escapeLabel(this.llm.modelId)}",`
+      out.sample(
         'llm_model_info',
         'gauge',
         'The loaded model.',
         1,
-        `{model="${escapeLabel(this.llm.modelId)}",architecture="${escapeLabel(info.architecture)}",context_size="${info.contextSize}",parallel="${info.parallel}"}`,
+        labels(`${id}architecture="${escapeLabel(info.architecture)}",context_size="${info.contextSize}",parallel="${info.parallel}"`),
       )
     }
-    const m = this.llm.metrics()
+    if (!m) return
     // Prometheus convention: a `_total` name is a counter, anything else a gauge.
     const samples: [string, number, string][] = [
       ['llm_requests_total', m.requestsTotal, 'Generation requests received by the engine.'],
@@ -124,15 +172,13 @@ export class ServiceMetrics {
       ['llm_decode_tokens_per_second', m.decodeTokensPerSecond, 'Aggregate generation speed over all slots.'],
       ['llm_uptime_seconds', m.uptimeMs / 1000, 'Seconds since the model was loaded.'],
     ]
-    for (const [name, value, help] of samples) metric(name, name.endsWith('_total') ? 'counter' : 'gauge', help, value)
-    lines.push(
-      '# HELP llm_time_to_first_token_seconds Time to first token over the last 1024 requests.',
-      '# TYPE llm_time_to_first_token_seconds gauge',
-      `llm_time_to_first_token_seconds{quantile="0.5"} ${formatNumber(m.ttftP50Ms / 1000)}`,
-      `llm_time_to_first_token_seconds{quantile="0.95"} ${formatNumber(m.ttftP95Ms / 1000)}`,
-      `llm_time_to_first_token_seconds{quantile="0.99"} ${formatNumber(m.ttftP99Ms / 1000)}`,
-    )
+    for (const [name, value, help] of samples) out.sample(name, name.endsWith('_total') ? 'counter' : 'gauge', help, value, labels())
+    const ttft = 'Time to first token over the last 1024 requests.'
+    out.sample('llm_time_to_first_token_seconds', 'gauge', ttft, m.ttftP50Ms / 1000, labels('quantile="0.5"'))
+    out.sample('llm_time_to_first_token_seconds', 'gauge', ttft, m.ttftP95Ms / 1000, labels('quantile="0.95"'))
+    out.sample('llm_time_to_first_token_seconds', 'gauge', ttft, m.ttftP99Ms / 1000, labels('quantile="0.99"'))
     if ('backends' in m) {
+      const health = new Map((backendHealth ?? []).map((b) => [b.name, b.ready]))
       const perBackend: [string, 'counter' | 'gauge', string, (b: BackendMetrics) => number][] = [
         ['llm_backend_up', 'gauge', 'Whether the backend takes requests (1) or is out of the pool (0).', (b) => (b.breaker === 'closed' && health.get(b.name) ? 1 : 0)],
         ['llm_backend_requests_total', 'counter', 'Attempts sent to the backend.', (b) => b.requests],
@@ -143,14 +189,31 @@ export class ServiceMetrics {
         ['llm_backend_completion_tokens_total', 'counter', 'Tokens the backend generated.', (b) => b.metrics.completionTokensTotal],
         ['llm_backend_cached_tokens_total', 'counter', 'Prompt tokens the backend reused from its cache.', (b) => b.metrics.cachedTokensTotal],
       ]
-      const health = new Map((this.llm.backends() ?? []).map((b) => [b.name, b.ready]))
       for (const [name, type, help, value] of perBackend) {
-        lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
-        for (const b of m.backends) lines.push(`${name}{backend="${escapeLabel(b.name)}"} ${formatNumber(value(b))}`)
+        for (const b of m.backends) out.sample(name, type, help, value(b), labels(`backend="${escapeLabel(b.name)}"`))
       }
-      metric('llm_retries_total', 'counter', 'Requests sent again to another backend after a failure before the first byte.', m.retries)
+      out.sample('llm_retries_total', 'counter', 'Requests sent again to another backend after a failure before the first byte.', m.retries, labels())
     }
-    return lines.join('\n') + '\n'
+  }
+}
+
+const MODEL_STATES: readonly ModelState[] = ['configured', 'loading', 'loaded', 'unloaded', 'failed']
+
+/** Prometheus text, grouped by metric: one HELP and TYPE per name, then its samples, whatever order they come in. */
+class PrometheusText {
+  private readonly families = new Map<string, string[]>()
+
+  sample(name: string, type: 'counter' | 'gauge', help: string, value: number, labels = ''): void {
+    let lines = this.families.get(name)
+    if (!lines) {
+      lines = [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`]
+      this.families.set(name, lines)
+    }
+    lines.push(`${name}${labels} ${formatNumber(value)}`)
+  }
+
+  render(): string {
+    return [...this.families.values()].map((lines) => lines.join('\n') + '\n').join('')
   }
 }
 

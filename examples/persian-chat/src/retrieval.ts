@@ -12,8 +12,8 @@ export type RetrievalKind = 'embedding' | 'rerank'
 
 const SETTING: Record<RetrievalKind, string> = { embedding: 'LLM_EMBEDDING_MODEL', rerank: 'LLM_RERANK_MODEL' }
 
-/** After a failed load, requests are answered 503 for this long before the next attempt. */
-const LOAD_RETRY_MS = 10_000
+/** After a failed load, requests are answered 503 for this long before the next attempt (the chat models of LLM_MODELS_FILE too). */
+export const LOAD_RETRY_MS = 10_000
 
 class LazyEngine {
   private loading: Promise<Engine> | null = null

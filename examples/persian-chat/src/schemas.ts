@@ -85,6 +85,8 @@ const optionalBoolean = z.boolean({ error: `'${FIELD}' must be a boolean` }).nul
 // ---- POST /api/chat ----------------------------------------------------------------------------
 
 export interface ChatRequest {
+  /** The model asked for (the web page's picker); unset: the default one. */
+  model: string | undefined
   messages: ChatMessage[]
   stream: boolean
 }
@@ -115,11 +117,13 @@ function chatSchema(limits: Limits) {
           .refine((h) => h.length <= limits.maxHistoryMessages, withCode('history_too_long', `'history' has more than ${limits.maxHistoryMessages} messages`))
           .nullish(),
         stream: optionalBoolean,
+        model: z.string({ error: "'model' must be a string" }).nullish(),
       },
       { error: BODY_NOT_OBJECT },
     )
     .transform(
       (b): ChatRequest => ({
+        model: b.model ?? undefined,
         messages: [{ role: 'system', content: limits.systemPrompt }, ...(b.history ?? []), { role: 'user', content: b.message }],
         stream: b.stream ?? false,
       }),

@@ -22,7 +22,7 @@ function log(message: string): void {
  * stops when `signal` aborts (shutdown).
  */
 function fetchDefaultModel(config: Config, signal: AbortSignal): (() => Promise<void>) | undefined {
-  if (!config.backends.some((b) => b.kind === 'local')) return undefined
+  if (config.models || !config.backends.some((b) => b.kind === 'local')) return undefined
   if (!config.modelPathIsDefault || fs.existsSync(config.modelPath)) return undefined
   return () =>
     new Promise<void>((resolve, reject) => {
@@ -68,7 +68,10 @@ export async function startService(config: Config): Promise<RunningService> {
   const shutdown = new AbortController()
   const started = Date.now()
   llm.start(fetchDefaultModel(config, shutdown.signal)).then(
-    (info) => log(`model "${info.name}" loaded in ${Date.now() - started} ms (context ${info.contextSize}, ${info.parallel} slots, ${info.threads} threads)`),
+    (info) =>
+      info
+        ? log(`model "${info.name}" loaded in ${Date.now() - started} ms (context ${info.contextSize}, ${info.parallel} slots, ${info.threads} threads)`)
+        : log(`${config.models!.length} models configured (LLM_MODELS_FILE); each loads on its first request`),
     (err: Error) => log(`model failed to load: ${err.message} — /health reports 503`),
   )
   const close = async () => {

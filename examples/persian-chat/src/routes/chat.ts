@@ -33,9 +33,12 @@ export function chatRouter(config: Config, llm: LlmService, metrics: ServiceMetr
   const parse = requestParsers(config)
 
   router.post('/chat', async (req, res) => {
-    const { messages, stream } = parse.chat(req.body)
+    const { messages, stream, model: requested } = parse.chat(req.body)
+    const model = llm.resolveModel(requested)
     const controller = abortOnDisconnect(res, () => metrics.clientDisconnects.inc({ route: '/api/chat' }))
     const options = {
+      model,
+      client: metrics.clientLabel(res),
       contextOverflow: 'drop-oldest' as const,
       requestId: res.locals.requestId as string,
       signal: controller.signal,
@@ -43,7 +46,7 @@ export function chatRouter(config: Config, llm: LlmService, metrics: ServiceMetr
 
     if (!stream) {
       const g = await llm.generate(messages, options)
-      res.json({ reply: g.text, ...summary(g, llm.modelId) })
+      res.json({ reply: g.text, ...summary(g, model) })
       return
     }
 
@@ -59,7 +62,7 @@ export function chatRouter(config: Config, llm: LlmService, metrics: ServiceMetr
       await forEachChunk(opened, (chunk) => {
         if (!chunk.done) return chunk.text ? events.frame(textFrame(chunk.text)) : undefined
         const final = chunk as StreamFinalChunk
-        return events.send(JSON.stringify({ reply: final.generation.text, ...summary(final, llm.modelId) }), 'done')
+        return events.send(JSON.stringify({ reply: final.generation.text, ...summary(final, model) }), 'done')
       })
     } catch (err) {
       if (!events.started) throw err // nothing sent yet: the error handler gives it a real status

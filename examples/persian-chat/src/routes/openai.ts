@@ -29,27 +29,34 @@ export function openaiRouter(config: Config, llm: LlmService, metrics: ServiceMe
   const router = Router()
   const parse = requestParsers(config)
 
-  const modelObject = () => ({ id: llm.modelId, object: 'model', created: STARTED_AT, owned_by: 'napi-llama' })
+  // With several models, each carries its state (configured, loading, loaded, unloaded, failed).
+  const modelObjects = () =>
+    (llm.registry?.statuses() ?? [{ name: llm.modelId }]).map((m) => ({
+      id: m.name,
+      object: 'model',
+      created: STARTED_AT,
+      owned_by: 'napi-llama',
+      ...('state' in m ? { state: m.state, default: m.isDefault } : {}),
+    }))
 
   router.get('/models', (_req, res) => {
-    res.json({ object: 'list', data: [modelObject()] })
+    res.json({ object: 'list', data: modelObjects() })
   })
 
   router.get('/models/:id', (req, res) => {
-    if (req.params.id !== llm.modelId) {
-      throw new ApiError(404, 'not_found_error', 'model_not_found', `The model '${req.params.id}' does not exist`, 'model')
-    }
-    res.json(modelObject())
+    const model = modelObjects().find((m) => m.id === req.params.id)
+    if (!model) throw new ApiError(404, 'not_found_error', 'model_not_found', `The model '${req.params.id}' does not exist`, 'model')
+    res.json(model)
   })
 
   router.post('/chat/completions', async (req, res) => {
     const request = parse.completion(req.body)
     const controller = abortOnDisconnect(res, () => metrics.clientDisconnects.inc({ route: '/v1/chat/completions' }))
     const requestId = res.locals.requestId as string
-    const options = { ...request.options, contextOverflow: 'error' as const, requestId, signal: controller.signal }
+    const model = llm.resolveModel(request.model)
+    const options = { ...request.options, model, client: metrics.clientLabel(res), contextOverflow: 'error' as const, requestId, signal: controller.signal }
     const id = `chatcmpl-${requestId}`
     const created = Math.floor(Date.now() / 1000)
-    const model = llm.modelId
 
     if (!request.stream) {
       const g = await llm.generate(request.messages, options)
