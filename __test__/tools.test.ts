@@ -131,13 +131,18 @@ describe('tool calls', () => {
   })
 
   test('a model whose template cannot render tools refuses them clearly', async () => {
-    const plain = await Engine.load({ modelPath: SMOLLM2, ...FAST, chatTemplate: 'gemma' })
-    try {
-      const err = await failure(plain.generate(ASK, { tools: TOOLS, maxTokens: 4 }))
-      expect(err.code).toBe('INVALID_ARGUMENT')
-      expect(err.message).toContain('chatTemplate')
-    } finally {
-      await plain.unload()
+    // A built-in family name (no Jinja), and SmolLM2's own template (Jinja that ignores tools).
+    for (const chatTemplate of ['gemma', undefined]) {
+      const plain = await Engine.load({ modelPath: SMOLLM2, ...FAST, chatTemplate })
+      try {
+        const err = await failure(plain.generate(ASK, { tools: TOOLS, maxTokens: 4 }))
+        expect(err.code).toBe('INVALID_ARGUMENT')
+        expect(err.message).toContain('chatTemplate')
+        const ok = await plain.generate(ASK, { tools: TOOLS, toolChoice: 'none', maxTokens: 4 })
+        expect(ok.toolCalls).toEqual([])
+      } finally {
+        await plain.unload()
+      }
     }
   })
 })

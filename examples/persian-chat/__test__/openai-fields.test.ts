@@ -18,9 +18,6 @@ const complete = (body: object) => request(service.app).post('/v1/chat/completio
 
 /** A value of each refused field that asks for something the server cannot do. */
 const REFUSED_VALUES: Record<string, unknown> = {
-  tools: [{ type: 'function', function: { name: 'f' } }],
-  tool_choice: 'required',
-  parallel_tool_calls: 'yes',
   functions: [{ name: 'f' }],
   function_call: { name: 'f' },
   n: 2,

@@ -20,6 +20,11 @@ export interface Config {
   /** True when `LLM_MODEL_PATH` was not set (the default model may be fetched at start). */
   modelPathIsDefault: boolean
   /**
+   * `LLM_CHAT_TEMPLATE`: the chat template to load the model with instead of its own, as
+   * napi-llama takes it (Jinja source or a family name); unset: the model's own.
+   */
+  chatTemplate: string | undefined
+  /**
    * The models of `LLM_MODELS_FILE`, each served under its name, loaded on first use and
    * unloaded when idle or when memory is needed. Unset: the one model of LLM_MODEL_PATH.
    */
@@ -309,6 +314,31 @@ function trustProxy(raw: string | undefined): boolean | number | string {
   return raw // a subnet list such as 'loopback, 10.0.0.0/8'
 }
 
+/** The templates napi-llama ships (`templates/<name>.jinja`), for models without a tool-aware one. */
+export const SHIPPED_TEMPLATES = ['chatml-tools', 'chatml-thinking'] as const
+
+/**
+ * A chat template setting as napi-llama's `chatTemplate` takes it: a shipped template's name
+ * (`chatml-tools`), a `.jinja` file, or the value itself (Jinja source, or a family name such as
+ * `chatml`). Unset or blank: the model's own.
+ */
+export function chatTemplate(raw: string | undefined, name: string): string | undefined {
+  const value = raw?.trim()
+  if (!value) return undefined
+  if ((SHIPPED_TEMPLATES as readonly string[]).includes(value)) {
+    const root = path.dirname(require.resolve('napi-llama/package.json'))
+    return fs.readFileSync(path.join(root, 'templates', `${value}.jinja`), 'utf8')
+  }
+  if (value.endsWith('.jinja')) {
+    try {
+      return fs.readFileSync(path.resolve(value), 'utf8')
+    } catch (err) {
+      throw new ConfigError(`${name}=${value}: cannot read the template file (${(err as Error).message})`)
+    }
+  }
+  return value
+}
+
 /** Builds the configuration from environment variables (see `.env.example`). */
 export function loadConfig(env: Env = process.env): Config {
   const modelPath = env.LLM_MODEL_PATH?.trim()
@@ -339,6 +369,7 @@ export function loadConfig(env: Env = process.env): Config {
     models: modelsFile(env, memoryBudgetBytes),
     memoryBudgetBytes,
     modelIdleTtlMs: int(env, 'LLM_MODEL_IDLE_TTL_MS', 300_000, 0, 2 ** 31 - 1),
+    chatTemplate: chatTemplate(env.LLM_CHAT_TEMPLATE, 'LLM_CHAT_TEMPLATE'),
     contextSize: int(env, 'LLM_CONTEXT_SIZE', 4096, 256, 1 << 20),
     maxTokens: int(env, 'LLM_MAX_TOKENS', 512, 1, 1 << 20),
     temperature: num(env, 'LLM_TEMPERATURE', 0.7, 0, 2),

@@ -8,7 +8,7 @@
 //    by the registry (multi-model/registry.ts); each request names its model.
 import path from 'node:path'
 import * as llama from 'napi-llama'
-import type { BackendHealth, ChatMessage, EnginePool, GenerateOptions, Generation, Health, Metrics, ModelInfo, PoolMember, PoolMetrics, StreamChunk } from 'napi-llama'
+import type { BackendHealth, ChatMessage, EnginePool, GenerateOptions, Generation, Health, Metrics, ModelInfo, PoolMember, PoolMetrics, StreamChunk, ToolChoice, ToolDefinition } from 'napi-llama'
 import type { ReadableStream } from 'node:stream/web'
 import type { Config } from './config'
 import { connectBackend, engineLoadOptions, modelLoader } from './multi-model/loader'
@@ -30,6 +30,9 @@ export interface ReplyOptions {
   seed?: number
   stop?: string[]
   jsonSchema?: object
+  tools?: ToolDefinition[]
+  toolChoice?: ToolChoice
+  parallelToolCalls?: boolean
   contextOverflow?: 'error' | 'drop-oldest'
   requestId?: string
   signal?: AbortSignal
@@ -286,6 +289,9 @@ export class LlmService {
       seed: options.seed,
       stop: options.stop,
       jsonSchema: options.jsonSchema,
+      tools: options.tools,
+      toolChoice: options.toolChoice,
+      parallelToolCalls: options.parallelToolCalls,
       contextOverflow: options.contextOverflow ?? 'error',
       requestId: options.requestId,
       signal: options.signal,

@@ -5,7 +5,7 @@
 //
 // New endpoints add their schema here, next to these, and parse through `parseWith`.
 import { z } from 'zod'
-import type { ChatMessage } from 'napi-llama'
+import type { ChatMessage, ToolChoice, ToolDefinition } from 'napi-llama'
 import type { Config } from './config'
 import { ApiError, badRequest } from './errors'
 import type { ReplyOptions } from './llm'
@@ -30,15 +30,11 @@ export const IGNORED_OPENAI_FIELDS = ['user', 'metadata', 'store', 'service_tier
 /**
  * Fields that would change the reply in a way this server cannot honour: a 400
  * `unsupported_parameter` naming the field, unless the value asks for nothing (clients often
- * send an empty tool list or `n: 1`). `null` always counts as not sent.
- * Tool calling, when it comes, moves `tools`, `tool_choice` and `parallel_tool_calls` to the
- * honoured fields.
+ * send an empty list or `n: 1`). `null` always counts as not sent. (`tools`, `tool_choice` and
+ * `parallel_tool_calls` are honoured: see the completion schema.)
  */
 export const UNSUPPORTED_OPENAI_FIELDS: Record<string, { accepts: (value: unknown) => boolean; only?: string }> = {
-  tools: { accepts: (v) => Array.isArray(v) && v.length === 0, only: 'an empty list' },
-  tool_choice: { accepts: (v) => v === 'none' || v === 'auto', only: "'none' or 'auto'" },
-  // Without tools there is nothing to call, in parallel or not.
-  parallel_tool_calls: { accepts: (v) => typeof v === 'boolean' },
+  // OpenAI's deprecated form of tools: send `tools` instead.
   functions: { accepts: (v) => Array.isArray(v) && v.length === 0, only: 'an empty list' },
   function_call: { accepts: (v) => v === 'none' || v === 'auto', only: "'none' or 'auto'" },
   n: { accepts: (v) => v === 1, only: '1 (one choice per request)' },
@@ -153,18 +149,40 @@ function completionSchema(limits: Limits) {
     )
     .transform((p) => (p as { text: string }).text)
 
+  // A call in an assistant turn of the client's history, as OpenAI shapes it.
+  const historyCall = z
+    .object(
+      {
+        id: z.string({ error: `'${FIELD}' must be a string` }),
+        type: z.literal('function', { error: `'${FIELD}' must be 'function'` }).optional(),
+        function: z.object(
+          { name: z.string({ error: `'${FIELD}' must be a string` }), arguments: z.string({ error: `'${FIELD}' must be a JSON string` }) },
+          { error: `'${FIELD}' must be an object { name, arguments }` },
+        ),
+      },
+      { error: `'${FIELD}' must be an object { id, type, function }` },
+    )
+    .transform((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments }))
+
   const message = z
     .object(
       {
-        role: z.enum(['system', 'developer', 'user', 'assistant'], { error: `'${FIELD}' must be 'system', 'developer', 'user' or 'assistant'` }),
+        role: z.enum(['system', 'developer', 'user', 'assistant', 'tool'], { error: `'${FIELD}' must be 'system', 'developer', 'user', 'assistant' or 'tool'` }),
         // null: an assistant turn that carried tool calls in the client's history.
         content: z.union([z.string(), z.array(textPart), z.null()], {
           error: `'${FIELD}' must be a string or an array of text parts`,
         }),
+        tool_calls: z.array(historyCall, { error: `'${FIELD}' must be an array of tool calls` }).nullish(),
+        tool_call_id: z.string({ error: `'${FIELD}' must be a string` }).nullish(),
       },
       { error: `'${FIELD}' must be an object { role, content }` },
     )
-    .transform((m) => ({ role: m.role, content: Array.isArray(m.content) ? m.content.join('\n') : m.content }))
+    .transform((m) => ({
+      role: m.role,
+      content: Array.isArray(m.content) ? m.content.join('\n') : m.content,
+      toolCalls: m.tool_calls ?? undefined,
+      toolCallId: m.tool_call_id ?? undefined,
+    }))
     .superRefine((m, ctx) => {
       if (m.role === 'assistant') return // the model's own earlier text: only the body limit applies
       const issue = (message: string, code = 'invalid_request') => ctx.addIssue({ code: 'custom', path: ['content'], message, params: { code } })
@@ -172,7 +190,44 @@ function completionSchema(limits: Limits) {
       else if (m.content.length > limits.maxMessageChars) issue(`'${FIELD}' is longer than ${limits.maxMessageChars} characters`, 'message_too_long')
       else if (!noNul(m.content)) issue(NUL_MESSAGE)
     })
-    .transform((m): ChatMessage => ({ role: m.role === 'developer' ? 'system' : m.role, content: m.content ?? '' }))
+    .transform((m): ChatMessage => {
+      const out: ChatMessage = { role: m.role === 'developer' ? 'system' : m.role, content: m.content ?? '' }
+      if (m.toolCalls) out.toolCalls = m.toolCalls
+      if (m.toolCallId !== undefined) out.toolCallId = m.toolCallId
+      return out
+    })
+
+  // OpenAI's tool definitions; the engine checks names and schemas, naming the field.
+  const tool = z
+    .object(
+      {
+        type: z.literal('function', { error: `'${FIELD}' must be 'function'` }),
+        function: z.object(
+          {
+            name: z.string({ error: `'${FIELD}' must be a string` }),
+            description: z.string({ error: `'${FIELD}' must be a string` }).nullish(),
+            parameters: z.record(z.string(), z.unknown(), { error: `'${FIELD}' must be a JSON Schema object` }).nullish(),
+            strict: z.boolean().nullish(),
+          },
+          { error: `'${FIELD}' must be an object { name, description?, parameters? }` },
+        ),
+      },
+      { error: `'${FIELD}' must be an object { type: 'function', function }` },
+    )
+    .transform((t): ToolDefinition => ({
+      name: t.function.name,
+      ...(t.function.description ? { description: t.function.description } : {}),
+      ...(t.function.parameters ? { parameters: t.function.parameters } : {}),
+    }))
+  const toolChoice = z
+    .union(
+      [
+        z.enum(['auto', 'none', 'required']),
+        z.object({ type: z.literal('function'), function: z.object({ name: z.string() }) }).transform((c): ToolChoice => ({ name: c.function.name })),
+      ],
+      { error: "'tool_choice' must be 'auto', 'none', 'required' or { type: 'function', function: { name } }" },
+    )
+    .nullish()
 
   const maxMessages = limits.maxHistoryMessages + 2
   const stop = z
@@ -218,6 +273,9 @@ function completionSchema(limits: Limits) {
     seed: numberIn(Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, true),
     stop,
     response_format: responseFormat,
+    tools: z.array(tool, { error: "'tools' must be an array of { type: 'function', function }" }).nullish(),
+    tool_choice: toolChoice,
+    parallel_tool_calls: optionalBoolean,
     ...Object.fromEntries(IGNORED_OPENAI_FIELDS.map((f) => [f, z.unknown().optional()])),
     ...Object.fromEntries(Object.entries(UNSUPPORTED_OPENAI_FIELDS).map(([f, rule]) => [f, unsupportedField(f, rule)])),
   }
@@ -242,6 +300,10 @@ function completionSchema(limits: Limits) {
           seed: b.seed === null || b.seed === undefined ? undefined : wrapSeed(b.seed),
           stop: b.stop ?? undefined,
           jsonSchema: b.response_format ?? undefined,
+          // An empty list (clients often send one) offers nothing to call.
+          ...(b.tools && b.tools.length > 0
+            ? { tools: b.tools, toolChoice: b.tool_choice ?? undefined, parallelToolCalls: b.parallel_tool_calls ?? undefined }
+            : {}),
         },
       }
     })

@@ -147,6 +147,14 @@ impl ChatFormats {
             _ => &self.default,
         };
         let applied = apply(templates, messages, params)?;
+        if !params.tools.is_empty()
+            && params.tool_choice != ToolChoice::None
+            && applied.grammar.is_empty()
+        {
+            return Err(EngineError::invalid_argument(
+                "this model's chat template does not render tools (llama.cpp found no tool-call format in it): load the model with a tool-aware chatTemplate, such as the package's templates/chatml-tools.jinja for ChatML models",
+            ));
+        }
         let separate_reasoning =
             params.reasoning == ReasoningMode::Separate && applied.supports_thinking;
         let grammar = (!applied.grammar.is_empty()).then(|| PlanGrammar {

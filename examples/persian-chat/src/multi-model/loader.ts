@@ -2,7 +2,7 @@
 // overridden by what a models-file entry sets) or a pool over the remote servers an entry names.
 import path from 'node:path'
 import { Engine, type InitializeOptions } from 'napi-llama'
-import type { Config } from '../config'
+import { chatTemplate, type Config } from '../config'
 import type { ModelEngine } from './registry'
 import type { ModelSpec } from './models-file'
 
@@ -21,7 +21,7 @@ export function engineLoadOptions(config: Config, modelPath: string, own: LoadOv
     batchSize: own.batchSize,
     maxQueue: own.maxQueue ?? config.maxQueue,
     useMmap: own.useMmap,
-    chatTemplate: own.chatTemplate,
+    chatTemplate: own.chatTemplate !== undefined ? chatTemplate(own.chatTemplate, 'chatTemplate') : config.chatTemplate,
     defaultTimeoutMs: config.timeoutMs,
     promptCacheBytes: mib(own.promptCacheMb ?? config.promptCacheMb),
     promptCacheDir,

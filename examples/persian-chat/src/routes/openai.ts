@@ -2,7 +2,7 @@
 // so the official `openai` client works unchanged. Unlike /api/chat, a prompt that does not fit
 // the context is a 400 `context_length_exceeded`, as OpenAI does.
 import { Router } from 'express'
-import type { Generation, StreamFinalChunk } from 'napi-llama'
+import type { Generation, StreamFinalChunk, ToolCall, ToolCallDelta } from 'napi-llama'
 import type { Config } from '../config'
 import { ApiError, clientError } from '../errors'
 import type { LlmService } from '../llm'
@@ -14,7 +14,26 @@ import { requestParsers } from '../schemas'
 const STARTED_AT = Math.floor(Date.now() / 1000)
 
 /** OpenAI has no 'eos': the model ending its turn is 'stop' there. */
-const finishReason = (reason: Generation['finishReason']) => (reason === 'length' ? 'length' : 'stop')
+const finishReason = (reason: Generation['finishReason']) =>
+  reason === 'length' ? 'length' : reason === 'toolCalls' ? 'tool_calls' : 'stop'
+
+/** A reply's calls as OpenAI shapes them in a message. */
+const toolCallObjects = (calls: ToolCall[]) =>
+  calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }))
+
+/** A call's piece as OpenAI shapes it in a stream delta: id, type and name on the first piece only. */
+function toolCallDelta(piece: ToolCallDelta) {
+  const first = piece.name !== ''
+  return {
+    tool_calls: [
+      {
+        index: piece.index,
+        ...(first ? { id: piece.id, type: 'function' } : {}),
+        function: first ? { name: piece.name, arguments: piece.arguments } : { arguments: piece.arguments },
+      },
+    ],
+  }
+}
 
 function usage(g: Omit<Generation, 'text'>) {
   return {
@@ -68,7 +87,14 @@ export function openaiRouter(config: Config, llm: LlmService, metrics: ServiceMe
         choices: [
           {
             index: 0,
-            message: { role: 'assistant', content: g.text, refusal: null },
+            message: {
+              role: 'assistant',
+              // OpenAI's content is null on a reply that is only tool calls.
+              content: g.toolCalls?.length && g.text === '' ? null : g.text,
+              refusal: null,
+              ...(g.reasoningText !== undefined ? { reasoning_content: g.reasoningText } : {}),
+              ...(g.toolCalls?.length ? { tool_calls: toolCallObjects(g.toolCalls) } : {}),
+            },
             logprobs: null,
             finish_reason: finishReason(g.finishReason),
           },
@@ -94,6 +120,8 @@ export function openaiRouter(config: Config, llm: LlmService, metrics: ServiceMe
       const contentFrame = textFrames((text) => chunk({ content: text }, null))
       await events.send(chunk({ role: 'assistant', content: '' }, null))
       await forEachChunk(opened, (piece) => {
+        if (piece.type === 'reasoning') return events.send(chunk({ reasoning_content: piece.reasoning }, null))
+        if (piece.type === 'toolCall') return events.send(chunk(toolCallDelta(piece.toolCall), null))
         if (!piece.done) return piece.text ? events.frame(contentFrame(piece.text)) : undefined
         const final = piece as StreamFinalChunk
         events.send(chunk({}, finishReason(final.finishReason)))
