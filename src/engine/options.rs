@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::chat_format::ChatFormatParams;
+use super::chat_format::{ChatFormatParams, ReasoningMode};
 use super::error::{EngineError, EngineResult};
 use super::grammar;
 
@@ -459,7 +459,7 @@ impl GenerateOptions {
         }
         let (grammar, grammar_tokens) =
             grammar::from_options(self.grammar.as_deref(), self.json_schema.as_deref())?;
-        let chat_format = ChatFormatParams::validate(
+        let mut chat_format = ChatFormatParams::validate(
             self.tools.as_deref(),
             self.tool_choice.as_deref(),
             self.parallel_tool_calls,
@@ -477,6 +477,19 @@ impl GenerateOptions {
             return Err(EngineError::invalid_argument(
                 "tools come with a grammar of their own: pass grammar or jsonSchema, or tools, not both",
             ));
+        }
+        // A grammar constrains the reply from its first token, where a thinking model would
+        // think: such a request asks the template not to think.
+        if grammar.is_some() {
+            match self.reasoning.as_deref() {
+                Some("separate") => {
+                    return Err(EngineError::invalid_argument(
+                        "grammar and jsonSchema constrain the whole reply, so reasoning cannot come apart from it: leave reasoning unset (the model is asked not to think) or pass 'inline'",
+                    ))
+                }
+                None => chat_format.reasoning = ReasoningMode::Off,
+                _ => {}
+            }
         }
         let timeout = number("timeoutMs", self.timeout_ms, 1.0, MAX_TIMEOUT_MS, false)?
             .map(|ms| Duration::from_micros((ms * 1000.0) as u64))

@@ -121,7 +121,7 @@ export function openaiClientSuite(start: () => Promise<TestService>): void {
     )
 
     await expect(
-      client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function', function: { name: 'f' } }] }),
+      client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }], logit_bias: { '1': 5 } }),
     ).rejects.toMatchObject({ status: 400, code: 'unsupported_parameter' })
   })
 
@@ -149,7 +149,7 @@ export function openaiClientSuite(start: () => Promise<TestService>): void {
       const res = await request(service.app).post('/v1/chat/completions').set(auth).send({ messages: [{ role: 'tool', content: 'x' }] })
       expect(res.status).toBe(400)
       expect(res.body).toEqual({
-        error: { message: expect.stringMatching(/role/), type: 'invalid_request_error', param: 'messages[0].role', code: 'invalid_request' },
+        error: { message: expect.stringMatching(/tool_call_id/), type: 'invalid_request_error', param: 'messages[0].tool_call_id', code: 'invalid_request' },
       })
     })
 

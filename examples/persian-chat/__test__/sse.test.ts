@@ -30,7 +30,7 @@ function chunks(n: number, onCancel: () => void): ReadableStream<StreamChunk> {
   return new ReadableStream<StreamChunk>({
     pull(controller) {
       i++
-      if (i < n) controller.enqueue({ text: `t${i}`, tokens: 1, done: false })
+      if (i < n) controller.enqueue({ type: 'text', text: `t${i}`, tokens: 1, done: false })
       else controller.close()
     },
     cancel: onCancel,

@@ -184,6 +184,9 @@ function completionSchema(limits: Limits) {
       toolCallId: m.tool_call_id ?? undefined,
     }))
     .superRefine((m, ctx) => {
+      if (m.role === 'tool' && m.toolCallId === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['tool_call_id'], message: `'${FIELD}' is required on a tool message: the id of the call it answers` })
+      }
       if (m.role === 'assistant') return // the model's own earlier text: only the body limit applies
       const issue = (message: string, code = 'invalid_request') => ctx.addIssue({ code: 'custom', path: ['content'], message, params: { code } })
       if (m.content === null) issue(`'${FIELD}' must be a string or an array of text parts`)
@@ -282,6 +285,13 @@ function completionSchema(limits: Limits) {
 
   return z
     .strictObject(fields, { error: BODY_NOT_OBJECT })
+    .superRefine((b, ctx) => {
+      // As OpenAI: a choice that asks for a call needs something to call.
+      const asksForCall = b.tool_choice === 'required' || (typeof b.tool_choice === 'object' && b.tool_choice !== null)
+      if (asksForCall && !(b.tools && b.tools.length > 0)) {
+        ctx.addIssue({ code: 'custom', path: ['tool_choice'], message: "'tool_choice' asks for a tool call, but 'tools' is empty" })
+      }
+    })
     .transform((b): CompletionRequest => {
       const messages = [...b.messages]
       // The service speaks Persian unless the caller brings its own system prompt.

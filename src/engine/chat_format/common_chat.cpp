@@ -246,7 +246,15 @@ int napi_llama_chat_parser_update(void * handle, const char * text, size_t len, 
         }
         msg.set_tool_call_ids(parser->ids, random_call_id);
         common_json diffs = common_json::array();
-        for (const auto & diff : common_chat_msg_diff::compute_diffs(parser->previous, msg)) {
+        // A parse that does not extend the previous one (the parser read the text differently
+        // once more of it came) has no diff: the whole message still stands.
+        std::vector<common_chat_msg_diff> changes;
+        try {
+            changes = common_chat_msg_diff::compute_diffs(parser->previous, msg);
+        } catch (const std::exception &) {
+            changes.clear();
+        }
+        for (const auto & diff : changes) {
             common_json d = common_json::object();
             d["content"] = diff.content_delta;
             d["reasoning"] = diff.reasoning_content_delta;
@@ -260,7 +268,11 @@ int napi_llama_chat_parser_update(void * handle, const char * text, size_t len, 
         }
         parser->previous = msg;
         common_json j = common_json::object();
-        j["message"] = message_json(msg);
+        // The whole message only when it is final: a partial update's diffs say all there is,
+        // and serializing the reply so far on every token would cost its length each time.
+        if (!partial) {
+            j["message"] = message_json(msg);
+        }
         j["diffs"] = diffs;
         *out = dup_string(j.dump());
         return 0;

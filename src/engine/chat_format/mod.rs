@@ -211,6 +211,17 @@ impl ChatFormats {
 /// text until `maxTokens` and never call. And its `tool-calls` rule repeats calls whatever
 /// `parallel_tool_calls` says: without parallel calls, the reply holds one (`tool-call`).
 fn shape_root(gbnf: &str, calls_first: bool, parallel: bool) -> String {
+    // Only where `tool-calls` is a bare repetition of `tool-call`: families that wrap their
+    // calls in a section (`section_start tool-call… section_end`) keep their own rule, which
+    // llama.cpp already builds from `parallel_tool_calls`.
+    let one_call_only = !parallel
+        && gbnf.lines().any(|line| {
+            matches!(
+                line.strip_prefix("tool-calls ::= ").map(str::trim),
+                Some("(tool-call space)+" | "(tool-call? space)+" | "(tool-call space)*")
+            )
+        });
+    let parallel = !one_call_only;
     gbnf.lines()
         .map(|line| match line.strip_prefix("root ::= ") {
             Some(body) => {

@@ -256,9 +256,15 @@ pub fn check_tool_messages(messages: &[ChatMessage]) -> EngineResult<()> {
             )));
         }
         for (j, call) in m.tool_calls.iter().enumerate() {
-            if call.name.is_empty() {
+            if !valid_tool_name(&call.name) {
                 return Err(EngineError::invalid_argument(format!(
-                    "messages[{i}].toolCalls[{j}].name is empty"
+                    "messages[{i}].toolCalls[{j}].name {:?} must be 1 to 64 letters, digits, '_' or '-'",
+                    call.name
+                )));
+            }
+            if call.id.is_empty() || !calls.insert(call.id.as_str()) {
+                return Err(EngineError::invalid_argument(format!(
+                    "messages[{i}].toolCalls[{j}].id must be non-empty and unique in the conversation"
                 )));
             }
             if !matches!(
@@ -269,7 +275,6 @@ pub fn check_tool_messages(messages: &[ChatMessage]) -> EngineResult<()> {
                     "messages[{i}].toolCalls[{j}].arguments must be JSON text of an object"
                 )));
             }
-            calls.insert(call.id.as_str());
         }
         if m.role == Role::Tool {
             match &m.tool_call_id {

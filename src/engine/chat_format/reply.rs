@@ -47,7 +47,9 @@ pub struct ParsedReply {
 
 #[derive(Deserialize)]
 struct Update {
-    message: Message,
+    /// Only on the final update.
+    #[serde(default)]
+    message: Option<Message>,
     diffs: Vec<Diff>,
 }
 
@@ -122,14 +124,17 @@ impl StructuredReply {
             .parser
             .update(&self.text, false)
             .map_err(|e| e.to_string())
-            .and_then(|out| serde_json::from_str::<Update>(&out).map_err(|e| e.to_string()));
+            .and_then(|out| serde_json::from_str::<Update>(&out).map_err(|e| e.to_string()))
+            .and_then(|u| match u.message {
+                Some(message) => Ok((message, u.diffs)),
+                None => Err("the final parse returned no message".to_string()),
+            });
         match update {
-            Ok(u) => (
+            Ok((message, diffs)) => (
                 ParsedReply {
-                    content: u.message.content,
-                    reasoning: u.message.reasoning_content,
-                    tool_calls: u
-                        .message
+                    content: message.content,
+                    reasoning: message.reasoning_content,
+                    tool_calls: message
                         .tool_calls
                         .into_iter()
                         .map(|c| ToolCall {
@@ -139,7 +144,7 @@ impl StructuredReply {
                         })
                         .collect(),
                 },
-                deltas(u.diffs),
+                deltas(diffs),
             ),
             Err(e) => {
                 tracing::warn!(error = %e, "the reply does not match the chat format: returned as text");

@@ -210,3 +210,14 @@ fn a_tool_message_must_answer_an_earlier_call() {
         .message
         .contains("toolCallId"));
 }
+
+#[test]
+fn one_call_is_asked_for_only_where_calls_are_a_bare_repetition() {
+    let bare = "root ::= tool-calls\ntool-calls ::= (tool-call space)+\ntool-call ::= \"x\"";
+    assert!(shape_root(bare, false, false).starts_with("root ::= tool-call\n"));
+    assert_eq!(shape_root(bare, false, true), bare);
+    // A family that wraps its calls in a section keeps its rule.
+    let section =
+        "root ::= tool-calls\ntool-calls ::= \"<calls>\" space tool-call space \"</calls>\"";
+    assert_eq!(shape_root(section, false, false), section);
+}

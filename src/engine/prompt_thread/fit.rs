@@ -4,7 +4,7 @@
 use llama_cpp_2::token::LlamaToken;
 
 use super::chat_template::{ChatMessage, Role};
-use crate::engine::chat_format::ReplyPlan;
+use crate::engine::chat_format::{ReplyPlan, ToolChoice};
 use crate::engine::error::{EngineError, EngineResult, ErrorCode};
 use crate::engine::load::Loaded;
 use crate::engine::options::{OverflowPolicy, RequestParams};
@@ -79,19 +79,35 @@ fn structured_tokens(
     params: &RequestParams,
 ) -> EngineResult<Rendered> {
     let Some(formats) = &loaded.chat_formats else {
+        // Tools the model may not call change nothing a plain template can show.
+        let history_has_tools = messages
+            .iter()
+            .any(|m| m.role == Role::Tool || !m.tool_calls.is_empty());
+        if params.chat_format.tool_choice == ToolChoice::None && !history_has_tools {
+            let tokens = prompt_tokens(
+                loaded,
+                &Input::Chat(messages.to_vec()),
+                params.parse_special,
+            )?;
+            return Ok((tokens, None));
+        }
         return Err(EngineError::invalid_argument(
             "tool calls need a Jinja chat template that llama.cpp can read, and this model has none: pass chatTemplate at load (the package ships templates/chatml-tools.jinja)",
         ));
     };
+    // llama.cpp renders the whole prompt as one text, tokenized with control tokens: every
+    // caller-given text in it is checked, the tools' names, descriptions and schemas included.
+    let has_control = |text: &str| loaded.tokenizer.has_control_text(&loaded.model, text);
+    let tools_text = serde_json::to_string(&params.chat_format.tools).unwrap_or_default();
     if !params.parse_special
-        && messages.iter().any(|m| {
-            loaded.tokenizer.has_control_text(&loaded.model, &m.content)
-                || m.tool_calls.iter().any(|c| {
-                    loaded
-                        .tokenizer
-                        .has_control_text(&loaded.model, &c.arguments)
-                })
-        })
+        && (has_control(&tools_text)
+            || messages.iter().any(|m| {
+                has_control(&m.content)
+                    || m.tool_call_id.as_deref().is_some_and(has_control)
+                    || m.tool_calls.iter().any(|c| {
+                        has_control(&c.arguments) || has_control(&c.name) || has_control(&c.id)
+                    })
+            }))
     {
         return Err(special_text_error());
     }
@@ -185,7 +201,11 @@ fn fit(
     // renderings (this runs on the prompt thread, ahead of every request behind it).
     let droppable: Vec<usize> = droppable_indices(messages);
     let cuts: Vec<usize> = (1..=droppable.len())
-        .filter(|&k| k == droppable.len() || messages[droppable[k]].role != Role::Assistant)
+        // A tool's answer is not kept without the call it answers.
+        .filter(|&k| {
+            k == droppable.len()
+                || !matches!(messages[droppable[k]].role, Role::Assistant | Role::Tool)
+        })
         .collect();
     let render = |k: usize| {
         let kept: Vec<ChatMessage> = messages

@@ -21,17 +21,24 @@ const finishReason = (reason: Generation['finishReason']) =>
 const toolCallObjects = (calls: ToolCall[]) =>
   calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }))
 
-/** A call's piece as OpenAI shapes it in a stream delta: id, type and name on the first piece only. */
-function toolCallDelta(piece: ToolCallDelta) {
-  const first = piece.name !== ''
-  return {
-    tool_calls: [
-      {
-        index: piece.index,
-        ...(first ? { id: piece.id, type: 'function' } : {}),
-        function: first ? { name: piece.name, arguments: piece.arguments } : { arguments: piece.arguments },
-      },
-    ],
+/**
+ * A call's pieces as OpenAI shapes them in stream deltas: `id`, `type` and `function.name` once,
+ * on the call's first delta, then `function.arguments` fragments (clients join every string).
+ */
+function toolCallDeltas() {
+  const started = new Set<number>()
+  return (piece: ToolCallDelta) => {
+    const first = !started.has(piece.index)
+    started.add(piece.index)
+    return {
+      tool_calls: [
+        {
+          index: piece.index,
+          ...(first ? { id: piece.id, type: 'function' } : {}),
+          function: first ? { name: piece.name, arguments: piece.arguments } : { arguments: piece.arguments },
+        },
+      ],
+    }
   }
 }
 
@@ -118,6 +125,7 @@ export function openaiRouter(config: Config, llm: LlmService, metrics: ServiceMe
       const opened = await openStream(llm.stream(request.messages, options), events)
       events.start()
       const contentFrame = textFrames((text) => chunk({ content: text }, null))
+      const toolCallDelta = toolCallDeltas()
       await events.send(chunk({ role: 'assistant', content: '' }, null))
       await forEachChunk(opened, (piece) => {
         if (piece.type === 'reasoning') return events.send(chunk({ reasoning_content: piece.reasoning }, null))
