@@ -22,11 +22,12 @@
 //   embed        (only when named) --embed-texts short texts through an embedding engine: all
 //                in one embed() call (batched) vs one text per call in the same build, and vs
 //                node-llama-cpp's embedding context (one text per call); texts/s and ratios
-//   npm run bench -- [--suites single,concurrency,eventloop,cache,chats,remote,server,embed] [--rounds 5] [--reps 2] [--tokens 128]
+//   npm run bench -- [--suites single,concurrency,eventloop,cache,chats,remote,server,embed,tools] [--rounds 5] [--reps 2] [--tokens 128]
 //                    [--concurrent-tokens 64] [--threads 2] [--models smollm2,gemma3] [--no-nlc]
 //   remote only:     [--models smollm2] [--remote-levels 1,8] [--remote-tokens 96] [--remote-slots 8]
 //   server only:     [--rounds 3] [--server-levels 1,4,8,16] [--server-slots 16] [--server-tokens 96]
 //   embed only:      [--embed-texts 256] [--embed-models minilm,smollm2]
+//   tools only:      [--tools-tokens 128]
 //   chats only:      [--rounds 1] [--chats 16] [--turns 3] [--chat-slots 4] [--chat-tokens 32]
 //                    [--chat-context 2048] [--spill-chats 64] [--spill-cache-mb N] [--no-spill]
 // The machine is shared and its speed drifts by tens of percent within minutes, so the runners
@@ -796,6 +797,40 @@ async function embedSuite(nlc) {
   return rows
 }
 
+/**
+ * Structured replies (--suites tools): what reading a reply with llama.cpp's chat parser after
+ * every token (a thinking template's reasoning apart), and a strict tool-call grammar on top,
+ * cost against a plain chat reply, on SmolLM2, taking turns. Decode tokens/s are the engine's
+ * own (completion tokens over generate time). A tool call ends when its JSON closes, so its
+ * replies are short: compare its rate, not its length.
+ */
+async function toolsSuite() {
+  const count = Number(arg('tools-tokens', 128))
+  const modelPath = ensureModel('smollm2')
+  log(`tools, smollm2: plain, thinking (parsed), tool call (grammar + parsed), ${count} tokens, taking turns, ${rounds} rounds`)
+  const summary = (result) => ({ tokensPerSecond: median(result.tokensPerSecond) })
+  const ours = (mode) => () =>
+    summary(runJson(process.execPath, [path.join(__dirname, 'ours-tools.js'), modelPath, String(threads), String(reps), mode, String(count)]))
+  const r = await interleaved([
+    { key: 'plain', run: ours('plain') },
+    { key: 'thinking', run: ours('thinking') },
+    { key: 'toolcall', run: ours('toolcall') },
+  ])
+  const tps = (x) => x.tokensPerSecond
+  const row = {
+    plain: medianOf(r.plain, tps),
+    thinking: medianOf(r.thinking, tps),
+    toolcall: medianOf(r.toolcall, tps),
+    thinkingOverPlain: roundRatio(r.thinking, r.plain, tps),
+    toolcallOverPlain: roundRatio(r.toolcall, r.plain, tps),
+  }
+  console.log(`\nStructured replies: SmolLM2, greedy, up to ${count} tokens, ${threads} threads; ${rounds} rounds taking turns (each: one warm-up, median of ${reps}); decode tokens/s = median over rounds, ratios = median of per-round ratios; ${cpuName()}\n`)
+  console.log('| plain tok/s | thinking, parsed tok/s | tool call, grammar + parsed tok/s | thinking ÷ plain | tool call ÷ plain |')
+  console.log('|---|---|---|---|---|')
+  console.log(`| ${f(row.plain)} | ${f(row.thinking)} | ${f(row.toolcall)} | ${f(row.thinkingOverPlain, 2)}× | ${f(row.toolcallOverPlain, 2)}× |`)
+  return row
+}
+
 function cpuName() {
   try {
     return (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [])[1] || 'unknown CPU'
@@ -815,6 +850,7 @@ async function main() {
   if (suites.includes('remote')) results.remote = await remote()
   if (suites.includes('server')) results.server = await serverSuite()
   if (suites.includes('embed')) results.embed = await embedSuite(nlc)
+  if (suites.includes('tools')) results.tools = await toolsSuite()
   const out = path.join(__dirname, 'results', 'latest.json')
   fs.mkdirSync(path.dirname(out), { recursive: true })
   fs.writeFileSync(out, JSON.stringify(results, null, 2))
