@@ -1,6 +1,8 @@
-//! `reasoningBudget`: counts the tokens a thinking model spends inside its thinking block and,
-//! once the budget is spent, says the block must be closed now (the scheduler then feeds the
-//! template's end tag instead of sampling), so the model moves on to its answer.
+//! Follows a thinking model's thinking block as the reply is generated: whether the reply is
+//! inside it (a lazy tool grammar is paused there, as llama.cpp's own sampler does, so text the
+//! model thinks cannot trigger a call), and `reasoningBudget`: once the tokens spent inside reach
+//! the budget, the block must be closed now (the scheduler then feeds the template's end tag
+//! instead of sampling), so the model moves on to its answer.
 
 /// Where the reply is relative to the thinking block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,7 +16,8 @@ enum Block {
 
 #[derive(Debug)]
 pub struct ReasoningBudget {
-    budget: u32,
+    /// `None`: no budget, the block is only followed.
+    budget: Option<u32>,
     used: u32,
     block: Block,
     start_tag: String,
@@ -24,7 +27,12 @@ pub struct ReasoningBudget {
 }
 
 impl ReasoningBudget {
-    pub fn new(budget: u32, starts_inside: bool, start_tag: String, end_tags: Vec<String>) -> Self {
+    pub fn new(
+        budget: Option<u32>,
+        starts_inside: bool,
+        start_tag: String,
+        end_tags: Vec<String>,
+    ) -> Self {
         Self {
             budget,
             used: 0,
@@ -41,7 +49,7 @@ impl ReasoningBudget {
 
     /// The end tag to feed, when the budget is spent and the block is still open.
     pub fn must_close(&self) -> Option<&str> {
-        (self.block == Block::Inside && self.used >= self.budget)
+        (self.block == Block::Inside && self.budget.is_some_and(|b| self.used >= b))
             .then(|| self.end_tags.first().map(String::as_str))
             .flatten()
     }
@@ -51,10 +59,15 @@ impl ReasoningBudget {
         self.block = Block::After;
     }
 
-    /// Follows one generated token's text.
-    pub fn observe(&mut self, piece: &[u8]) {
+    /// The reply is inside the thinking block.
+    pub fn inside(&self) -> bool {
+        self.block == Block::Inside
+    }
+
+    /// Follows one generated token's text. True when the model closed the block with it.
+    pub fn observe(&mut self, piece: &[u8]) -> bool {
         if self.block == Block::After {
-            return;
+            return false;
         }
         self.recent.push_str(&String::from_utf8_lossy(piece));
         if self.block == Block::Before {
@@ -69,12 +82,12 @@ impl ReasoningBudget {
         } else {
             self.used += 1;
         }
-        if self.block == Block::Inside
+        let closed_now = self.block == Block::Inside
             && self
                 .end_tags
                 .iter()
-                .any(|t| self.recent.contains(t.as_str()))
-        {
+                .any(|t| self.recent.contains(t.as_str()));
+        if closed_now {
             self.block = Block::After;
         }
         let keep = self
@@ -91,6 +104,7 @@ impl ReasoningBudget {
             }
             self.recent.drain(..cut);
         }
+        closed_now
     }
 }
 
@@ -99,7 +113,7 @@ mod tests {
     use super::ReasoningBudget;
 
     fn budget(n: u32, inside: bool) -> ReasoningBudget {
-        ReasoningBudget::new(n, inside, "<think>".into(), vec!["</think>".into()])
+        ReasoningBudget::new(Some(n), inside, "<think>".into(), vec!["</think>".into()])
     }
 
     #[test]
@@ -112,6 +126,18 @@ mod tests {
         assert_eq!(b.must_close(), Some("</think>"));
         b.closed();
         assert_eq!(b.must_close(), None);
+    }
+
+    #[test]
+    fn without_a_budget_the_block_is_only_followed() {
+        let mut b = ReasoningBudget::new(None, true, "<think>".into(), vec!["</think>".into()]);
+        assert!(b.inside());
+        for _ in 0..1000 {
+            assert!(!b.observe(b"x"));
+        }
+        assert_eq!(b.must_close(), None);
+        assert!(b.observe(b"</think>"), "the model closed it");
+        assert!(!b.inside());
     }
 
     #[test]

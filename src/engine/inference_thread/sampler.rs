@@ -12,6 +12,14 @@ use crate::engine::error::{EngineError, EngineResult};
 use crate::engine::grammar::gbnf;
 use crate::engine::options::SamplingParams;
 
+/// A request's tool-call grammar. Kept out of the chain because a lazy one pauses while the
+/// model thinks (as llama.cpp's `common_sampler` does): text inside a thinking block must not
+/// trigger a call.
+pub struct ToolGrammar {
+    sampler: LlamaSampler,
+    lazy: bool,
+}
+
 /// One request's token chooser.
 pub enum Sampler {
     /// Plain greedy decoding (temperature 0, no penalties, no grammar): the first token with
@@ -26,6 +34,8 @@ pub enum Sampler {
         /// Reused between steps: one entry per vocabulary token.
         candidates: Vec<LlamaTokenData>,
         has_grammar: bool,
+        /// The grammar llama.cpp built for the request's tool calls, applied before the chain.
+        tool_grammar: Option<ToolGrammar>,
     },
 }
 
@@ -42,20 +52,25 @@ impl Sampler {
     /// forbade is an error, an end-of-generation token is never passed to `accept` (the
     /// request ends there, and its sampler with it), and `try_accept` catches exceptions in
     /// C++.
+    /// `thinking`: the reply is inside a thinking block, where a lazy tool grammar pauses.
     pub fn sample(
         &mut self,
         ctx: &LlamaContext,
         model: &LlamaModel,
         idx: i32,
+        thinking: bool,
     ) -> EngineResult<LlamaToken> {
-        let (chain, candidates, has_grammar) = match self {
+        let (chain, candidates, mut has_grammar, tool_grammar) = match self {
             Sampler::Argmax => return Ok(LlamaToken(first_max(ctx.get_logits_ith(idx)) as i32)),
             Sampler::Chain {
                 chain,
                 candidates,
                 has_grammar,
-            } => (chain, candidates, *has_grammar),
+                tool_grammar,
+            } => (chain, candidates, *has_grammar, tool_grammar),
         };
+        let tool_grammar = tool_grammar.as_mut().filter(|g| !(g.lazy && thinking));
+        has_grammar |= tool_grammar.as_ref().is_some_and(|g| !g.lazy);
         let mut data = std::mem::take(candidates);
         data.clear();
         data.extend(
@@ -65,6 +80,10 @@ impl Sampler {
                 .map(|(id, &logit)| LlamaTokenData::new(LlamaToken(id as i32), logit, 0.0)),
         );
         let mut array = LlamaTokenDataArray::new(data, false);
+        let mut tool_grammar = tool_grammar;
+        if let Some(g) = tool_grammar.as_deref_mut() {
+            array.apply_sampler(&mut g.sampler);
+        }
         array.apply_sampler(chain);
         let chosen = array
             .selected
@@ -87,6 +106,14 @@ impl Sampler {
         if model.vocab().is_eog(token) {
             return Ok(token);
         }
+        if let Some(g) = tool_grammar {
+            g.sampler.try_accept(token).map_err(|e| {
+                EngineError::internal(format!(
+                    "llama.cpp's tool-call grammar failed on token {} ({e})",
+                    token.0
+                ))
+            })?;
+        }
         chain.try_accept(token).map_err(|e| {
             EngineError::invalid_argument(format!(
                 "llama.cpp's grammar failed on token {} ({e}): check the grammar's token references",
@@ -100,10 +127,34 @@ impl Sampler {
 impl Sampler {
     /// Lets the chain see a token that was fed instead of sampled (a forced end tag), so that
     /// penalties and a grammar follow the reply as it is.
-    pub fn accept_forced(&mut self, token: LlamaToken) {
-        if let Sampler::Chain { chain, .. } = self {
+    pub fn accept_forced(&mut self, token: LlamaToken, thinking: bool) {
+        if let Sampler::Chain {
+            chain,
+            tool_grammar,
+            ..
+        } = self
+        {
             // A grammar that refuses the tag leaves its state as it was; the reply goes on.
+            if let Some(g) = tool_grammar.as_mut().filter(|g| !(g.lazy && thinking)) {
+                let _ = g.sampler.try_accept(token);
+            }
             let _ = chain.try_accept(token);
+        }
+    }
+
+    /// The model closed its thinking block: a lazy tool grammar, paused while it thought, sees
+    /// the end tag (which may hold its trigger), as llama.cpp's sampler replays it.
+    pub fn thinking_closed(&mut self, end_tag: &[LlamaToken]) {
+        if let Sampler::Chain {
+            tool_grammar: Some(g),
+            ..
+        } = self
+        {
+            if g.lazy {
+                for &token in end_tag {
+                    let _ = g.sampler.try_accept(token);
+                }
+            }
         }
     }
 }
@@ -130,10 +181,19 @@ pub fn build_sampler(
     if p.temperature <= 0.0 && !penalties_on && p.grammar.is_none() && tool_grammar.is_none() {
         return Ok(Sampler::Argmax);
     }
-    build_chain(model, p, penalties_on, tool_grammar).map(|chain| Sampler::Chain {
+    let tool_grammar = tool_grammar
+        .map(|g| {
+            tool_grammar_sampler(model, g).map(|sampler| ToolGrammar {
+                sampler,
+                lazy: g.lazy,
+            })
+        })
+        .transpose()?;
+    build_chain(model, p, penalties_on).map(|chain| Sampler::Chain {
         chain,
         candidates: Vec::new(),
-        has_grammar: p.grammar.is_some() || tool_grammar.is_some_and(|g| !g.lazy),
+        has_grammar: p.grammar.is_some(),
+        tool_grammar,
     })
 }
 
@@ -171,12 +231,8 @@ fn build_chain(
     model: &LlamaModel,
     p: &SamplingParams,
     penalties_on: bool,
-    tool_grammar: Option<&PlanGrammar>,
 ) -> EngineResult<LlamaSampler> {
     let mut chain = Vec::with_capacity(8);
-    if let Some(g) = tool_grammar {
-        chain.push(tool_grammar_sampler(model, g)?);
-    }
     if let Some(gbnf) = &p.grammar {
         // Grammar first: it masks every token the grammar forbids before anything is chosen.
         let grammar = LlamaSampler::grammar(model, gbnf, "root").map_err(|e| {

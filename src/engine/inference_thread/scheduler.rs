@@ -283,17 +283,16 @@ impl<'m> Scheduler<'m> {
             if let Some(plan) = plan {
                 stops.extend(plan.stops.iter().cloned());
                 visible_controls = plan.control_tokens.iter().map(|&t| LlamaToken(t)).collect();
-                reasoning_budget = plan
-                    .reasoning_budget
-                    .filter(|_| !plan.thinking_end_tokens.is_empty())
-                    .map(|budget| {
-                        ReasoningBudget::new(
-                            budget,
-                            plan.starts_thinking,
-                            plan.thinking_start_tag.clone(),
-                            plan.thinking_end_tags.clone(),
-                        )
-                    });
+                // Followed on every reply of a thinking template: a lazy tool grammar pauses
+                // inside the block, and a budget closes it.
+                reasoning_budget = (!plan.thinking_end_tokens.is_empty()).then(|| {
+                    ReasoningBudget::new(
+                        plan.reasoning_budget,
+                        plan.starts_thinking,
+                        plan.thinking_start_tag.clone(),
+                        plan.thinking_end_tags.clone(),
+                    )
+                });
             }
             let (i, restored) = self.fill_slot(i, &mut req);
             let reused = self.reuse_prefix(i, &req);
@@ -552,12 +551,13 @@ impl<'m> Scheduler<'m> {
                     }
                 }
             }
+            let thinking = a.reasoning_budget.as_ref().is_some_and(|b| b.inside());
             let token = match a.forced.pop_front() {
                 Some(token) => {
-                    a.sampler.accept_forced(token);
+                    a.sampler.accept_forced(token, thinking);
                     token
                 }
-                None => match a.sampler.sample(&self.ctx, self.model, logits_at) {
+                None => match a.sampler.sample(&self.ctx, self.model, logits_at, thinking) {
                     Ok(token) => token,
                     Err(err) => {
                         self.fail_slot(i, err);
@@ -587,8 +587,20 @@ impl<'m> Scheduler<'m> {
             }
             a.completion_tokens += 1;
             let piece = vocab.token_to_piece(token, a.visible_controls.contains(&token), None);
-            if let Some(budget) = a.reasoning_budget.as_mut() {
-                budget.observe(&piece);
+            if a.reasoning_budget
+                .as_mut()
+                .is_some_and(|b| b.observe(&piece))
+            {
+                let plan = a.req.reply_plan.as_ref();
+                let end: Vec<LlamaToken> = plan
+                    .map(|p| {
+                        p.thinking_end_tokens
+                            .iter()
+                            .map(|&t| LlamaToken(t))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                a.sampler.thinking_closed(&end);
             }
             let pushed = a.reply.push_token(&piece, &mut a.req.sink);
             if let Some(delivered) = pushed.chunk_delivered {
