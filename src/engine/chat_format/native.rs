@@ -40,6 +40,16 @@ fn take_string(s: *mut c_char) -> String {
     text
 }
 
+/// A bridge call's outcome: `out` holds the answer (rc 0) or the error message.
+fn outcome(rc: i32, out: *mut c_char) -> Result<String, String> {
+    let text = take_string(out);
+    if rc == 0 {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
 fn c_string(text: &str) -> Result<CString, String> {
     CString::new(text).map_err(|_| "text with a NUL character".to_string())
 }
@@ -75,12 +85,7 @@ impl Templates {
         let mut out = ptr::null_mut();
         // SAFETY: a live handle and a valid C string; `out` is always set.
         let rc = unsafe { napi_llama_chat_apply(self.0.as_ptr(), request.as_ptr(), &mut out) };
-        let text = take_string(out);
-        if rc == 0 {
-            Ok(text)
-        } else {
-            Err(text)
-        }
+        outcome(rc, out)
     }
 }
 
@@ -121,12 +126,7 @@ impl Parser {
                 &mut out,
             )
         };
-        let text = take_string(out);
-        if rc == 0 {
-            Ok(text)
-        } else {
-            Err(text)
-        }
+        outcome(rc, out)
     }
 }
 

@@ -98,8 +98,9 @@ impl StructuredReply {
         })
     }
 
-    pub fn raw_text(&self) -> &str {
-        &self.text
+    /// Adds reply text to be read whole at the end (a reply nobody streams needs no deltas).
+    pub fn append(&mut self, text: &str) {
+        self.text.push_str(text);
     }
 
     /// Adds reply text; returns what changed (a text the parser cannot read yet gives none).

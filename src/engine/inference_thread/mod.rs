@@ -11,13 +11,13 @@
 //!   emits the request's chunks (`utf8_stream`, `stop_matcher`).
 
 mod embedder;
-mod reasoning_budget;
 mod reply_text;
 mod sampler;
 mod saved_prompts;
 mod scheduler;
 mod slot;
 pub mod stop_matcher;
+mod thinking_block;
 pub mod utf8_stream;
 mod wait_queue;
 

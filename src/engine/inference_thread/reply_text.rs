@@ -96,8 +96,12 @@ impl ReplyText {
         }
         self.text.push_str(&text);
         if let Some(reply) = &mut self.structured {
+            if !self.stream {
+                reply.append(&text);
+                return None;
+            }
             let deltas = reply.push(&text);
-            if !self.stream || deltas.is_empty() {
+            if deltas.is_empty() {
                 return None;
             }
             let mut delivered = true;

@@ -20,6 +20,13 @@ pub struct ToolGrammar {
     lazy: bool,
 }
 
+impl ToolGrammar {
+    /// A lazy grammar pauses inside a thinking block; a strict one describes the block itself.
+    fn applies(&self, thinking: bool) -> bool {
+        !(self.lazy && thinking)
+    }
+}
+
 /// One request's token chooser.
 pub enum Sampler {
     /// Plain greedy decoding (temperature 0, no penalties, no grammar): the first token with
@@ -69,7 +76,7 @@ impl Sampler {
                 tool_grammar,
             } => (chain, candidates, *has_grammar, tool_grammar),
         };
-        let tool_grammar = tool_grammar.as_mut().filter(|g| !(g.lazy && thinking));
+        let mut tool_grammar = tool_grammar.as_mut().filter(|g| g.applies(thinking));
         has_grammar |= tool_grammar.as_ref().is_some_and(|g| !g.lazy);
         let mut data = std::mem::take(candidates);
         data.clear();
@@ -80,7 +87,6 @@ impl Sampler {
                 .map(|(id, &logit)| LlamaTokenData::new(LlamaToken(id as i32), logit, 0.0)),
         );
         let mut array = LlamaTokenDataArray::new(data, false);
-        let mut tool_grammar = tool_grammar;
         if let Some(g) = tool_grammar.as_deref_mut() {
             array.apply_sampler(&mut g.sampler);
         }
@@ -135,7 +141,7 @@ impl Sampler {
         } = self
         {
             // A grammar that refuses the tag leaves its state as it was; the reply goes on.
-            if let Some(g) = tool_grammar.as_mut().filter(|g| !(g.lazy && thinking)) {
+            if let Some(g) = tool_grammar.as_mut().filter(|g| g.applies(thinking)) {
                 let _ = g.sampler.try_accept(token);
             }
             let _ = chain.try_accept(token);

@@ -21,11 +21,11 @@ use crate::engine::request::{
 };
 use crate::engine::status::{add, set, sub, Shared};
 
-use super::reasoning_budget::ReasoningBudget;
 use super::reply_text::ReplyText;
 use super::sampler::build_sampler;
 use super::saved_prompts::{restore_into, SavedPrompts};
 use super::slot::{Active, Phase, Slot};
+use super::thinking_block::ThinkingBlock;
 use super::wait_queue::WaitQueue;
 use super::Command;
 use crate::engine::chat_format::StructuredReply;
@@ -278,15 +278,15 @@ impl<'m> Scheduler<'m> {
                 }
             };
             let mut stops = req.params.stop.clone();
-            let mut reasoning_budget = None;
+            let mut thinking = None;
             let mut visible_controls = Vec::new();
             if let Some(plan) = plan {
                 stops.extend(plan.stops.iter().cloned());
                 visible_controls = plan.control_tokens.iter().map(|&t| LlamaToken(t)).collect();
                 // Followed on every reply of a thinking template: a lazy tool grammar pauses
                 // inside the block, and a budget closes it.
-                reasoning_budget = (!plan.thinking_end_tokens.is_empty()).then(|| {
-                    ReasoningBudget::new(
+                thinking = (!plan.thinking_end_tokens.is_empty()).then(|| {
+                    ThinkingBlock::new(
                         plan.reasoning_budget,
                         plan.starts_thinking,
                         plan.thinking_start_tag.clone(),
@@ -321,7 +321,7 @@ impl<'m> Scheduler<'m> {
                 completion_tokens: 0,
                 admitted_at: Instant::now(),
                 first_token_at: None,
-                reasoning_budget,
+                thinking,
                 forced: std::collections::VecDeque::new(),
                 visible_controls,
             });
@@ -536,22 +536,18 @@ impl<'m> Scheduler<'m> {
                 continue;
             };
             if a.forced.is_empty() {
-                if a.reasoning_budget
-                    .as_ref()
-                    .and_then(|b| b.must_close())
-                    .is_some()
-                {
+                if a.thinking.as_ref().and_then(|b| b.must_close()).is_some() {
                     let plan = a.req.reply_plan.as_ref();
                     let end = plan
                         .map(|p| p.thinking_end_tokens.as_slice())
                         .unwrap_or_default();
                     a.forced.extend(end.iter().map(|&t| LlamaToken(t)));
-                    if let Some(b) = a.reasoning_budget.as_mut() {
+                    if let Some(b) = a.thinking.as_mut() {
                         b.closed();
                     }
                 }
             }
-            let thinking = a.reasoning_budget.as_ref().is_some_and(|b| b.inside());
+            let thinking = a.thinking.as_ref().is_some_and(|b| b.inside());
             let token = match a.forced.pop_front() {
                 Some(token) => {
                     a.sampler.accept_forced(token, thinking);
@@ -587,10 +583,7 @@ impl<'m> Scheduler<'m> {
             }
             a.completion_tokens += 1;
             let piece = vocab.token_to_piece(token, a.visible_controls.contains(&token), None);
-            if a.reasoning_budget
-                .as_mut()
-                .is_some_and(|b| b.observe(&piece))
-            {
+            if a.thinking.as_mut().is_some_and(|b| b.observe(&piece)) {
                 let plan = a.req.reply_plan.as_ref();
                 let end: Vec<LlamaToken> = plan
                     .map(|p| {

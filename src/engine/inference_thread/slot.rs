@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use llama_cpp_2::token::LlamaToken;
 
-use super::reasoning_budget::ReasoningBudget;
 use super::reply_text::ReplyText;
 use super::sampler::Sampler;
+use super::thinking_block::ThinkingBlock;
 use crate::engine::request::PreparedRequest;
 
 /// Where a busy slot's request is.
@@ -37,8 +37,8 @@ pub struct Active {
     pub completion_tokens: u32,
     pub admitted_at: Instant,
     pub first_token_at: Option<Instant>,
-    /// `reasoningBudget` of a thinking model's structured reply.
-    pub reasoning_budget: Option<ReasoningBudget>,
+    /// The thinking block of a thinking model's structured reply (`reasoningBudget`, and where a lazy tool grammar pauses).
+    pub thinking: Option<ThinkingBlock>,
     /// Tokens to feed instead of sampling (a thinking block's end tag, once its budget is spent).
     pub forced: std::collections::VecDeque<LlamaToken>,
     /// Control tokens whose text the reply must show (the chat parser reads them).

@@ -15,7 +15,7 @@ enum Block {
 }
 
 #[derive(Debug)]
-pub struct ReasoningBudget {
+pub struct ThinkingBlock {
     /// `None`: no budget, the block is only followed.
     budget: Option<u32>,
     used: u32,
@@ -26,7 +26,7 @@ pub struct ReasoningBudget {
     recent: String,
 }
 
-impl ReasoningBudget {
+impl ThinkingBlock {
     pub fn new(
         budget: Option<u32>,
         starts_inside: bool,
@@ -110,10 +110,10 @@ impl ReasoningBudget {
 
 #[cfg(test)]
 mod tests {
-    use super::ReasoningBudget;
+    use super::ThinkingBlock;
 
-    fn budget(n: u32, inside: bool) -> ReasoningBudget {
-        ReasoningBudget::new(Some(n), inside, "<think>".into(), vec!["</think>".into()])
+    fn budget(n: u32, inside: bool) -> ThinkingBlock {
+        ThinkingBlock::new(Some(n), inside, "<think>".into(), vec!["</think>".into()])
     }
 
     #[test]
@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn without_a_budget_the_block_is_only_followed() {
-        let mut b = ReasoningBudget::new(None, true, "<think>".into(), vec!["</think>".into()]);
+        let mut b = ThinkingBlock::new(None, true, "<think>".into(), vec!["</think>".into()]);
         assert!(b.inside());
         for _ in 0..1000 {
             assert!(!b.observe(b"x"));
