@@ -12,6 +12,16 @@ fn main() {
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=NAPI_LLAMA_LLAMA_CPP_SYS_VERSION={version}");
     build_chat_format_bridge();
+    if std::env::var_os("CARGO_FEATURE_DYNAMIC_BACKENDS").is_some() {
+        // The shared llama.cpp and ggml libraries travel beside the addon in its package
+        // folder: the loader finds them there, never through the working directory.
+        let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+        if os == "linux" {
+            println!("cargo:rustc-cdylib-link-arg=-Wl,-rpath,$ORIGIN");
+        } else if os == "macos" {
+            println!("cargo:rustc-cdylib-link-arg=-Wl,-rpath,@loader_path");
+        }
+    }
 }
 
 /// Compiles the C ABI over llama.cpp's `common/chat.h` (tool-call and reasoning formats)

@@ -22,7 +22,11 @@
 //   embed        (only when named) --embed-texts short texts through an embedding engine: all
 //                in one embed() call (batched) vs one text per call in the same build, and vs
 //                node-llama-cpp's embedding context (one text per call); texts/s and ratios
-//   npm run bench -- [--suites single,concurrency,eventloop,cache,chats,remote,server,embed,tools] [--rounds 5] [--reps 2] [--tokens 128]
+//   portable     (only when named) the portable build the platform package ships (every ggml CPU
+//                variant, the best chosen at load) vs a `native` source build (-march=native) and
+//                the default `auto` source build: llama-bench's pp512 and tg128 through generate(),
+//                taking turns, per model
+//   npm run bench -- [--suites single,concurrency,eventloop,cache,chats,remote,server,embed,tools,portable] [--rounds 5] [--reps 2] [--tokens 128]
 //                    [--concurrent-tokens 64] [--threads 2] [--models smollm2,gemma3] [--no-nlc]
 //   remote only:     [--models smollm2] [--remote-levels 1,8] [--remote-tokens 96] [--remote-slots 8]
 //   server only:     [--rounds 3] [--server-levels 1,4,8,16] [--server-slots 16] [--server-tokens 96]
@@ -831,6 +835,68 @@ async function toolsSuite() {
   return row
 }
 
+/** A source build of the addon with NAPI_LLAMA_CPU=`cpu`, in its own cached target directory. */
+function sourceBuild(cpu) {
+  const { llamaCppSysVersion } = require('../scripts/build-env')
+  const os = require('node:os')
+  const cache = process.env.NAPI_LLAMA_CACHE_DIR || path.join(os.homedir(), '.cache', 'napi-llama')
+  const env = buildEnv({ ...process.env, NAPI_LLAMA_CPU: cpu, CARGO_TARGET_DIR: path.join(cache, `bench-${cpu}-llama-cpp-sys-2-${llamaCppSysVersion()}`) })
+  forgetStaleLlamaBuilds(env)
+  log(`building the ${cpu} source build (${describeBuild(env)}) in ${env.CARGO_TARGET_DIR}`)
+  const triple = targetTriple()
+  const r = spawnSync('cargo', ['build', '--release', '--lib', '--target', triple], { cwd: ROOT, env, stdio: 'inherit' })
+  if (r.status !== 0) throw new Error(`cargo build (${cpu}) failed`)
+  const dir = path.join(targetDir(), 'bench-addons', cpu)
+  fs.mkdirSync(dir, { recursive: true })
+  const dest = path.join(dir, 'napi-llama.node')
+  fs.copyFileSync(path.join(env.CARGO_TARGET_DIR, triple, 'release', require('../scripts/build-env').libraryName()), dest)
+  return dest
+}
+
+/** The portable build, placed as its platform package would hold it. */
+function portableBuild() {
+  const { buildPortable, place } = require('../scripts/portable-build')
+  const dir = path.join(targetDir(), 'bench-addons', 'portable')
+  fs.rmSync(dir, { recursive: true, force: true })
+  place(buildPortable({ vulkan: !process.argv.includes('--no-vulkan') }), dir, 'napi-llama.node')
+  return path.join(dir, 'napi-llama.node')
+}
+
+/**
+ * The portable build vs source builds (--suites portable): llama-bench's pp512 and tg128
+ * through generate() (bench/ours-pp-tg.js) with each addon, taking turns, per model.
+ */
+async function portableSuite() {
+  const addons = { portable: portableBuild(), native: sourceBuild('native'), auto: sourceBuild('auto') }
+  const rows = []
+  for (const name of models) {
+    const modelPath = ensureModel(name)
+    log(`portable, ${name}: portable vs native vs auto builds, pp512 + tg128, taking turns, ${rounds} rounds`)
+    const runner = (key) => ({
+      key,
+      run: () => {
+        const out = runJson(process.execPath, [path.join(__dirname, 'ours-pp-tg.js'), modelPath, String(reps), String(threads)], { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: addons[key] })
+        return { pp: median(out.pp), tg: median(out.tg) }
+      },
+    })
+    const r = await interleaved(Object.keys(addons).map(runner))
+    const row = { name }
+    for (const key of Object.keys(addons)) row[key] = { pp: medianOf(r[key], (x) => x.pp), tg: medianOf(r[key], (x) => x.tg) }
+    for (const t of ['pp', 'tg']) {
+      row[`portableOverNative_${t}`] = roundRatio(r.portable, r.native, (x) => x[t])
+      row[`autoOverNative_${t}`] = roundRatio(r.auto, r.native, (x) => x[t])
+    }
+    rows.push(row)
+  }
+  console.log(`\nPortable build vs source builds: pp512 and tg128 through generate(), ${threads} threads; ${rounds} rounds taking turns (each: one warm-up, median of ${reps}); tok/s = median over rounds, ratios = median of per-round ratios; ${cpuName()}\n`)
+  console.log('| model | portable pp512 / tg128 | native pp512 / tg128 | auto pp512 / tg128 | portable ÷ native pp / tg | auto ÷ native pp / tg |')
+  console.log('|---|---|---|---|---|---|')
+  for (const r of rows) {
+    console.log(`| ${r.name} | ${f(r.portable.pp)} / ${f(r.portable.tg)} | ${f(r.native.pp)} / ${f(r.native.tg)} | ${f(r.auto.pp)} / ${f(r.auto.tg)} | ${f(r.portableOverNative_pp, 2)}× / ${f(r.portableOverNative_tg, 2)}× | ${f(r.autoOverNative_pp, 2)}× / ${f(r.autoOverNative_tg, 2)}× |`)
+  }
+  return rows
+}
+
 function cpuName() {
   try {
     return (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [])[1] || 'unknown CPU'
@@ -851,6 +917,7 @@ async function main() {
   if (suites.includes('server')) results.server = await serverSuite()
   if (suites.includes('embed')) results.embed = await embedSuite(nlc)
   if (suites.includes('tools')) results.tools = await toolsSuite()
+  if (suites.includes('portable')) results.portable = await portableSuite()
   const out = path.join(__dirname, 'results', 'latest.json')
   fs.mkdirSync(path.dirname(out), { recursive: true })
   fs.writeFileSync(out, JSON.stringify(results, null, 2))

@@ -8,17 +8,10 @@ const path = require('node:path')
 
 const ROOT = path.join(__dirname, '..')
 
-const TRIPLES = {
-  'linux-x64': 'x86_64-unknown-linux-gnu',
-  'linux-arm64': 'aarch64-unknown-linux-gnu',
-  'darwin-x64': 'x86_64-apple-darwin',
-  'darwin-arm64': 'aarch64-apple-darwin',
-}
-
 function targetTriple() {
-  const triple = TRIPLES[`${process.platform}-${process.arch}`]
-  if (!triple) throw new Error(`napi-llama has no build recipe for ${process.platform}-${process.arch}`)
-  return triple
+  const entry = require('../native-loader').platform()
+  if (!entry) throw new Error(`napi-llama has no build recipe for ${process.platform}-${process.arch}`)
+  return entry.triple
 }
 
 /**
@@ -28,8 +21,11 @@ function targetTriple() {
  * whitespace, so a target path with spaces falls back to the temp directory.
  */
 function amxFixHeader(env) {
+  return amxFixHeaderAt(path.join(targetDir(env), 'napi-llama'))
+}
+
+function amxFixHeaderAt(dir) {
   const source = path.join(__dirname, 'gcc-amx-loadconfig-fix.h')
-  let dir = path.join(targetDir(env), 'napi-llama')
   if (/\s/.test(dir)) dir = path.join(require('node:os').tmpdir(), 'napi-llama')
   const dest = path.join(dir, 'gcc-amx-loadconfig-fix.h')
   const text = fs.readFileSync(source)
@@ -180,4 +176,12 @@ function libraryName() {
   return 'libnapi_llama.so'
 }
 
-module.exports = { ROOT, targetTriple, buildEnv, forgetStaleLlamaBuilds, describeBuild, targetDir, libraryName, cpuVariant, CPU_VARIANTS }
+/** The pinned llama-cpp-sys-2 version (Cargo.lock): it names the llama.cpp build. */
+function llamaCppSysVersion() {
+  const lock = fs.readFileSync(path.join(ROOT, 'Cargo.lock'), 'utf8')
+  const m = /name = "llama-cpp-sys-2"\nversion = "([^"]+)"/.exec(lock)
+  if (!m) throw new Error('llama-cpp-sys-2 is not in Cargo.lock')
+  return m[1]
+}
+
+module.exports = { amxFixHeaderAt, llamaCppSysVersion, ROOT, targetTriple, buildEnv, forgetStaleLlamaBuilds, describeBuild, targetDir, libraryName, cpuVariant, CPU_VARIANTS }

@@ -7,6 +7,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
+const { localAddonFile } = require('../native-loader')
 const { ROOT, targetTriple, buildEnv, forgetStaleLlamaBuilds, describeBuild, targetDir, libraryName } = require('./build-env')
 
 function say(msg) {
@@ -52,23 +53,26 @@ function ensureSystemTools() {
   process.exit(1)
 }
 
-function prebuiltAvailable() {
-  try {
-    require.resolve(`napi-llama-${process.platform}-${process.arch}-gnu`)
-    return true
-  } catch (_) {
-    return false
-  }
+/**
+ * Whether the prebuilt platform package loads, asked in a child process (a binary that crashes
+ * on this machine must not take the install down): null when it loads, else the reason.
+ */
+function prebuiltUnusable() {
+  const probe = `const r = require(${JSON.stringify(path.join(ROOT, 'native-loader.js'))}).loadPrebuilt(); if (r.reason) { process.stdout.write(r.reason); process.exit(3) }`
+  const r = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' })
+  if (r.status === 0) return null
+  return r.stdout || `loading it ended with ${r.signal || `exit ${r.status}`}`
 }
 
 /**
  * `npm run build:bindings`: rebuilds the addon through napi-rs's CLI, which also writes the
- * generated loader (binding.js) and types (binding.d.ts) from the Rust doc comments. String
+ * types (binding.d.ts) from the Rust doc comments. The loader (binding.js, native-loader.js)
+ * is ours: it tries the prebuilt platform package before a local build. String
  * enums become string unions (`--no-const-enum`), which callers compare with plain strings.
  */
 function buildBindings() {
   const napi = path.join(ROOT, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js')
-  const args = [napi, 'build', '--platform', '--release', '--no-const-enum', '--js', 'binding.js', '--dts', 'binding.d.ts']
+  const args = [napi, 'build', '--platform', '--release', '--no-const-enum', '--no-js', '--dts', 'binding.d.ts']
   const r = spawnSync(process.execPath, args, { cwd: ROOT, env: buildEnv(), stdio: 'inherit' })
   process.exit(r.status === null ? 1 : r.status)
 }
@@ -77,7 +81,11 @@ function main() {
   if (process.argv.includes('--bindings')) return buildBindings()
   const force = process.argv.includes('--force')
   if (!force && process.env.NAPI_LLAMA_SKIP_BUILD === '1') return say('NAPI_LLAMA_SKIP_BUILD=1: not building')
-  if (!force && prebuiltAvailable()) return say('using the prebuilt platform package')
+  if (!force) {
+    const reason = prebuiltUnusable()
+    if (!reason) return say('using the prebuilt platform package')
+    say(`building from source: ${reason}`)
+  }
   if (!has('cargo')) {
     say('cannot build: cargo (Rust) is not installed. Install it from https://rustup.rs and run npm install again')
     process.exit(1)
@@ -93,8 +101,7 @@ function main() {
     process.exit(build.status || 1)
   }
   const built = path.join(targetDir(env), triple, 'release', libraryName())
-  const platformTag = { 'x86_64-unknown-linux-gnu': 'linux-x64-gnu', 'aarch64-unknown-linux-gnu': 'linux-arm64-gnu', 'x86_64-apple-darwin': 'darwin-x64', 'aarch64-apple-darwin': 'darwin-arm64' }[triple]
-  const dest = path.join(ROOT, `napi-llama.${platformTag}.node`)
+  const dest = localAddonFile()
   // Copy to a temp name and rename: a running process may have the old file mapped.
   fs.copyFileSync(built, `${dest}.tmp`)
   fs.renameSync(`${dest}.tmp`, dest)

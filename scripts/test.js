@@ -14,6 +14,7 @@ const { spawnSync } = require('node:child_process')
 const { ROOT, targetTriple, buildEnv, forgetStaleLlamaBuilds, targetDir, libraryName } = require('./build-env')
 const { ensureModel } = require('./fetch-model')
 const { ensureLlamaServer } = require('./llama-server')
+const release = require('./release')
 
 const EXAMPLE = path.join(ROOT, 'examples', 'persian-chat')
 
@@ -58,6 +59,25 @@ function buildTestAddon() {
   fs.copyFileSync(built, `${dest}.tmp`)
   fs.renameSync(`${dest}.tmp`, dest)
   return dest
+}
+
+/**
+ * Mesa's software Vulkan device (lavapipe) and the Vulkan loader, which the Vulkan suite runs
+ * on: installed with apt when running as root, else named.
+ */
+function ensureLavapipe() {
+  const icd = ['/usr/share/vulkan/icd.d/lvp_icd.x86_64.json', '/usr/share/vulkan/icd.d/lvp_icd.aarch64.json'].some((f) => fs.existsSync(f))
+  const loader = ['/usr/lib/x86_64-linux-gnu/libvulkan.so.1', '/usr/lib/aarch64-linux-gnu/libvulkan.so.1'].some((f) => fs.existsSync(f))
+  if (icd && loader) return
+  const packages = ['mesa-vulkan-drivers', 'libvulkan1']
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
+  if (isRoot) {
+    process.stderr.write(`[test] installing Mesa's software Vulkan device for the Vulkan suite: apt-get install ${packages.join(' ')}\n`)
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+    spawnSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 2, 2], env })
+    if (spawnSync('apt-get', ['install', '-y', '-qq', ...packages], { stdio: ['ignore', 2, 2], env }).status === 0) return
+  }
+  throw new Error(`the Vulkan suite needs ${packages.join(' ')} (Debian: sudo apt-get install ${packages.join(' ')})`)
 }
 
 /** Runs Jest in `cwd` and counts its results from the JSON report. */
@@ -124,6 +144,19 @@ function main() {
       process.env.NAPI_LLAMA_LLAMA_SERVER = ensureLlamaServer().server
     } catch (err) {
       process.stderr.write(`[test] llama-server is needed by the remote-engine suites and could not be built: ${err.message}\n`)
+      console.log('0 passed, 1 failed')
+      process.exit(1)
+    }
+    // The packed-install and Vulkan suites use this run's release: the portable build (cached
+    // outside the checkout like llama-server) packed as a user would get it.
+    try {
+      ensureLavapipe()
+      const out = path.join(targetDir(), 'release-packages')
+      fs.rmSync(out, { recursive: true, force: true })
+      release.pack(['--out', out])
+      process.env.NAPI_LLAMA_RELEASE_DIR = out
+    } catch (err) {
+      process.stderr.write(`[test] the release packages are needed by the packed-install and Vulkan suites and could not be made: ${err.message}\n`)
       console.log('0 passed, 1 failed')
       process.exit(1)
     }

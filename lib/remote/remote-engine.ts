@@ -89,6 +89,8 @@ export class RemoteEngine {
       batchSize: 0,
       threads: 0,
       gpuLayers: 0,
+      // The servers' devices are theirs; this process holds none of the model.
+      devices: [],
       embeddingSize: 0,
       loadMs: 0,
     }

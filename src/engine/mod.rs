@@ -92,6 +92,9 @@ pub struct ModelInfo {
     pub threads: i32,
     /// Layers actually offloaded: 0 on a CPU-only build, whatever `gpuLayers` asked for.
     pub gpu_layers: u32,
+    /// The devices holding the model, as `"<ggml name>: <description>"`: the GPUs first when
+    /// layers are offloaded (e.g. `"Vulkan0: …"`), then the CPU (e.g. `"CPU: AMD EPYC …"`).
+    pub devices: Vec<String>,
     /// An embedding engine's pooling (`embeddings: true`); absent on a generation engine.
     pub pooling: Option<options::Pooling>,
     /// Length of the model's output vectors (`embed()` returns this many numbers per text;

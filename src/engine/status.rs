@@ -51,6 +51,9 @@ pub struct Health {
     pub uptime_ms: f64,
     /// The last load failure or internal error, if any.
     pub last_error: Option<String>,
+    /// The devices holding the loaded model (see `ModelInfo.devices`); absent before a load
+    /// and on engines that do not run the model here.
+    pub devices: Option<Vec<String>>,
     /// Slots serving a request now.
     pub slots_busy: u32,
     pub slots_total: u32,
@@ -195,6 +198,7 @@ pub(crate) fn set(counter: &AtomicU64, n: u64) {
 pub struct StatusCell {
     pub status: EngineStatus,
     pub model_name: Option<String>,
+    pub devices: Option<Vec<String>>,
     pub context_size: u32,
     pub slots_total: u32,
     pub last_error: Option<String>,
@@ -218,6 +222,7 @@ impl Default for Shared {
             cell: Mutex::new(StatusCell {
                 status: EngineStatus::Loading,
                 model_name: None,
+                devices: None,
                 context_size: 0,
                 slots_total: 0,
                 last_error: None,
@@ -284,6 +289,7 @@ impl Shared {
             context_size: cell.context_size,
             uptime_ms: self.started.elapsed().as_secs_f64() * 1000.0,
             last_error: cell.last_error.clone(),
+            devices: cell.devices.clone(),
             slots_busy: c.requests_active.load(Ordering::Relaxed) as u32,
             slots_total: cell.slots_total,
             queue_depth: self.queued() as u32,

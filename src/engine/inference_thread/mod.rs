@@ -102,6 +102,7 @@ pub(super) fn run(
             shared.update(|c| {
                 c.status = EngineStatus::Ok;
                 c.model_name = Some(info.name.clone());
+                c.devices = Some(info.devices.clone());
                 c.context_size = plan.n_ctx_per_seq;
                 c.slots_total = config.parallel;
             });
@@ -167,6 +168,7 @@ pub(super) fn run(
         shared.update(|c| {
             c.status = EngineStatus::Ok;
             c.model_name = Some(info.name.clone());
+            c.devices = Some(info.devices.clone());
             c.context_size = n_ctx_per_seq;
             c.slots_total = config.parallel;
         });

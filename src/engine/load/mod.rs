@@ -4,6 +4,7 @@
 //! and the context is created. `Loaded` is what the other threads read afterwards.
 
 pub mod backend;
+pub mod devices;
 pub mod memory;
 pub mod model_file;
 
@@ -274,6 +275,14 @@ pub fn model_info(
                 .map(|s| s.to_string_lossy().into_owned())
         })
         .unwrap_or_default();
+    // What was offloaded, not what was asked: nothing without a GPU backend, and at most
+    // every repeating layer plus the output layer.
+    // SAFETY: a pure query of how llama.cpp was built; the backend is initialised.
+    let gpu_layers = if unsafe { llama_cpp_sys_2::llama_supports_gpu_offload() } {
+        config.gpu_layers.min(model.n_layer() + 1)
+    } else {
+        0
+    };
     ModelInfo {
         model_path: config.model_path.display().to_string(),
         name,
@@ -291,14 +300,8 @@ pub fn model_info(
         parallel: config.parallel,
         batch_size: n_batch,
         threads: config.threads,
-        // What was offloaded, not what was asked: nothing without a GPU backend, and at most
-        // every repeating layer plus the output layer.
-        // SAFETY: a pure query of how llama.cpp was built; the backend is initialised.
-        gpu_layers: if unsafe { llama_cpp_sys_2::llama_supports_gpu_offload() } {
-            config.gpu_layers.min(model.n_layer() + 1)
-        } else {
-            0
-        },
+        gpu_layers,
+        devices: devices::model_devices(gpu_layers > 0),
         pooling: *pooling,
         embedding_size: match pooling {
             Some(Pooling::Rank) => model.n_cls_out(),

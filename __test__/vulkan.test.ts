@@ -1,0 +1,61 @@
+// The GPU build: the portable addon's Vulkan backend, on Mesa's software Vulkan device
+// (lavapipe), which any Linux machine can run. With gpuLayers the model's layers go to the
+// device, the device is named in ModelInfo and health(), and greedy text is the CPU build's.
+import { spawnSync } from 'node:child_process'
+import path from 'node:path'
+import { Engine } from '../index'
+import { SMOLLM2 } from './helpers'
+import { releasePackages } from './release-packages'
+
+// A reply whose every token wins by a wide margin: the GPU's and the CPU's float rounding
+// differ, and a near tie (as in free prose) could flip a greedy token late in the reply.
+const PROMPT = [{ role: 'user' as const, content: 'Count from 1 to 20, separated by commas.' }]
+const GREEDY = { maxTokens: 24, temperature: 0 }
+
+// Runs in a child process: that process loads the portable addon instead of the test build.
+const CHILD = `
+const { Engine } = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))})
+;(async () => {
+  const engine = await Engine.load({ modelPath: process.argv[1], threads: 1, contextSize: 512, gpuLayers: Number(process.argv[2]) })
+  const reply = await engine.generate(${JSON.stringify(PROMPT)}, ${JSON.stringify(GREEDY)})
+  const health = engine.health()
+  console.log(JSON.stringify({ text: reply.text, gpuLayers: engine.info.gpuLayers, devices: engine.info.devices, healthDevices: health.devices }))
+  await engine.unload()
+})().catch((err) => { console.error(err.code, err.message); process.exit(1) })
+`
+
+function runPortable(gpuLayers: number) {
+  const { addon } = releasePackages()
+  // lavapipe is a CPU-type Vulkan device, which ggml uses only when named.
+  const env = { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: addon, GGML_VK_VISIBLE_DEVICES: '0' }
+  const r = spawnSync(process.execPath, ['-e', CHILD, SMOLLM2, String(gpuLayers)], { env, encoding: 'utf8', timeout: 300_000 })
+  if (r.status !== 0) throw new Error(`the portable addon failed (exit ${r.status}): ${r.stderr}`)
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { text: string; gpuLayers: number; devices: string[]; healthDevices: string[] }
+}
+
+describe('Vulkan build on lavapipe', () => {
+  let cpuText: string
+
+  beforeAll(async () => {
+    // The CPU build's answer (the test addon this suite runs on).
+    const engine = await Engine.load({ modelPath: SMOLLM2, threads: 1, contextSize: 512 })
+    cpuText = (await engine.generate(PROMPT, GREEDY)).text
+    await engine.unload()
+  })
+
+  test('gpuLayers offloads to the Vulkan device, named in ModelInfo and health(), with the CPU build greedy text', () => {
+    const gpu = runPortable(99)
+    expect(gpu.gpuLayers).toBeGreaterThan(0)
+    expect(gpu.devices[0]).toMatch(/^Vulkan\d+: .*llvmpipe/)
+    expect(gpu.healthDevices).toEqual(gpu.devices)
+    expect(gpu.text).toBe(cpuText)
+  })
+
+  test('gpuLayers: 0 keeps the model on the CPU in the same build', () => {
+    const cpu = runPortable(0)
+    expect(cpu.gpuLayers).toBe(0)
+    expect(cpu.devices).toHaveLength(1)
+    expect(cpu.devices[0]).toMatch(/^CPU: /)
+    expect(cpu.text).toBe(cpuText)
+  })
+})
