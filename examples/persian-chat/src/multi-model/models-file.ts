@@ -5,6 +5,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { z } from 'zod'
+import type { Backend } from '../config'
 import { ConfigError } from '../config-error'
 import { isFetchedModelName, modelFileOf } from '../model-files'
 
@@ -72,13 +73,25 @@ export const ModelsFileSchema = z
 
 export type ModelEntry = z.infer<typeof ModelEntrySchema>
 
-/** Where a model's replies come from. */
-export type ModelSource = { kind: 'file'; file: string; sizeBytes: number } | { kind: 'remote'; urls: string[] }
+/**
+ * Where a model's replies come from: a GGUF file loaded here, OpenAI-compatible servers (pooled),
+ * or, with LLM_BACKENDS only, the file loaded here pooled with servers, in `backends`' order.
+ */
+export type ModelSource =
+  | { kind: 'file'; file: string; sizeBytes: number }
+  | { kind: 'remote'; urls: string[] }
+  | { kind: 'pool'; file: string; sizeBytes: number; backends: Backend[] }
 
-/** One entry of the file, with its source resolved and checked. */
+/** One model the service serves: an entry of the file, with its source resolved and checked. */
 export interface ModelSpec extends ModelEntry {
   source: ModelSource
   isDefault: boolean
+  /**
+   * Loaded when the service starts and kept until it stops, never by a request: until it is in,
+   * requests for it are refused at once (the one model of LLM_MODEL_PATH). Otherwise the first
+   * request that names the model loads it.
+   */
+  loadAtStart: boolean
 }
 
 /** `['models', 1, 'name']` → `models[1].name`. */
@@ -111,7 +124,7 @@ export function readModelsFile(file: string): ModelSpec[] {
   const baseDir = path.dirname(file)
   const entries = parsed.data.models
   const defaultIndex = Math.max(0, entries.findIndex((m) => m.default))
-  return entries.map((entry, i) => ({ ...entry, source: sourceOf(entry, baseDir, `${where}: models[${i}]`), isDefault: i === defaultIndex }))
+  return entries.map((entry, i) => ({ ...entry, source: sourceOf(entry, baseDir, `${where}: models[${i}]`), isDefault: i === defaultIndex, loadAtStart: false }))
 }
 
 function sourceOf(entry: ModelEntry, baseDir: string, where: string): ModelSource {
