@@ -2,7 +2,7 @@
 // overridden by what a models-file entry sets), or a pool over the remote servers it is served by.
 import path from 'node:path'
 import { Engine, type InitializeOptions, type PoolMember } from 'napi-llama'
-import { chatTemplate, type Config } from '../config'
+import type { Config } from '../config'
 import type { ModelEngine } from './registry'
 import type { ModelSpec } from './models-file'
 
@@ -21,7 +21,7 @@ export function engineLoadOptions(config: Config, modelPath: string, own: LoadOv
     batchSize: own.batchSize,
     maxQueue: own.maxQueue ?? config.maxQueue,
     useMmap: own.useMmap,
-    chatTemplate: own.chatTemplate !== undefined ? chatTemplate(own.chatTemplate, 'chatTemplate') : config.chatTemplate,
+    chatTemplate: own.chatTemplate ?? config.chatTemplate,
     defaultTimeoutMs: config.timeoutMs,
     promptCacheBytes: mib(own.promptCacheMb ?? config.promptCacheMb),
     promptCacheDir,

@@ -6,6 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { z } from 'zod'
 import type { Backend } from '../config'
+import { chatTemplate } from '../chat-template'
 import { ConfigError } from '../config-error'
 import { isFetchedModelName, modelFileOf } from '../model-files'
 
@@ -47,6 +48,7 @@ export const ModelEntrySchema = z
     batchSize: positiveInt.optional(),
     maxQueue: z.number().int().min(0).optional(),
     useMmap: z.boolean().optional(),
+    /** As LLM_CHAT_TEMPLATE; a `.jinja` file is relative to the models file's folder. */
     chatTemplate: z.string().min(1).optional(),
     promptCacheMb: z.number().int().min(0).optional(),
     // Sampling defaults (requests may override them) and the reply cap.
@@ -85,6 +87,8 @@ export type ModelSource =
 /** One model the service serves: an entry of the file, with its source resolved and checked. */
 export interface ModelSpec extends ModelEntry {
   source: ModelSource
+  /** The template itself (a file's or a shipped one's text, or the value as written), read at start. */
+  chatTemplate?: string
   isDefault: boolean
   /**
    * Loaded when the service starts and kept until it stops, never by a request: until it is in,
@@ -124,7 +128,11 @@ export function readModelsFile(file: string): ModelSpec[] {
   const baseDir = path.dirname(file)
   const entries = parsed.data.models
   const defaultIndex = Math.max(0, entries.findIndex((m) => m.default))
-  return entries.map((entry, i) => ({ ...entry, source: sourceOf(entry, baseDir, `${where}: models[${i}]`), isDefault: i === defaultIndex, loadAtStart: false }))
+  return entries.map((entry, i) => {
+    const at = `${where}: models[${i}]`
+    const template = chatTemplate(entry.chatTemplate, `${at}.chatTemplate`, baseDir)
+    return { ...entry, chatTemplate: template, source: sourceOf(entry, baseDir, at), isDefault: i === defaultIndex, loadAtStart: false }
+  })
 }
 
 function sourceOf(entry: ModelEntry, baseDir: string, where: string): ModelSource {
