@@ -65,6 +65,24 @@ test('SSE client hanging up mid-stream (/v1/chat/completions) stops the generati
   await expectCancelled(before)
 })
 
+test('a streamed reply cut short still counts the tokens it was sent against its client; prompt tokens only a finished reply reports', async () => {
+  const series = (name: string) => `${name}{client="anonymous",model="${service.llm.modelId}"}`
+  const clientTokens = async () => {
+    const text = (await request(service.app).get('/metrics')).text
+    const value = (name: string) => Number(text.split('\n').find((l) => l.startsWith(series(name) + ' '))?.split(' ')[1] ?? 0)
+    return { prompt: value('llm_client_prompt_tokens_total'), completion: value('llm_client_completion_tokens_total') }
+  }
+  const before = await clientTokens()
+  const engineBefore = service.llm.metrics()!
+  await postThenHangUp('/api/chat', { message: 'یک داستان خیلی بلند بنویس.', stream: true }, { afterFirstBytes: true })
+  await expectCancelled(engineBefore)
+  const after = await clientTokens()
+  const generated = service.llm.metrics()!.completionTokensTotal - engineBefore.completionTokensTotal
+  expect(after.completion - before.completion).toBeGreaterThan(0)
+  expect(after.completion - before.completion).toBeLessThanOrEqual(generated)
+  expect(after.prompt).toBe(before.prompt)
+})
+
 test('a non-streaming client hanging up while waiting stops the generation', async () => {
   const before = service.llm.metrics()!
   await postThenHangUp('/api/chat', { message: 'یک داستان خیلی بلند بنویس.' }, { afterMs: 400 })

@@ -164,6 +164,13 @@ describe('504 timeout', () => {
     expect(last.event).toBe('error')
     expect(JSON.parse(last.data).error.code).toBe('timeout')
     expect(service.llm.metrics()!.requestsTimedOut).toBeGreaterThanOrEqual(3)
+    // The tokens it was sent count against its client; the replies that timed out before any
+    // token, and every prompt of a reply that did not finish, count nothing.
+    const metrics = (await request(service.app).get('/metrics')).text
+    const series = (name: string) => new RegExp(`^${name}\\{client="anonymous",model="${service.llm.modelId}"\\} (\\d+)$`, 'm')
+    const value = (name: string) => Number(series(name).exec(metrics)?.[1] ?? 0)
+    expect(value('llm_client_completion_tokens_total')).toBeGreaterThan(0)
+    expect(value('llm_client_prompt_tokens_total')).toBe(0)
   })
 
   test('a short reply within the deadline still works', async () => {

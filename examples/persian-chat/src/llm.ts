@@ -14,7 +14,7 @@ import { modelLoader } from './multi-model/loader'
 import type { ModelSpec } from './multi-model/models-file'
 import { type ModelState, type ModelStatus, ModelRegistry } from './multi-model/registry'
 import { LOAD_RETRY_MS } from './retrieval'
-import { replyStream } from './reply-stream'
+import { type SpentTokens, replyStream } from './reply-stream'
 
 export type LlmState = 'idle' | 'loading' | 'ready' | 'failed' | 'stopped'
 
@@ -40,7 +40,7 @@ export interface ReplyOptions {
   client?: string
 }
 
-/** Tokens one finished reply took, for cost tracking per client and model. */
+/** Tokens one reply took, for cost tracking per client and model. */
 export interface TokenUsage {
   client: string
   model: string
@@ -87,7 +87,10 @@ export class LlmService {
     return this.onlySpec ? null : this.models
   }
 
-  /** Calls `listener` with the tokens of every reply that finishes. */
+  /**
+   * Calls `listener` with the tokens of every reply that finishes, and of every streamed reply
+   * cut short after tokens were sent (its completion tokens only: see replyStream).
+   */
   onUsage(listener: (usage: TokenUsage) => void): void {
     this.usageListeners.push(listener)
   }
@@ -175,7 +178,7 @@ export class LlmService {
         const request = this.requestOptions(options, this.modelDefaults(lease.spec, deadlineAt))
         return { stream: lease.engine.stream(messages, request), release: () => lease.release() }
       },
-      (final) => this.countUsage(options, model, final),
+      (spent) => this.countUsage(options, model, spent),
     )
   }
 
@@ -204,8 +207,8 @@ export class LlmService {
     return this.onlySpec ? this.onlySpec.name : model
   }
 
-  private countUsage(options: ReplyOptions, model: string, g: Omit<Generation, 'text'>): void {
-    const usage = { client: options.client ?? 'anonymous', model, promptTokens: g.promptTokens, completionTokens: g.completionTokens }
+  private countUsage(options: ReplyOptions, model: string, spent: SpentTokens): void {
+    const usage = { client: options.client ?? 'anonymous', model, promptTokens: spent.promptTokens, completionTokens: spent.completionTokens }
     for (const listener of this.usageListeners) listener(usage)
   }
 
