@@ -152,7 +152,7 @@ export class LlmService {
    * `stallMs`: the inference thread is stuck, so the model does not answer even though it is loaded.
    */
   isStalled(stallMs: number): boolean {
-    return this.onlySpec !== null && !this.stopped && this.models.isStalled(this.onlySpec.name, stallMs)
+    return this.onlySpec !== null && this.models.isStalled(this.onlySpec.name, stallMs)
   }
 
   async generate(messages: ChatMessage[], options: ReplyOptions): Promise<Generation> {
