@@ -179,7 +179,7 @@ describe('health, metrics, page', () => {
 
 describe('concurrent chats', () => {
   test('8 chats at once on 4 slots all get their own replies', async () => {
-    const before = service.llm.metrics().requestsCompleted
+    const before = service.llm.metrics()!.requestsCompleted
     const questions = ['سلام', 'هوا چطور است؟', 'یک عدد بگو', 'پایتخت ایران کجاست؟', 'شعر بگو', 'ساعت چند است؟', 'خداحافظ', 'چه خبر؟']
     const replies = await Promise.all(
       questions.map((message, i) =>
@@ -196,7 +196,7 @@ describe('concurrent chats', () => {
         expect(res.body.reply.length).toBeGreaterThan(0)
       }
     }
-    const m = service.llm.metrics()
+    const m = service.llm.metrics()!
     expect(m.requestsCompleted - before).toBe(8)
     expect(m.requestsActive).toBe(0)
   })

@@ -119,9 +119,9 @@ describe('429', () => {
     try {
       const running = request(service.app).post('/api/chat').send({ message: 'یک داستان بلند بنویس.' })
       const runningDone = running.then((r) => r)
-      await waitFor(() => service.llm.metrics().requestsActive === 1, 10_000, 'the first request to take the slot')
+      await waitFor(() => service.llm.metrics()!.requestsActive === 1, 10_000, 'the first request to take the slot')
       const queued = request(service.app).post('/api/chat').send({ message: 'سلام' }).then((r) => r)
-      await waitFor(() => service.llm.metrics().requestsQueued === 1, 10_000, 'the second request to queue')
+      await waitFor(() => service.llm.metrics()!.requestsQueued === 1, 10_000, 'the second request to queue')
       const rejected = await chat(service)
       expectOpenAiError(rejected, 429, 'queue_full')
       expect(rejected.headers['retry-after']).toBe('1')
@@ -163,7 +163,14 @@ describe('504 timeout', () => {
     const last = events[events.length - 1]
     expect(last.event).toBe('error')
     expect(JSON.parse(last.data).error.code).toBe('timeout')
-    expect(service.llm.metrics().requestsTimedOut).toBeGreaterThanOrEqual(3)
+    expect(service.llm.metrics()!.requestsTimedOut).toBeGreaterThanOrEqual(3)
+    // The tokens it was sent count against its client; the replies that timed out before any
+    // token, and every prompt of a reply that did not finish, count nothing.
+    const metrics = (await request(service.app).get('/metrics')).text
+    const series = (name: string) => new RegExp(`^${name}\\{client="anonymous",model="${service.llm.modelId}"\\} (\\d+)$`, 'm')
+    const value = (name: string) => Number(series(name).exec(metrics)?.[1] ?? 0)
+    expect(value('llm_client_completion_tokens_total')).toBeGreaterThan(0)
+    expect(value('llm_client_prompt_tokens_total')).toBe(0)
   })
 
   test('a short reply within the deadline still works', async () => {

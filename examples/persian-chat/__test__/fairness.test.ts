@@ -72,7 +72,7 @@ describe('per-client cap on running requests', () => {
     const hog = new AbortController()
     const held = [post(service.url, LONG, { from: '127.0.0.1', signal: hog.signal }), post(service.url, LONG, { from: '127.0.0.1', signal: hog.signal })]
     for (const r of held) r.catch(() => undefined)
-    await waitFor(() => service.llm.metrics().requestsActive === 2, 10_000, 'the first client to take both slots')
+    await waitFor(() => service.llm.metrics()!.requestsActive === 2, 10_000, 'the first client to take both slots')
 
     // Its next requests are refused before they reach the engine's queue.
     for (let i = 0; i < 3; i++) {
@@ -80,11 +80,11 @@ describe('per-client cap on running requests', () => {
       expect(refused.status).toBe(429)
       expect(JSON.parse(refused.body).error).toMatchObject({ code: 'too_many_concurrent_requests', type: 'rate_limit_error' })
     }
-    expect(service.llm.metrics().requestsQueued).toBe(0)
+    expect(service.llm.metrics()!.requestsQueued).toBe(0)
 
     // Another client (another IP) finds a queue place and is served once a slot frees.
     const other = post(service.url, { messages: [{ role: 'user', content: 'سلام' }], max_tokens: 4 }, { from: '127.0.0.2' })
-    await waitFor(() => service.llm.metrics().requestsQueued === 1, 10_000, 'the second client to queue')
+    await waitFor(() => service.llm.metrics()!.requestsQueued === 1, 10_000, 'the second client to queue')
     hog.abort()
     const served = await other
     expect(served.status).toBe(200)
@@ -93,7 +93,7 @@ describe('per-client cap on running requests', () => {
     const metrics = await request(service.app).get('/metrics')
     expect(metrics.text).toMatch(/^http_client_concurrency_rejections_total\{client="anonymous"\} 3$/m)
     // Once its requests are over, the first client may send again.
-    await waitFor(() => service.llm.metrics().requestsActive === 0, 10_000, 'the slots to be freed')
+    await waitFor(() => service.llm.metrics()!.requestsActive === 0, 10_000, 'the slots to be freed')
     expect((await post(service.url, { messages: [{ role: 'user', content: 'سلام' }], max_tokens: 4 }, { from: '127.0.0.1' })).status).toBe(200)
   })
 })
@@ -107,7 +107,7 @@ describe('per-key cap', () => {
       const alice = { Authorization: 'Bearer ka' }
       const held = post(keyed.url, LONG, { from: '127.0.0.1', signal: hog.signal, headers: alice })
       held.catch(() => undefined)
-      await waitFor(() => keyed.llm.metrics().requestsActive === 1, 10_000, 'alice to take a slot')
+      await waitFor(() => keyed.llm.metrics()!.requestsActive === 1, 10_000, 'alice to take a slot')
       expect((await post(keyed.url, LONG, { from: '127.0.0.3', headers: alice })).status).toBe(429)
       const bob = await post(keyed.url, { messages: [{ role: 'user', content: 'سلام' }], max_tokens: 4 }, { from: '127.0.0.1', headers: { Authorization: 'Bearer kb' } })
       expect(bob.status).toBe(200)
@@ -168,11 +168,11 @@ describe('a reader that stops reading', () => {
   }
 
   test('is dropped after SLOW_READER_TIMEOUT_MS: its generation is cancelled and the slot serves the next client', async () => {
-    const before = llm.metrics()
+    const before = llm.metrics()!
     const stalled = send({ messages: [{ role: 'user', content: 'Count from 1 to 1000, separated by commas.' }], stream: true, temperature: 0 }, true)
-    await waitFor(() => llm.metrics().requestsAborted === before.requestsAborted + 1, 60_000, 'the stalled stream to be cancelled')
-    await waitFor(() => llm.metrics().requestsActive === 0, 10_000, 'the slot to be freed')
-    expect(llm.metrics().requestsCompleted).toBe(before.requestsCompleted)
+    await waitFor(() => llm.metrics()!.requestsAborted === before.requestsAborted + 1, 60_000, 'the stalled stream to be cancelled')
+    await waitFor(() => llm.metrics()!.requestsActive === 0, 10_000, 'the slot to be freed')
+    expect(llm.metrics()!.requestsCompleted).toBe(before.requestsCompleted)
     const text = await metrics.render()
     expect(text).toMatch(/^chat_slow_readers_dropped_total\{route="\/v1\/chat\/completions"\} 1$/m)
     expect(text).toMatch(/^chat_client_disconnects_total\{route="\/v1\/chat\/completions"\} 1$/m)
@@ -199,13 +199,13 @@ describe('SSE keep-alive while queued', () => {
   ])('%s: a stream waiting for a slot gets comments, then its reply', async (route, body) => {
     const occupier = new AbortController()
     post(service.url, LONG, { signal: occupier.signal }).catch(() => undefined)
-    await waitFor(() => service.llm.metrics().requestsActive === 1, 10_000, 'the slot to be taken')
+    await waitFor(() => service.llm.metrics()!.requestsActive === 1, 10_000, 'the slot to be taken')
 
     const res = await fetch(`${service.url}${route}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })
     // Headers come before any text: the request is still queued.
     expect(res.status).toBe(200)
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/)
-    expect(service.llm.metrics().requestsQueued).toBe(1)
+    expect(service.llm.metrics()!.requestsQueued).toBe(1)
     const reader = res.body!.getReader()
     const decoder = new TextDecoder()
     let text = ''
@@ -236,7 +236,7 @@ describe('SSE keep-alive while queued', () => {
     const client = new OpenAI({ baseURL: `${service.url}/v1`, apiKey: 'unused', maxRetries: 0 })
     const occupier = new AbortController()
     post(service.url, LONG, { signal: occupier.signal }).catch(() => undefined)
-    await waitFor(() => service.llm.metrics().requestsActive === 1, 10_000, 'the slot to be taken')
+    await waitFor(() => service.llm.metrics()!.requestsActive === 1, 10_000, 'the slot to be taken')
     const stream = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'سلام' }], max_tokens: 4, stream: true })
     occupier.abort()
     let finish: string | null = null

@@ -12,6 +12,7 @@ import { Engine } from 'napi-llama'
 import { startLlamaServer, type LlamaServer } from '../../../__test__/llama-server'
 import { ConfigError } from '../src/config'
 import { parseBytes } from '../src/multi-model/bytes'
+import { engineLoadOptions } from '../src/multi-model/loader'
 import { type TestService, parseSse, startTestService, testConfig, waitFor } from './helpers'
 
 const MODELS_DIR = process.env.NAPI_LLAMA_MODELS_DIR || path.join(__dirname, '..', '..', '..', 'models')
@@ -432,6 +433,7 @@ describe('the models file and the new variables are checked at start', () => {
     ['two entries with one name', { models: [entry, entry] }, {}, /models\[1\]\.name: "smollm2" is used by an earlier entry/],
     ['two defaults', { models: [{ ...entry, default: true }, { name: 'g', path: 'gemma3', default: true }] }, {}, /more than one entry says default: true/],
     ['a missing file', { models: [{ name: 'x', path: 'nowhere.gguf' }] }, {}, /models\[0\]\.path: no model file at .*nowhere\.gguf/],
+    ['a missing chat template file', { models: [{ ...entry, chatTemplate: 'nowhere.jinja' }] }, {}, /models\[0\]\.chatTemplate=nowhere\.jinja: cannot read the template file/],
     ['a model whose file alone exceeds the budget', { models: [entry, { name: 'gemma3', path: 'gemma3' }] }, { LLM_MEMORY_BUDGET: '200MiB' }, /model "gemma3" is 241\.4 MiB on disk, more than LLM_MEMORY_BUDGET \(200 MiB\)/],
     ['LLM_MODEL_PATH as well', { models: [entry] }, { LLM_MODEL_PATH: SMOLLM2 }, /LLM_MODELS_FILE and LLM_MODEL_PATH are both set/],
     ['LLM_BACKENDS as well', { models: [entry] }, { LLM_BACKENDS: 'http://127.0.0.1:1' }, /LLM_MODELS_FILE and LLM_BACKENDS are both set/],
@@ -459,6 +461,22 @@ describe('the models file and the new variables are checked at start', () => {
     // The example file shipped with the service is valid.
     const example = testConfig(multiModelEnv(path.join(__dirname, '..', 'models.example.json')))
     expect(example.models!.length).toBeGreaterThanOrEqual(2)
+  })
+
+  test("a chat template file is read at start from the models file's folder, whatever the working directory", () => {
+    const file = modelsFile({ models: [{ ...entry, chatTemplate: 'templates/mine.jinja' }, { name: 'shipped', path: 'smollm2', chatTemplate: 'chatml-tools' }, { name: 'own', path: 'smollm2' }] })
+    const source = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}<|assistant|>"
+    fs.mkdirSync(path.join(path.dirname(file), 'templates'))
+    fs.writeFileSync(path.join(path.dirname(file), 'templates', 'mine.jinja'), source)
+    expect(process.cwd()).not.toBe(path.dirname(file))
+    const config = testConfig(multiModelEnv(file, { LLM_CHAT_TEMPLATE: 'chatml' }))
+    const [mine, shipped, own] = config.models!
+    expect(mine.chatTemplate).toBe(source)
+    expect(shipped.chatTemplate).toMatch(/<tool_call>/)
+    expect(own.chatTemplate).toBeUndefined()
+    // What the engine is loaded with: the entry's template, else the service's.
+    expect(engineLoadOptions(config, SMOLLM2, mine).chatTemplate).toBe(source)
+    expect(engineLoadOptions(config, SMOLLM2, own).chatTemplate).toBe('chatml')
   })
 
   test('LLM_MEMORY_BUDGET sizes', () => {

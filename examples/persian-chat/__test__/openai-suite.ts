@@ -126,7 +126,7 @@ export function openaiClientSuite(start: () => Promise<TestService>): void {
   })
 
   test('an aborted streaming request from the client cancels its generation', async () => {
-    const before = service.llm.metrics().requestsAborted
+    const before = service.llm.metrics()!.requestsAborted
     const controller = new AbortController()
     const stream = await client.chat.completions.create(
       { model: 'm', messages: [{ role: 'user', content: 'یک داستان بلند بنویس.' }], stream: true, max_tokens: 24 },
@@ -138,8 +138,8 @@ export function openaiClientSuite(start: () => Promise<TestService>): void {
       // the client may end the loop quietly or with an abort error, depending on timing
     }
     const deadline = Date.now() + 10_000
-    while (service.llm.metrics().requestsAborted === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
-    expect(service.llm.metrics().requestsAborted).toBe(before + 1)
+    while (service.llm.metrics()!.requestsAborted === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    expect(service.llm.metrics()!.requestsAborted).toBe(before + 1)
   })
 
   describe('raw OpenAI wire format', () => {

@@ -148,7 +148,7 @@ describe('Host check (DNS rebinding)', () => {
     }
     const post = await request(service.app).post('/v1/chat/completions').set('Host', 'attacker.example').send(chatBody)
     expect(post.status).toBe(403)
-    expect(service.llm.metrics().requestsTotal).toBe(0) // the model never saw it
+    expect(service.llm.metrics()!.requestsTotal).toBe(0) // the model never saw it
   })
 
   test('IP literals, localhost and ALLOWED_HOSTS are answered', async () => {

@@ -58,7 +58,7 @@ function post(path: string, body: object, hangUpAfterMs: number | null): Promise
 
 test('40 concurrent clients, half hanging up at random: the others get full replies, the service ends idle', async () => {
   const random = rng(42)
-  const before = service.llm.metrics()
+  const before = service.llm.metrics()!
   const kinds = [
     (m: string) => ['/api/chat', { message: m, stream: true }] as const,
     (m: string) => ['/api/chat', { message: m }] as const,
@@ -91,10 +91,10 @@ test('40 concurrent clients, half hanging up at random: the others get full repl
 
   // Every request the engine saw ended as completed or aborted; nothing is left running.
   await waitFor(() => {
-    const m = service.llm.metrics()
+    const m = service.llm.metrics()!
     return m.requestsActive === 0 && m.requestsQueued === 0
   }, 20_000, 'the engine to go idle')
-  const after = service.llm.metrics()
+  const after = service.llm.metrics()!
   const seen = after.requestsTotal - before.requestsTotal
   expect(after.requestsCompleted - before.requestsCompleted + (after.requestsAborted - before.requestsAborted)).toBe(seen)
   expect(after.requestsFailed - before.requestsFailed).toBe(0)

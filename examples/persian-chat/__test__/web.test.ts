@@ -115,13 +115,13 @@ describe('chatting', () => {
   })
 
   test('the second message carries the history (Enter sends)', async () => {
-    const before = service.llm.metrics().promptTokensTotal
+    const before = service.llm.metrics()!.promptTokensTotal
     await page.fill('#message-input', 'ممنون!')
     await page.press('#message-input', 'Enter')
     await page.locator('.message.assistant[data-done="true"]').nth(1).waitFor({ timeout: 60_000 })
     expect(await page.locator('.message.user').count()).toBe(2)
     // The prompt held the first exchange too.
-    expect(service.llm.metrics().promptTokensTotal - before).toBeGreaterThan(40)
+    expect(service.llm.metrics()!.promptTokensTotal - before).toBeGreaterThan(40)
     expect((page as Page & { errors: string[] }).errors).toEqual([])
   })
 
@@ -163,7 +163,7 @@ describe('stop, errors and retry', () => {
   })
 
   test('the stop button cancels the reply and keeps what arrived', async () => {
-    const aborted = service.llm.metrics().requestsAborted
+    const aborted = service.llm.metrics()!.requestsAborted
     await page.fill('#message-input', 'یک داستان خیلی بلند دربارهٔ دریا بنویس.')
     await page.click('#send-button')
     await page.waitForFunction(() => {
@@ -174,8 +174,8 @@ describe('stop, errors and retry', () => {
     await page.click('#stop-button')
     await page.locator('.message.assistant[data-done="stopped"]').waitFor()
     expect(await page.textContent('.message.assistant .note')).toContain('متوقف شد')
-    await waitFor(() => service.llm.metrics().requestsAborted === aborted + 1, 10_000, 'the server-side abort')
-    await waitFor(() => service.llm.metrics().requestsActive === 0, 10_000, 'the slot to be freed')
+    await waitFor(() => service.llm.metrics()!.requestsAborted === aborted + 1, 10_000, 'the server-side abort')
+    await waitFor(() => service.llm.metrics()!.requestsActive === 0, 10_000, 'the slot to be freed')
     expect(await page.isEnabled('#send-button')).toBe(true)
   })
 
@@ -195,7 +195,7 @@ describe('stop, errors and retry', () => {
         while (!(await reader.read()).done) {}
       },
     ).catch(() => undefined)
-    await waitFor(() => service.llm.metrics().requestsActive === 1, 10_000, 'the slot to be taken')
+    await waitFor(() => service.llm.metrics()!.requestsActive === 1, 10_000, 'the slot to be taken')
 
     await page.fill('#message-input', 'سلام دوباره')
     await page.click('#send-button')
@@ -207,7 +207,7 @@ describe('stop, errors and retry', () => {
 
     occupier.abort()
     await busy
-    await waitFor(() => service.llm.metrics().requestsActive === 0, 10_000, 'the slot to be freed')
+    await waitFor(() => service.llm.metrics()!.requestsActive === 0, 10_000, 'the slot to be freed')
 
     await page.click('#retry-button')
     await page.locator('#error').waitFor({ state: 'hidden' })

@@ -4,7 +4,7 @@
 // process, the way clients see it). Prints medians and the service ÷ direct ratio.
 import { spawn } from 'node:child_process'
 import path from 'node:path'
-import * as llama from 'napi-llama'
+import { Engine } from 'napi-llama'
 import { loadConfig } from '../src/config'
 
 interface Sample {
@@ -33,14 +33,14 @@ function messages(i: number, round: number) {
   ]
 }
 
-/** `streams` concurrent chats straight from the addon. */
-async function direct(streams: number, round: number): Promise<Sample> {
+/** `streams` concurrent chats straight from an engine of the addon, as the service loads one. */
+async function direct(engine: Engine, streams: number, round: number): Promise<Sample> {
   const started = performance.now()
   const firsts: number[] = []
   let tokens = 0
   await Promise.all(
     Array.from({ length: streams }, async (_, i) => {
-      for await (const chunk of llama.stream(messages(i, round), { maxTokens: TOKENS, temperature: 0 })) {
+      for await (const chunk of engine.stream(messages(i, round), { maxTokens: TOKENS, temperature: 0 })) {
         if (firsts[i] === undefined && !chunk.done && chunk.text) firsts[i] = performance.now() - started
         if (chunk.done) tokens += chunk.completionTokens
       }
@@ -122,28 +122,28 @@ async function main(): Promise<void> {
     RATE_LIMIT_PER_MINUTE: '0',
     LOG_REQUESTS: 'false',
   })
-  await llama.initialize({ modelPath: config.modelPath, contextSize: 1024, parallel: PARALLEL, threads })
+  const engine = await Engine.load({ modelPath: config.modelPath, contextSize: 1024, parallel: PARALLEL, threads })
   const results = new Map<number, { direct: Sample[]; service: Sample[] }>()
   try {
     // Warm-up (first-use allocations on both sides).
-    await direct(1, -1)
+    await direct(engine, 1, -1)
     await viaService(service.url, 1, -1)
     for (let round = 0; round < ROUNDS; round++) {
       for (const streams of STREAMS) {
         const r = results.get(streams) ?? { direct: [], service: [] }
         // Alternate which side goes first, so drift on a shared machine hits both alike.
         if (round % 2 === 0) {
-          r.direct.push(await direct(streams, round))
+          r.direct.push(await direct(engine, streams, round))
           r.service.push(await viaService(service.url, streams, round))
         } else {
           r.service.push(await viaService(service.url, streams, round))
-          r.direct.push(await direct(streams, round))
+          r.direct.push(await direct(engine, streams, round))
         }
         results.set(streams, r)
       }
     }
   } finally {
-    await llama.shutdown()
+    await engine.unload()
     service.stop()
   }
 

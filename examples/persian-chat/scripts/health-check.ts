@@ -5,6 +5,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import dotenv from 'dotenv'
+import type { Engine } from 'napi-llama'
 import { type Config, loadConfig } from '../src/config'
 
 interface Outcome {
@@ -117,32 +118,36 @@ async function checkService(baseUrl: string, apiKey: string | undefined, timeout
 
 async function checkLocal(config: Config): Promise<void> {
   // Imported here so checking a remote service never loads the native addon.
-  const llama = await import('napi-llama')
+  const napiLlama = await import('napi-llama')
   console.log(`Checking the model in this process: ${config.modelPath}`)
   const exists = await check('Model file', async () => {
     const size = fs.statSync(config.modelPath).size
     return `${(size / 1024 ** 2).toFixed(0)} MiB`
   })
+  let engine: Engine | undefined
   const loaded =
     exists &&
     (await check('Model load', async () => {
-      const info = await llama.initialize({
+      engine = await napiLlama.Engine.load({
         modelPath: config.modelPath,
         contextSize: config.contextSize,
         threads: config.threads,
         gpuLayers: config.gpuLayers,
         parallel: config.parallel,
+        chatTemplate: config.chatTemplate,
       })
+      const info = engine.info
       return `${info.name} (${info.architecture}, context ${info.contextSize}, ${info.threads} threads, template ${info.chatTemplateSource})`
     }))
-  if (!loaded) {
+  if (!loaded || !engine) {
     for (const name of ['Tokenizer', 'Generation', 'Streaming']) skip(name, 'model not loaded')
     return
   }
+  const model = engine
   try {
     await check('Tokenizer', async () => {
-      const tokens = llama.tokenize(PERSIAN_PROMPT)
-      const back = llama.detokenize(tokens)
+      const tokens = model.tokenize(PERSIAN_PROMPT)
+      const back = model.detokenize(tokens)
       return { ok: back === PERSIAN_PROMPT, detail: `${tokens.length} tokens, round trip ${back === PERSIAN_PROMPT ? 'exact' : 'differs'}` }
     })
     const messages = [
@@ -150,21 +155,21 @@ async function checkLocal(config: Config): Promise<void> {
       { role: 'user' as const, content: PERSIAN_PROMPT },
     ]
     await check('Generation', async () => {
-      const g = await llama.generate(messages, { maxTokens: 24, temperature: 0, timeoutMs: 60_000 })
+      const g = await model.generate(messages, { maxTokens: 24, temperature: 0, timeoutMs: 60_000 })
       return { ok: g.text.length > 0, detail: `${g.completionTokens} tokens, ${g.timings.tokensPerSecond.toFixed(1)} tok/s: ${JSON.stringify(g.text.slice(0, 40))}` }
     })
     await check('Streaming', async () => {
       const started = performance.now()
       let firstMs = -1
       let pieces = 0
-      for await (const chunk of llama.stream(messages, { maxTokens: 24, temperature: 0, timeoutMs: 60_000 })) {
+      for await (const chunk of model.stream(messages, { maxTokens: 24, temperature: 0, timeoutMs: 60_000 })) {
         if (firstMs < 0) firstMs = performance.now() - started
         if (!chunk.done) pieces++
       }
       return { ok: pieces > 0, detail: `${pieces} pieces, first after ${firstMs.toFixed(0)} ms` }
     })
   } finally {
-    await llama.shutdown()
+    await model.unload()
   }
 }
 

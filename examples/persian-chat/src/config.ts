@@ -6,6 +6,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import type { Pooling } from 'napi-llama'
+import { chatTemplate } from './chat-template'
 import { ConfigError } from './config-error'
 import { defaultModelPath, modelFileOf } from './model-files'
 import { formatBytes, parseBytes } from './multi-model/bytes'
@@ -312,31 +313,6 @@ function trustProxy(raw: string | undefined): boolean | number | string {
   if (raw === 'false') return false
   if (/^\d+$/.test(raw)) return Number(raw)
   return raw // a subnet list such as 'loopback, 10.0.0.0/8'
-}
-
-/** The templates napi-llama ships (`templates/<name>.jinja`), for models without a tool-aware one. */
-export const SHIPPED_TEMPLATES = ['chatml-tools', 'chatml-thinking'] as const
-
-/**
- * A chat template setting as napi-llama's `chatTemplate` takes it: a shipped template's name
- * (`chatml-tools`), a `.jinja` file, or the value itself (Jinja source, or a family name such as
- * `chatml`). Unset or blank: the model's own.
- */
-export function chatTemplate(raw: string | undefined, name: string): string | undefined {
-  const value = raw?.trim()
-  if (!value) return undefined
-  if ((SHIPPED_TEMPLATES as readonly string[]).includes(value)) {
-    const root = path.dirname(require.resolve('napi-llama/package.json'))
-    return fs.readFileSync(path.join(root, 'templates', `${value}.jinja`), 'utf8')
-  }
-  if (value.endsWith('.jinja')) {
-    try {
-      return fs.readFileSync(path.resolve(value), 'utf8')
-    } catch (err) {
-      throw new ConfigError(`${name}=${value}: cannot read the template file (${(err as Error).message})`)
-    }
-  }
-  return value
 }
 
 /** Builds the configuration from environment variables (see `.env.example`). */

@@ -1,22 +1,20 @@
 // The models replies come from, and the service's policy on every request: default sampling,
 // the max-tokens cap and the per-request deadline (queue wait, and a model's load, included).
-//  - One model (LLM_MODEL_PATH): napi-llama's default engine (`initialize` / `generate` /
-//    `stream`) when replies are generated here (LLM_BACKENDS=local, the default), else a pool
-//    over the configured backends (remote llama-server / vLLM, and this process when `local` is
-//    among them). This module owns the load state the HTTP layer reports.
-//  - Several models (LLM_MODELS_FILE): an engine per loaded model, loaded, unloaded and evicted
-//    by the registry (multi-model/registry.ts); each request names its model.
-import path from 'node:path'
-import * as llama from 'napi-llama'
-import type { BackendHealth, ChatMessage, EnginePool, GenerateOptions, Generation, Health, Metrics, ModelInfo, PoolMember, PoolMetrics, StreamChunk, ToolChoice, ToolDefinition } from 'napi-llama'
+// Every model is an engine of its own (`Engine.load()`, or a pool over remote servers), held by
+// the registry (multi-model/registry.ts):
+//  - One model (LLM_MODEL_PATH, LLM_BACKENDS): a one-entry registry, loaded at start and kept
+//    until the service stops; this module reports its load state as the service's.
+//  - Several models (LLM_MODELS_FILE): loaded, unloaded and evicted by the registry; each request
+//    names its model.
+import type { BackendHealth, ChatMessage, GenerateOptions, Generation, Health, Metrics, ModelInfo, PoolHealth, PoolMetrics, StreamChunk, ToolChoice, ToolDefinition } from 'napi-llama'
 import type { ReadableStream } from 'node:stream/web'
 import type { Config } from './config'
-import { connectBackend, engineLoadOptions, modelLoader } from './multi-model/loader'
+import { envModelSpec, modelIdOf } from './multi-model/env-model'
+import { modelLoader } from './multi-model/loader'
 import type { ModelSpec } from './multi-model/models-file'
-import { ModelRegistry } from './multi-model/registry'
+import { type ModelState, type ModelStatus, ModelRegistry } from './multi-model/registry'
 import { LOAD_RETRY_MS } from './retrieval'
-import { replyStream } from './reply-stream'
-import { StallWatch } from './stall-watch'
+import { type SpentTokens, replyStream } from './reply-stream'
 
 export type LlmState = 'idle' | 'loading' | 'ready' | 'failed' | 'stopped'
 
@@ -42,7 +40,7 @@ export interface ReplyOptions {
   client?: string
 }
 
-/** Tokens one finished reply took, for cost tracking per client and model. */
+/** Tokens one reply took, for cost tracking per client and model. */
 export interface TokenUsage {
   client: string
   model: string
@@ -57,34 +55,42 @@ interface ReplyDefaults extends Pick<Config, 'maxTokens' | 'temperature' | 'topP
    * sent there only when the operator set it.
    */
   sendRepeatPenalty: boolean
-  /** When the request's deadline was set, if it started before the request waited for its model. */
-  deadlineAt?: number
+  /** When the request's deadline passes: it started before the request waited for its model. */
+  deadlineAt: number
 }
 
+/** The service's state with one model, from its model's. */
+const SERVICE_STATE: Record<ModelState, LlmState> = { configured: 'idle', loading: 'loading', loaded: 'ready', failed: 'failed', unloaded: 'stopped' }
+
 export class LlmService {
-  private currentState: LlmState = 'idle'
-  private loaded: ModelInfo | null = null
-  private failure: string | null = null
-  private loading: Promise<ModelInfo> | null = null
-  private readonly stall = new StallWatch()
-  /** The pool over LLM_BACKENDS, when they are not just `local`. */
-  private pool: EnginePool | null = null
-  /** The models of LLM_MODELS_FILE; null with one model. */
-  readonly registry: ModelRegistry | null
+  /** Every model the service serves: those of LLM_MODELS_FILE, or the one of LLM_MODEL_PATH. */
+  private readonly models: ModelRegistry
+  /** The one model's spec; null with several. */
+  private readonly onlySpec: ModelSpec | null
+  private started = false
+  private stopped = false
   private readonly usageListeners: ((usage: TokenUsage) => void)[] = []
 
   constructor(private readonly config: Config) {
-    this.registry = config.models
-      ? new ModelRegistry(
-          config.models,
-          { budgetBytes: config.memoryBudgetBytes, idleTtlMs: config.modelIdleTtlMs, loadRetryMs: LOAD_RETRY_MS },
-          modelLoader(config),
-          (message) => process.stderr.write(`[persian-chat] ${message}\n`),
-        )
-      : null
+    const specs = config.models ?? [envModelSpec(config)]
+    this.onlySpec = config.models ? null : specs[0]
+    // LLM_MEMORY_BUDGET is the models file's: one model has no other to make room for.
+    const policy = { budgetBytes: config.models ? config.memoryBudgetBytes : Infinity, idleTtlMs: config.modelIdleTtlMs, loadRetryMs: LOAD_RETRY_MS }
+    this.models = new ModelRegistry(specs, policy, modelLoader(config), (message) => process.stderr.write(`[persian-chat] ${message}\n`))
   }
 
-  /** Calls `listener` with the tokens of every reply that finishes. */
+  /**
+   * The models of LLM_MODELS_FILE, as /health, /metrics and /v1/models list them; null with one
+   * model, which this service's own state, health() and metrics() stand for.
+   */
+  get registry(): ModelRegistry | null {
+    return this.onlySpec ? null : this.models
+  }
+
+  /**
+   * Calls `listener` with the tokens of every reply that finishes, and of every streamed reply
+   * cut short after tokens were sent (its completion tokens only: see replyStream).
+   */
   onUsage(listener: (usage: TokenUsage) => void): void {
     this.usageListeners.push(listener)
   }
@@ -95,25 +101,23 @@ export class LlmService {
    * model's id, whatever the request names (clients that send a fixed name keep working).
    */
   resolveModel(requested: string | undefined): string {
-    return this.registry ? this.registry.resolve(requested) : this.modelId
+    return this.onlySpec ? this.modelId : this.models.resolve(requested)
   }
 
   get state(): LlmState {
-    return this.currentState
+    if (this.stopped) return 'stopped'
+    if (this.onlySpec) return SERVICE_STATE[this.only.state]
+    return this.started ? 'ready' : 'idle'
   }
 
+  /** The one model's, while it is loaded. */
   get info(): ModelInfo | null {
-    return this.loaded
+    return this.onlySpec ? (this.only.engine?.info ?? null) : null
   }
 
+  /** Why the one model's load failed (for operators: it may hold paths). */
   get loadError(): string | null {
-    return this.failure
-  }
-
-  /** True when replies come from a pool over LLM_BACKENDS rather than this process alone. */
-  get pooled(): boolean {
-    const b = this.config.backends
-    return !(b.length === 1 && b[0].kind === 'local')
+    return this.onlySpec ? this.only.error : null
   }
 
   /**
@@ -121,89 +125,45 @@ export class LlmService {
    * the name of the model they serve); with several models, the default one's name.
    */
   get modelId(): string {
-    if (this.registry) return this.registry.defaultName
-    const local = this.config.backends.some((b) => b.kind === 'local')
-    const file = local ? this.config.modelPath : this.loaded?.name || 'remote'
-    return path.basename(file).replace(/\.gguf$/i, '')
+    const spec = this.onlySpec
+    if (!spec) return this.models.defaultName
+    const engine = this.only.engine
+    return spec.source.kind === 'remote' && engine ? modelIdOf(engine.info.name) : spec.name
   }
 
-  /** Each backend's state when replies come from a pool; null otherwise. */
+  /** Each backend's state when the one model's replies come from a pool; null otherwise. */
   backends(): BackendHealth[] | null {
-    return this.pool ? this.pool.health().backends : null
+    const health = this.health()
+    return health && 'backends' in health ? (health as PoolHealth).backends : null
   }
 
   /**
-   * Loads the model; safe to call again while loading (same promise). `prepare` runs first, in
-   * the loading state (the server uses it to fetch the default model on first start).
-   */
-  /**
+   * Loads the one model; safe to call again while it loads (the same load). `prepare` runs
+   * first, in the loading state (the server uses it to fetch the default model on first start).
    * With several models, each loads on its first request: this only opens the service (null).
    */
-  start(prepare?: () => Promise<void>): Promise<ModelInfo | null> {
-    if (this.registry) {
-      this.currentState = 'ready'
-      return Promise.resolve(null)
-    }
-    if (this.loading) return this.loading
-    this.currentState = 'loading'
-    this.failure = null
-    const load = async (): Promise<ModelInfo> => {
-      if (prepare) await prepare()
-      const options = engineLoadOptions(this.config, this.config.modelPath)
-      if (!this.pooled) return llama.initialize(options)
-      const members: PoolMember[] = await Promise.all(
-        this.config.backends.map((b) => (b.kind === 'local' ? llama.Engine.load(options) : connectBackend(this.config, b.url))),
-      )
-      const pool = llama.Engine.pool(members, { timeoutMs: this.config.timeoutMs, maxQueue: this.config.maxQueue })
-      this.pool = pool
-      return pool.info
-    }
-    const loading = load().then(
-      (info) => {
-        // stop() during the load wins: the model it loaded is freed by that stop's shutdown.
-        if (this.loading !== loading) return info
-        this.loaded = info
-        this.currentState = 'ready'
-        this.stall.reset()
-        return info
-      },
-      (err: Error) => {
-        if (this.loading === loading) {
-          this.failure = err.message
-          this.currentState = 'failed'
-          this.loading = null
-        }
-        throw err
-      },
-    )
-    this.loading = loading
-    return loading
+  async start(prepare?: () => Promise<void>): Promise<ModelInfo | null> {
+    this.started = true
+    return this.onlySpec ? this.models.preload(this.onlySpec.name, prepare) : null
   }
 
   /**
-   * True while requests are active but no decode step has finished for `stallMs`: the inference
-   * thread is stuck, so the model does not answer even though it is loaded.
+   * True while the one model's requests are active but no decode step has finished for
+   * `stallMs`: the inference thread is stuck, so the model does not answer even though it is loaded.
    */
   isStalled(stallMs: number): boolean {
-    // A pool watches its own backends (probes, circuit breaker) and reports them in health().
-    if (this.currentState !== 'ready' || this.pool || this.registry) return false
-    return this.stall.stalled(llama.metrics(), stallMs)
+    return this.onlySpec !== null && this.models.isStalled(this.onlySpec.name, stallMs)
   }
 
   async generate(messages: ChatMessage[], options: ReplyOptions): Promise<Generation> {
     const model = options.model ?? this.modelId
+    const deadlineAt = Date.now() + this.config.timeoutMs
+    const lease = await this.models.acquire(this.entryOf(model), { deadlineAt, signal: options.signal })
     let generation: Generation
-    if (this.registry) {
-      const deadlineAt = Date.now() + this.config.timeoutMs
-      const lease = await this.registry.acquire(model, { deadlineAt, signal: options.signal })
-      try {
-        generation = await lease.engine.generate(messages, this.requestOptions(options, this.modelDefaults(lease.spec, deadlineAt)))
-      } finally {
-        lease.release()
-      }
-    } else {
-      const request = this.requestOptions(options, this.serviceDefaults())
-      generation = await (this.pool ? this.pool.generate(messages, request) : llama.generate(messages, request))
+    try {
+      generation = await lease.engine.generate(messages, this.requestOptions(options, this.modelDefaults(lease.spec, deadlineAt)))
+    } finally {
+      lease.release()
     }
     this.countUsage(options, model, generation)
     return generation
@@ -211,64 +171,48 @@ export class LlmService {
 
   stream(messages: ChatMessage[], options: ReplyOptions): ReadableStream<StreamChunk> {
     const model = options.model ?? this.modelId
-    const registry = this.registry
-    const countUsage = (final: Omit<Generation, 'text'>) => this.countUsage(options, model, final)
-    if (registry) {
-      const deadlineAt = Date.now() + this.config.timeoutMs
-      return replyStream(async () => {
-        const lease = await registry.acquire(model, { deadlineAt, signal: options.signal })
+    const deadlineAt = Date.now() + this.config.timeoutMs
+    return replyStream(
+      async () => {
+        const lease = await this.models.acquire(this.entryOf(model), { deadlineAt, signal: options.signal })
         const request = this.requestOptions(options, this.modelDefaults(lease.spec, deadlineAt))
         return { stream: lease.engine.stream(messages, request), release: () => lease.release() }
-      }, countUsage)
-    }
-    const request = this.requestOptions(options, this.serviceDefaults())
-    const stream = this.pool ? this.pool.stream(messages, request) : llama.stream(messages, request)
-    return replyStream(async () => ({ stream }), countUsage)
+      },
+      (spent) => this.countUsage(options, model, spent),
+    )
   }
 
-  private countUsage(options: ReplyOptions, model: string, g: Omit<Generation, 'text'>): void {
-    const usage = { client: options.client ?? 'anonymous', model, promptTokens: g.promptTokens, completionTokens: g.completionTokens }
+  /** The one model's engine health while it is loaded; a pool's has its backends too. */
+  health(): Health | PoolHealth | null {
+    return this.onlySpec ? (this.only.engine?.health() ?? null) : null
+  }
+
+  /** The one model's engine counters while it is loaded; a pool adds its backends'. */
+  metrics(): Metrics | PoolMetrics | null {
+    return this.onlySpec ? (this.only.engine?.metrics() ?? null) : null
+  }
+
+  /** Cancels in-flight requests and frees every model. */
+  async stop(): Promise<void> {
+    this.stopped = true
+    await this.models.stop()
+  }
+
+  private get only(): ModelStatus {
+    return this.models.status(this.onlySpec!.name)
+  }
+
+  /** The registry entry a resolved model id names: with one model, its id may be the remote servers' name. */
+  private entryOf(model: string): string {
+    return this.onlySpec ? this.onlySpec.name : model
+  }
+
+  private countUsage(options: ReplyOptions, model: string, spent: SpentTokens): void {
+    const usage = { client: options.client ?? 'anonymous', model, promptTokens: spent.promptTokens, completionTokens: spent.completionTokens }
     for (const listener of this.usageListeners) listener(usage)
   }
 
-  health(): Health {
-    if (this.pool) {
-      const { backends: _backends, ...health } = this.pool.health()
-      return health
-    }
-    return llama.health()
-  }
-
-  /** The engine's counters (all zero while no model is loaded); a pool adds its backends'. */
-  metrics(): Metrics | PoolMetrics {
-    if (this.pool) return this.pool.metrics()
-    return llama.metrics()
-  }
-
-  /** Cancels in-flight requests and frees the model (every model, with several). */
-  async stop(): Promise<void> {
-    if (this.registry) {
-      this.currentState = 'stopped'
-      await this.registry.stop()
-      return
-    }
-    const loading = this.loading
-    this.currentState = 'stopped'
-    this.loading = null
-    this.loaded = null
-    // A load in flight finishes first, so that shutdown() frees what it loaded.
-    if (loading) await loading.catch(() => undefined)
-    const pool = this.pool
-    this.pool = null
-    if (pool) await pool.unload()
-    await llama.shutdown()
-  }
-
-  private serviceDefaults(): ReplyDefaults {
-    return { ...this.config, sendRepeatPenalty: !this.pooled || this.config.repeatPenaltyIsSet }
-  }
-
-  /** A models-file entry's own settings over the service's. */
+  /** A model's own settings over the service's (the one model of LLM_MODEL_PATH has none). */
   private modelDefaults(spec: ModelSpec, deadlineAt: number): ReplyDefaults {
     const { maxTokens, temperature, topP, repeatPenalty } = spec
     const own = Object.fromEntries(Object.entries({ maxTokens, temperature, topP, repeatPenalty }).filter(([, v]) => v !== undefined))
@@ -295,7 +239,7 @@ export class LlmService {
       contextOverflow: options.contextOverflow ?? 'error',
       requestId: options.requestId,
       signal: options.signal,
-      timeoutMs: deadlineAt === undefined ? this.config.timeoutMs : Math.max(1, deadlineAt - Date.now()),
+      timeoutMs: Math.max(1, deadlineAt - Date.now()),
     }
   }
 }

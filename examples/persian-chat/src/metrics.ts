@@ -63,7 +63,7 @@ export class ServiceMetrics {
 
   readonly clientCompletionTokens = new Counter({
     name: 'llm_client_completion_tokens_total',
-    help: 'Generated tokens of finished replies, by client and model.',
+    help: 'Generated tokens of finished replies, and of streamed replies cut short (cancelled, failed), by client and model.',
     labelNames: ['client', 'model'] as const,
     registers: [this.registry],
   })

@@ -66,13 +66,12 @@ export async function startService(config: Config): Promise<RunningService> {
     server.listen(config.port, config.host, () => resolve())
   })
   const shutdown = new AbortController()
-  const started = Date.now()
   llm.start(fetchDefaultModel(config, shutdown.signal)).then(
-    (info) =>
-      info
-        ? log(`model "${info.name}" loaded in ${Date.now() - started} ms (context ${info.contextSize}, ${info.parallel} slots, ${info.threads} threads)`)
-        : log(`${config.models!.length} models configured (LLM_MODELS_FILE); each loads on its first request`),
-    (err: Error) => log(`model failed to load: ${err.message} — /health reports 503`),
+    (info) => {
+      if (!info) log(`${config.models!.length} models configured (LLM_MODELS_FILE); each loads on its first request`)
+    },
+    // The registry logs the load and its failure; /health reports it.
+    () => undefined,
   )
   const close = async () => {
     shutdown.abort() // a first-start download of the model stops here

@@ -1,8 +1,8 @@
 // How a model becomes an engine: the load options of a local GGUF (the service's LLM_* values,
-// overridden by what a models-file entry sets) or a pool over the remote servers an entry names.
+// overridden by what a models-file entry sets), or a pool over the remote servers it is served by.
 import path from 'node:path'
-import { Engine, type InitializeOptions } from 'napi-llama'
-import { chatTemplate, type Config } from '../config'
+import { Engine, type InitializeOptions, type PoolMember } from 'napi-llama'
+import type { Config } from '../config'
 import type { ModelEngine } from './registry'
 import type { ModelSpec } from './models-file'
 
@@ -21,7 +21,7 @@ export function engineLoadOptions(config: Config, modelPath: string, own: LoadOv
     batchSize: own.batchSize,
     maxQueue: own.maxQueue ?? config.maxQueue,
     useMmap: own.useMmap,
-    chatTemplate: own.chatTemplate !== undefined ? chatTemplate(own.chatTemplate, 'chatTemplate') : config.chatTemplate,
+    chatTemplate: own.chatTemplate ?? config.chatTemplate,
     defaultTimeoutMs: config.timeoutMs,
     promptCacheBytes: mib(own.promptCacheMb ?? config.promptCacheMb),
     promptCacheDir,
@@ -43,15 +43,29 @@ export function connectBackend(config: Config, url: string, model?: string) {
   })
 }
 
-/** Loads a models-file entry. */
+/** Loads a model: its file here, a pool over its servers, or both pooled. */
 export function modelLoader(config: Config): (spec: ModelSpec) => Promise<ModelEngine> {
+  // Several models keep their saved states in a folder each, so one model's never crowd out
+  // another's; the one model of LLM_MODEL_PATH keeps them in the folder itself.
+  const cacheDirOf = (spec: ModelSpec) => (config.models && config.promptCacheDir ? path.join(config.promptCacheDir, encodeURIComponent(spec.name)) : config.promptCacheDir)
   return async (spec) => {
-    if (spec.source.kind === 'remote') {
-      const members = await Promise.all(spec.source.urls.map((url) => connectBackend(config, url, spec.remoteModel)))
-      return Engine.pool(members, { timeoutMs: config.timeoutMs, maxQueue: spec.maxQueue ?? config.maxQueue })
-    }
-    // Each model's saved states in a folder of its own, so one model's never crowd out another's.
-    const cacheDir = config.promptCacheDir && path.join(config.promptCacheDir, encodeURIComponent(spec.name))
-    return Engine.load(engineLoadOptions(config, spec.source.file, spec, cacheDir))
+    const { source } = spec
+    const loadFile = (file: string) => Engine.load(engineLoadOptions(config, file, spec, cacheDirOf(spec)))
+    if (source.kind === 'file') return loadFile(source.file)
+    const connect = (url: string) => connectBackend(config, url, spec.remoteModel)
+    const members =
+      source.kind === 'remote'
+        ? source.urls.map(connect)
+        : source.backends.map((b) => (b.kind === 'local' ? loadFile(source.file) : connect(b.url)))
+    return Engine.pool(await allOrNone(members), { timeoutMs: config.timeoutMs, maxQueue: spec.maxQueue ?? config.maxQueue })
   }
+}
+
+/** Every pool member, or none: when one fails, those that came up are freed again. */
+async function allOrNone(members: Promise<PoolMember>[]): Promise<PoolMember[]> {
+  const settled = await Promise.allSettled(members)
+  const failure = settled.find((s) => s.status === 'rejected')
+  if (!failure) return settled.map((s) => (s as PromiseFulfilledResult<PoolMember>).value)
+  await Promise.all(settled.map((s) => (s.status === 'fulfilled' ? s.value.unload() : undefined)))
+  throw failure.reason
 }

@@ -5,6 +5,8 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { z } from 'zod'
+import type { Backend } from '../config'
+import { chatTemplate } from '../chat-template'
 import { ConfigError } from '../config-error'
 import { isFetchedModelName, modelFileOf } from '../model-files'
 
@@ -46,6 +48,7 @@ export const ModelEntrySchema = z
     batchSize: positiveInt.optional(),
     maxQueue: z.number().int().min(0).optional(),
     useMmap: z.boolean().optional(),
+    /** As LLM_CHAT_TEMPLATE; a `.jinja` file is relative to the models file's folder. */
     chatTemplate: z.string().min(1).optional(),
     promptCacheMb: z.number().int().min(0).optional(),
     // Sampling defaults (requests may override them) and the reply cap.
@@ -72,13 +75,27 @@ export const ModelsFileSchema = z
 
 export type ModelEntry = z.infer<typeof ModelEntrySchema>
 
-/** Where a model's replies come from. */
-export type ModelSource = { kind: 'file'; file: string; sizeBytes: number } | { kind: 'remote'; urls: string[] }
+/**
+ * Where a model's replies come from: a GGUF file loaded here, OpenAI-compatible servers (pooled),
+ * or, with LLM_BACKENDS only, the file loaded here pooled with servers, in `backends`' order.
+ */
+export type ModelSource =
+  | { kind: 'file'; file: string; sizeBytes: number }
+  | { kind: 'remote'; urls: string[] }
+  | { kind: 'pool'; file: string; sizeBytes: number; backends: Backend[] }
 
-/** One entry of the file, with its source resolved and checked. */
+/** One model the service serves: an entry of the file, with its source resolved and checked. */
 export interface ModelSpec extends ModelEntry {
   source: ModelSource
+  /** The template itself (a file's or a shipped one's text, or the value as written), read at start. */
+  chatTemplate?: string
   isDefault: boolean
+  /**
+   * Loaded when the service starts and kept until it stops, never by a request: until it is in,
+   * requests for it are refused at once (the one model of LLM_MODEL_PATH). Otherwise the first
+   * request that names the model loads it.
+   */
+  loadAtStart: boolean
 }
 
 /** `['models', 1, 'name']` → `models[1].name`. */
@@ -111,7 +128,11 @@ export function readModelsFile(file: string): ModelSpec[] {
   const baseDir = path.dirname(file)
   const entries = parsed.data.models
   const defaultIndex = Math.max(0, entries.findIndex((m) => m.default))
-  return entries.map((entry, i) => ({ ...entry, source: sourceOf(entry, baseDir, `${where}: models[${i}]`), isDefault: i === defaultIndex }))
+  return entries.map((entry, i) => {
+    const at = `${where}: models[${i}]`
+    const template = chatTemplate(entry.chatTemplate, `${at}.chatTemplate`, baseDir)
+    return { ...entry, chatTemplate: template, source: sourceOf(entry, baseDir, at), isDefault: i === defaultIndex, loadAtStart: false }
+  })
 }
 
 function sourceOf(entry: ModelEntry, baseDir: string, where: string): ModelSource {

@@ -1,13 +1,15 @@
-// The models of LLM_MODELS_FILE at run time. Each is loaded by the first request that names it,
-// unloaded once idle for its TTL, and evicted (least recently used first, idle ones only) when a
-// load would take the loaded models past LLM_MEMORY_BUDGET. Requests hold a lease on their model
-// while they run: a model with requests in flight is never unloaded, and a request whose model
-// cannot load yet waits, up to its deadline, for a load or for memory to come free.
+// The models this service serves, at run time: those of LLM_MODELS_FILE, or the one model of
+// LLM_MODEL_PATH (multi-model/env-model.ts). Each is loaded by the first request that names it
+// (or at start, when its spec says so), unloaded once idle for its TTL, and evicted (least
+// recently used first, idle ones only) when a load would take the loaded models past the memory
+// budget. Requests hold a lease on their model while they run: a model with requests in flight is
+// never unloaded, and a request whose model cannot load yet waits, up to its deadline, for a load
+// or for memory to come free.
 //
 // Memory is the engine's own figure (`ModelInfo.memoryBytes`: weights plus KV cache). Before a
 // model's first load only its file size is known, so that is its estimate until then; a load that
 // turns out larger than estimated evicts more idle models afterwards.
-import { type Engine, EnginePool } from 'napi-llama'
+import { type Engine, EnginePool, type ModelInfo } from 'napi-llama'
 import { ApiError } from '../errors'
 import { StallWatch } from '../stall-watch'
 import { formatBytes } from './bytes'
@@ -25,6 +27,7 @@ export type ModelState = 'configured' | 'loading' | 'loaded' | 'unloaded' | 'fai
 export type UnloadReason = 'idle' | 'evicted'
 
 export interface RegistryPolicy {
+  /** Infinity: no budget (one model). */
   budgetBytes: number
   /** A model's own `idleTtlMs` wins over this; 0 keeps models until they are evicted. */
   idleTtlMs: number
@@ -84,7 +87,8 @@ class ManagedModel {
   unloadReason: UnloadReason | null = null
   /** What requests get while the failure stands. */
   failure: ApiError | null = null
-  failureDetail: string | null = null
+  /** Why its last load failed, as the loader said (for operators: it may hold paths). */
+  loadError: Error | null = null
   failedAt = 0
   idleTimer: NodeJS.Timeout | null = null
   readonly counters: ModelCounters = { loads: 0, loadFailures: 0, unloads: { idle: 0, evicted: 0 } }
@@ -99,7 +103,7 @@ class ManagedModel {
   /** Its last real figure, else its file size; remote servers hold nothing here. */
   get estimateBytes(): number {
     if (this.knownMemoryBytes !== null) return this.knownMemoryBytes
-    return this.spec.source.kind === 'file' ? this.spec.source.sizeBytes : 0
+    return this.spec.source.kind === 'remote' ? 0 : this.spec.source.sizeBytes
   }
 
   /** What its current engine holds, or is expected to once loading ends. */
@@ -116,6 +120,8 @@ class ManagedModel {
 
 const shuttingDown = () => new ApiError(503, 'service_unavailable_error', 'aborted', 'The service is shutting down')
 const clientGone = () => new ApiError(503, 'service_unavailable_error', 'aborted', 'The request was cancelled')
+const notLoaded = (model: ManagedModel) =>
+  new ApiError(503, 'service_unavailable_error', 'model_not_loaded', `The model '${model.name}' ${model.state === 'loading' ? 'is still loading' : 'is not loaded'}`)
 
 export class ModelRegistry {
   private readonly models = new Map<string, ManagedModel>()
@@ -153,7 +159,12 @@ export class ModelRegistry {
   }
 
   statuses(): ModelStatus[] {
-    return [...this.models.values()].map((m) => ({
+    return [...this.models.keys()].map((name) => this.status(name))
+  }
+
+  status(name: string): ModelStatus {
+    const m = this.get(name)
+    return {
       name: m.name,
       isDefault: m.name === this.defaultName,
       state: m.state,
@@ -161,10 +172,24 @@ export class ModelRegistry {
       inFlight: m.inFlight,
       memoryBytes: m.ownBytes,
       estimatedMemoryBytes: m.estimateBytes,
-      error: m.state === 'failed' ? m.failureDetail : null,
+      error: m.state === 'failed' ? (m.loadError?.message ?? null) : null,
       counters: m.counters,
       engine: m.state === 'loaded' ? m.engine : null,
-    }))
+    }
+  }
+
+  /**
+   * Loads a model now, as the service starts (a `loadAtStart` one), after `prepare` (the server
+   * fetches the default model with it). Resolves with its engine's info; rejects with the
+   * loader's own error (for the log: it may hold paths). Joins a load in progress.
+   */
+  async preload(name: string, prepare?: () => Promise<void>): Promise<ModelInfo> {
+    const model = this.get(name)
+    if (this.stopped) throw shuttingDown()
+    if (model.state !== 'loaded' && !model.loading) this.startLoad(model, prepare)
+    await model.loading
+    if (model.state !== 'loaded' || !model.engine) throw model.loadError ?? shuttingDown()
+    return model.engine.info
   }
 
   /** True when the model's local engine has requests but has made no decode step for `stallMs`. */
@@ -181,6 +206,8 @@ export class ModelRegistry {
     for (;;) {
       if (this.stopped) throw shuttingDown()
       if (model.state === 'loaded') return this.lease(model)
+      // Never loaded by a request: its load at start is what /health reports on.
+      if (model.spec.loadAtStart) throw model.state === 'failed' && model.failure ? model.failure : notLoaded(model)
       if (model.loading) {
         await this.waitFor(model.loading, model, limits)
         continue
@@ -267,12 +294,13 @@ export class ModelRegistry {
     for (const victim of victims) this.unload(this.get(victim), 'evicted')
   }
 
-  private startLoad(model: ManagedModel): void {
+  private startLoad(model: ManagedModel, prepare?: () => Promise<void>): void {
     model.state = 'loading'
     model.unloadReason = null
     const pendingUnloads = [...this.unloads]
     model.loading = (async () => {
       await Promise.all(pendingUnloads)
+      if (prepare) await prepare()
       const engine = await this.load(model.spec)
       if (this.stopped) {
         await engine.unload()
@@ -287,11 +315,11 @@ export class ModelRegistry {
       model.engine = engine
       model.state = 'loaded'
       model.failure = null
-      model.failureDetail = null
+      model.loadError = null
       model.lastUsedAt = Date.now()
       model.counters.loads++
       model.stall.reset()
-      this.log(`model "${model.name}" loaded in ${Math.round(engine.info.loadMs)} ms (${formatBytes(bytes)}; ${formatBytes(this.usedBytes)} of ${formatBytes(this.policy.budgetBytes)} in use)`)
+      this.log(`model "${model.name}" loaded in ${Math.round(engine.info.loadMs)} ms (${this.loadSummary(engine.info)})`)
       this.enforceBudget(model)
       // Starts its idle clock in case every request that waited for it has given up.
       this.scheduleIdleUnload(model)
@@ -308,13 +336,20 @@ export class ModelRegistry {
     model.state = 'failed'
     model.failedAt = Date.now()
     model.counters.loadFailures++
-    model.failureDetail = err.message
+    model.loadError = err
     // The detail (file path, llama.cpp's reason) is the operator's; a too-large model is the client's to know.
     model.failure =
       err instanceof ApiError && err.code === 'model_too_large'
         ? err
         : new ApiError(503, 'service_unavailable_error', 'model_not_loaded', `The model '${model.name}' could not be loaded; the server log says why`)
     if (!this.stopped) this.log(`model "${model.name}" failed to load: ${err.message}`)
+  }
+
+  /** Context, slots and memory of a load, and the budget's use when there is one. */
+  private loadSummary(info: ModelInfo): string {
+    const budget = this.policy.budgetBytes
+    const use = Number.isFinite(budget) ? `; ${formatBytes(this.usedBytes)} of ${formatBytes(budget)} in use` : ''
+    return `context ${info.contextSize}, ${info.parallel} slots, ${formatBytes(info.memoryBytes)}${use}`
   }
 
   private tooLarge(model: ManagedModel, bytes: number): ApiError {

@@ -14,10 +14,10 @@ import type { ServiceMetrics } from '../metrics'
 const STALL_MS = 30_000
 
 /** 'ok' | 'loading' | 'error' | 'unloaded', as napi-llama's `health().status`. */
-function serviceStatus(llm: LlmService, engineStatus: string): string {
+function serviceStatus(llm: LlmService, engineStatus: string | undefined): string {
   switch (llm.state) {
     case 'ready':
-      return engineStatus
+      return engineStatus ?? 'unloaded'
     case 'loading':
       return 'loading'
     case 'failed':
@@ -83,23 +83,25 @@ export function healthRouter(llm: LlmService): Router {
       res.status(httpStatus).json(body)
       return
     }
+    // Null until the model is loaded (and after shutdown): its figures are zero then.
     const engine = llm.health()
     const stalled = llm.isStalled(STALL_MS)
-    const ok = llm.state === 'ready' && engine.status === 'ok' && !stalled
+    const ok = llm.state === 'ready' && engine?.status === 'ok' && !stalled
     if (!ok && llm.state === 'loading') res.setHeader('Retry-After', '5')
+    const backends = llm.backends()
     res.status(ok ? 200 : 503).json({
-      status: ok ? 'ok' : stalled ? 'stalled' : serviceStatus(llm, engine.status),
+      status: ok ? 'ok' : stalled ? 'stalled' : serviceStatus(llm, engine?.status),
       model: llm.modelId,
       modelLoaded: ok,
-      contextSize: engine.contextSize,
-      slotsBusy: engine.slotsBusy,
-      slotsTotal: engine.slotsTotal,
-      queueDepth: engine.queueDepth,
+      contextSize: engine?.contextSize ?? 0,
+      slotsBusy: engine?.slotsBusy ?? 0,
+      slotsTotal: engine?.slotsTotal ?? 0,
+      queueDepth: engine?.queueDepth ?? 0,
       uptimeMs: Math.round(process.uptime() * 1000),
-      modelUptimeMs: engine.uptimeMs,
-      error: withoutPaths(llm.loadError ?? engine.lastError),
+      modelUptimeMs: engine?.uptimeMs ?? 0,
+      error: withoutPaths(llm.loadError ?? engine?.lastError ?? null),
       // With LLM_BACKENDS: each backend, ok while one of them is ready.
-      ...(llm.backends() ? { backends: llm.backends() } : {}),
+      ...(backends ? { backends } : {}),
     })
   })
 
