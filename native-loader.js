@@ -23,8 +23,15 @@ const PACKAGE_NAME = 'napi-llama'
 
 function isMusl() {
   if (process.platform !== 'linux') return false
-  const report = typeof process.report?.getReport === 'function' ? process.report.getReport() : null
-  return !(report && report.header && report.header.glibcVersionRuntime)
+  try {
+    return fs.readFileSync('/usr/bin/ldd', 'utf8').includes('musl')
+  } catch {
+    // No ldd: ask Node's own report, without the network section (it can wait on DNS).
+    if (typeof process.report?.getReport !== 'function') return false
+    process.report.excludeNetwork = true
+    const report = process.report.getReport()
+    return !(report && report.header && report.header.glibcVersionRuntime)
+  }
 }
 
 /** This machine's platform entry, or null where napi-llama has no recipe at all. */

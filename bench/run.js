@@ -840,15 +840,18 @@ function sourceBuild(cpu) {
   const { llamaCppSysVersion } = require('../scripts/build-env')
   const os = require('node:os')
   const cache = process.env.NAPI_LLAMA_CACHE_DIR || path.join(os.homedir(), '.cache', 'napi-llama')
-  const env = buildEnv({ ...process.env, NAPI_LLAMA_CPU: cpu, CARGO_TARGET_DIR: path.join(cache, `bench-${cpu}-llama-cpp-sys-2-${llamaCppSysVersion()}`) })
+  // The default build shares the install's target directory; another goes to its own cache.
+  const own = cpu === buildEnv().NAPI_LLAMA_CPU || (cpu === 'auto' && !process.env.NAPI_LLAMA_CPU)
+  const dir = own ? targetDir() : path.join(cache, `bench-${cpu}-llama-cpp-sys-2-${llamaCppSysVersion()}`)
+  const env = buildEnv({ ...process.env, NAPI_LLAMA_CPU: cpu, CARGO_TARGET_DIR: dir })
   forgetStaleLlamaBuilds(env)
   log(`building the ${cpu} source build (${describeBuild(env)}) in ${env.CARGO_TARGET_DIR}`)
   const triple = targetTriple()
   const r = spawnSync('cargo', ['build', '--release', '--lib', '--target', triple], { cwd: ROOT, env, stdio: 'inherit' })
   if (r.status !== 0) throw new Error(`cargo build (${cpu}) failed`)
-  const dir = path.join(targetDir(), 'bench-addons', cpu)
-  fs.mkdirSync(dir, { recursive: true })
-  const dest = path.join(dir, 'napi-llama.node')
+  const out = path.join(targetDir(), 'bench-addons', cpu)
+  fs.mkdirSync(out, { recursive: true })
+  const dest = path.join(out, 'napi-llama.node')
   fs.copyFileSync(path.join(env.CARGO_TARGET_DIR, triple, 'release', require('../scripts/build-env').libraryName()), dest)
   return dest
 }

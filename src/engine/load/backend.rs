@@ -33,11 +33,13 @@ pub fn get() -> EngineResult<&'static LlamaBackend> {
 
 #[cfg(feature = "dynamic-backends")]
 mod dynamic {
+    #[cfg(unix)]
     use std::ffi::CStr;
     use std::path::PathBuf;
 
     /// The folder of the shared library this code is in (the `.node` file), found with
     /// `dladdr` on one of its own functions.
+    #[cfg(unix)]
     fn addon_folder() -> Option<PathBuf> {
         let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
         let address = addon_folder as *const libc::c_void;
@@ -47,6 +49,13 @@ mod dynamic {
         let file = unsafe { CStr::from_ptr(info.dli_fname) }.to_str().ok()?;
         let folder = std::fs::canonicalize(file).ok()?.parent()?.to_path_buf();
         Some(folder)
+    }
+
+    /// The Windows build needs `GetModuleHandleExW` + `GetModuleFileNameW` here; until then
+    /// it refuses to guess (ggml's default would search the working directory).
+    #[cfg(not(unix))]
+    fn addon_folder() -> Option<PathBuf> {
+        None
     }
 
     pub fn load() -> Result<(), String> {
