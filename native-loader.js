@@ -39,7 +39,9 @@ function platform() {
   const entry = PLATFORMS[`${process.platform}-${process.arch}`]
   if (!entry) return null
   // The Linux packages are built against glibc.
-  if (process.platform === 'linux' && isMusl()) return { ...entry, tag: entry.tag.replace('-gnu', '-musl'), prebuilt: false }
+  if (process.platform === 'linux' && isMusl()) {
+    return { ...entry, tag: entry.tag.replace('-gnu', '-musl'), triple: entry.triple.replace('-gnu', '-musl'), prebuilt: false }
+  }
   return entry
 }
 

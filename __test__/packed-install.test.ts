@@ -52,7 +52,7 @@ describe('installing the packed release like a user', () => {
     // Any compiler an install might reach records its call and fails.
     fs.mkdirSync(shims)
     for (const c of COMPILERS) {
-      fs.writeFileSync(path.join(shims, c), `#!/bin/sh\necho "${c} $*" >> ${compilerLog}\nexit 1\n`, { mode: 0o755 })
+      fs.writeFileSync(path.join(shims, c), `#!/bin/sh\necho "${c} $*" >> '${compilerLog}'\nexit 1\n`, { mode: 0o755 })
     }
     const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${shims}${path.delimiter}${process.env.PATH}` }
     delete env.NAPI_RS_NATIVE_LIBRARY_PATH
@@ -74,6 +74,11 @@ describe('installing the packed release like a user', () => {
     expect(fs.existsSync(path.join(installed, 'napi-llama', 'target'))).toBe(false)
     const platformDir = fs.readdirSync(installed).find((d) => /^napi-llama-(linux|darwin|win32)-/.test(d))
     expect(platformDir).toBeDefined()
+    // The main package names every platform package, at its own version, as an optional
+    // dependency: npm picks the one for this platform.
+    const main = JSON.parse(fs.readFileSync(path.join(installed, 'napi-llama', 'package.json'), 'utf8'))
+    expect(main.optionalDependencies[platformDir!]).toBe(main.version)
+    expect(Object.keys(main.optionalDependencies).length).toBeGreaterThanOrEqual(4)
     // The platform package carries ggml's CPU variants beside the addon.
     const files = fs.readdirSync(path.join(installed, platformDir!))
     expect(files.some((f) => /^libggml-cpu-.+\.so$/.test(f))).toBe(true)

@@ -15,6 +15,8 @@ export interface ReleasePackages {
 }
 
 export function releasePackages(): ReleasePackages {
+  // npm test could not make them: the reason, instead of a second guess here.
+  if (process.env.NAPI_LLAMA_RELEASE_ERROR) throw new Error(`the release packages could not be made: ${process.env.NAPI_LLAMA_RELEASE_ERROR}`)
   const dir = process.env.NAPI_LLAMA_RELEASE_DIR
   if (!dir) throw new Error('NAPI_LLAMA_RELEASE_DIR is not set: run these suites through `npm test`, which packs the release first (npm run release:pack)')
   const files = fs.readdirSync(dir)

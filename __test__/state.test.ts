@@ -26,6 +26,7 @@ describe('health and metrics', () => {
       contextSize: 512,
       uptimeMs: expect.any(Number),
       lastError: null,
+      devices: [expect.stringMatching(/^CPU: /)],
       slotsBusy: 0,
       slotsTotal: 1,
       queueDepth: 0,

@@ -2,6 +2,7 @@
 // (lavapipe), which any Linux machine can run. With gpuLayers the model's layers go to the
 // device, the device is named in ModelInfo and health(), and greedy text is the CPU build's.
 import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
 import path from 'node:path'
 import { Engine } from '../index'
 import { SMOLLM2 } from './helpers'
@@ -26,8 +27,11 @@ const { Engine } = require(${JSON.stringify(path.join(__dirname, '..', 'index.js
 
 function runPortable(gpuLayers: number) {
   const { addon } = releasePackages()
-  // lavapipe is a CPU-type Vulkan device, which ggml uses only when named.
-  const env = { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: addon, GGML_VK_VISIBLE_DEVICES: '0' }
+  // lavapipe alone: its driver file is the only one the Vulkan loader reads (a real GPU's
+  // driver would otherwise be device 0), and, a CPU-type device, ggml uses it only when named.
+  const icd = ['x86_64', 'aarch64'].map((a) => `/usr/share/vulkan/icd.d/lvp_icd.${a}.json`).find((f) => fs.existsSync(f))
+  if (!icd) throw new Error("Mesa's lavapipe driver is not installed (Debian: mesa-vulkan-drivers)")
+  const env = { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: addon, VK_DRIVER_FILES: icd, VK_ICD_FILENAMES: icd, GGML_VK_VISIBLE_DEVICES: '0' }
   const r = spawnSync(process.execPath, ['-e', CHILD, SMOLLM2, String(gpuLayers)], { env, encoding: 'utf8', timeout: 300_000 })
   if (r.status !== 0) throw new Error(`the portable addon failed (exit ${r.status}): ${r.stderr}`)
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as { text: string; gpuLayers: number; devices: string[]; healthDevices: string[] }

@@ -841,9 +841,11 @@ function sourceBuild(cpu) {
   const os = require('node:os')
   const cache = process.env.NAPI_LLAMA_CACHE_DIR || path.join(os.homedir(), '.cache', 'napi-llama')
   // The default build shares the install's target directory; another goes to its own cache.
-  const own = cpu === buildEnv().NAPI_LLAMA_CPU || (cpu === 'auto' && !process.env.NAPI_LLAMA_CPU)
+  const base = { ...process.env }
+  delete base.NAPI_LLAMA_NATIVE // the older switch would turn every build into `native`
+  const own = cpu === (base.NAPI_LLAMA_CPU || 'auto')
   const dir = own ? targetDir() : path.join(cache, `bench-${cpu}-llama-cpp-sys-2-${llamaCppSysVersion()}`)
-  const env = buildEnv({ ...process.env, NAPI_LLAMA_CPU: cpu, CARGO_TARGET_DIR: dir })
+  const env = buildEnv({ ...base, NAPI_LLAMA_CPU: cpu, CARGO_TARGET_DIR: dir })
   forgetStaleLlamaBuilds(env)
   log(`building the ${cpu} source build (${describeBuild(env)}) in ${env.CARGO_TARGET_DIR}`)
   const triple = targetTriple()

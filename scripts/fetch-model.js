@@ -21,7 +21,20 @@ const crypto = require('node:crypto')
 const { spawnSync } = require('node:child_process')
 const { convertBert } = require('./gguf')
 
-const MODELS_DIR = process.env.NAPI_LLAMA_MODELS_DIR || path.join(__dirname, '..', 'models')
+/**
+ * Where models are kept: NAPI_LLAMA_MODELS_DIR, else models/ in a checkout of this repository,
+ * else (an installed package, e.g. under npx or node_modules, which npm may replace) the user's
+ * cache folder.
+ */
+function modelsDir() {
+  if (process.env.NAPI_LLAMA_MODELS_DIR) return process.env.NAPI_LLAMA_MODELS_DIR
+  const root = path.join(__dirname, '..')
+  if (!root.split(path.sep).includes('node_modules')) return path.join(root, 'models')
+  const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache')
+  return path.join(cache, 'napi-llama', 'models')
+}
+
+const MODELS_DIR = modelsDir()
 
 const CATALOG = {
   smollm2: {
@@ -186,8 +199,17 @@ function checkedUrl(text) {
   throw failure('INVALID_ARGUMENT', `${text}: only https:// URLs are accepted (http:// on a loopback host only)`)
 }
 
+/** The file name a URL's model gets: its last path segment, never a path of its own. */
 function modelFileOfUrl(url) {
-  const file = decodeURIComponent(url.pathname.split('/').pop() || '') || 'model.gguf'
+  let file
+  try {
+    file = decodeURIComponent(url.pathname.split('/').pop() || '')
+  } catch (_) {
+    throw failure('INVALID_ARGUMENT', `${url.href}: its file name is not valid percent-encoding`)
+  }
+  // An encoded separator or dot-dot would place the file outside the models folder.
+  if (/[/\\\0]/.test(file) || file.startsWith('.')) throw failure('INVALID_ARGUMENT', `${url.href}: "${file}" is not a plain file name`)
+  file = file || 'model.gguf'
   return file.endsWith('.gguf') ? file : `${file}.gguf`
 }
 
@@ -230,9 +252,15 @@ async function fetchFromUrl(text, { sha256, onProgress = progressLine(), signal 
   } catch (err) {
     throw broken('failed', err)
   }
-  // A redirect must not lead to a plain-text download either.
-  if (res.redirected) checkedUrl(res.url)
-  if (!res.ok || !res.body) throw failure('DOWNLOAD_FAILED', `GET ${url.href} answered ${res.status} ${res.statusText}`)
+  // A redirect must not lead to a plain-text download either. An unread body would keep the
+  // connection (and the process) alive: it is cancelled on every refusal.
+  try {
+    if (res.redirected) checkedUrl(res.url)
+    if (!res.ok || !res.body) throw failure('DOWNLOAD_FAILED', `GET ${url.href} answered ${res.status} ${res.statusText}`)
+  } catch (err) {
+    await res.body?.cancel().catch(() => undefined)
+    throw err
+  }
   const total = Number(res.headers.get('content-length')) || 0
   const partial = partialPathFor(target)
   const out = fs.createWriteStream(partial)
@@ -243,7 +271,11 @@ async function fetchFromUrl(text, { sha256, onProgress = progressLine(), signal 
     try {
       for await (const chunk of res.body) {
         hash.update(chunk)
-        if (head.length < 4) head = Buffer.concat([head, chunk.subarray(0, 4 - head.length)])
+        if (head.length < 4) {
+          head = Buffer.concat([head, chunk.subarray(0, 4 - head.length)])
+          // Not a model: stop now rather than after the whole body.
+          if (head.length === 4 && head.toString('latin1') !== 'GGUF') break
+        }
         if (!out.write(chunk)) await new Promise((r) => out.once('drain', r))
         done += chunk.length
         onProgress(done, total)
@@ -254,8 +286,8 @@ async function fetchFromUrl(text, { sha256, onProgress = progressLine(), signal 
     // A server that sent no length: the size is known now, and the report can say it finished.
     if (!total) onProgress(done, done)
     await new Promise((resolve, reject) => out.end((err) => (err ? reject(err) : resolve())))
-    if (total && done !== total) throw failure('DOWNLOAD_FAILED', `GET ${url.href} sent ${done} of ${total} bytes`)
     if (head.toString('latin1') !== 'GGUF') throw failure('INVALID_MODEL', `${url.href} is not a GGUF file`)
+    if (total && done !== total) throw failure('DOWNLOAD_FAILED', `GET ${url.href} sent ${done} of ${total} bytes`)
     const got = hash.digest('hex')
     if (expected && got !== expected) throw failure('CHECKSUM_MISMATCH', `${url.href} has sha256 ${got}, expected ${expected}`)
     fs.renameSync(partial, target)

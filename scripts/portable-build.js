@@ -98,23 +98,31 @@ function buildPortable({ vulkan = true } = {}) {
   env.GGML_NAPI_LLAMA_BUILD = ['dynamic-backends', env.CFLAGS, env.CXXFLAGS].join(' ').replace(/\s+/g, '_')
   forgetStaleLlamaBuilds(env)
   log(`building the portable addon (${triple}, every ggml CPU variant${vulkan ? ' + Vulkan' : ''}) in ${target}; the first build compiles llama.cpp and takes a while`)
-  const r = spawnSync('cargo', ['build', '--release', '--lib', '--target', triple, '--features', 'dynamic-backends'], { cwd: ROOT, env, stdio: ['ignore', 2, 2] })
+  // JSON messages on stdout name the llama-cpp-sys-2 output folder this very build used.
+  const r = spawnSync('cargo', ['build', '--release', '--lib', '--target', triple, '--features', 'dynamic-backends', '--message-format=json-render-diagnostics'], {
+    cwd: ROOT,
+    env,
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+    stdio: ['ignore', 'pipe', 2],
+  })
   if (r.status !== 0) throw new Error(`cargo build of the portable addon failed (exit ${r.status})`)
-  return artifacts(target, triple)
+  let out = null
+  let addon = null
+  for (const line of r.stdout.split('\n')) {
+    if (!line.startsWith('{')) continue
+    const msg = JSON.parse(line)
+    if (msg.reason === 'build-script-executed' && /llama-cpp-sys-2/.test(msg.package_id)) out = msg.out_dir
+    if (msg.reason === 'compiler-artifact' && msg.target?.name === 'napi_llama' && msg.target.kind.includes('cdylib')) {
+      addon = msg.filenames.find((f) => path.basename(f) === libraryName())
+    }
+  }
+  if (!out || !addon) throw new Error('cargo did not report the llama-cpp-sys-2 output folder or the addon')
+  return artifacts(out, addon)
 }
 
 /** The built files, from llama-cpp-sys-2's own output folder (never a stale hard link). */
-function artifacts(target, triple) {
-  const release = path.join(target, triple, 'release')
-  const buildRoot = path.join(release, 'build')
-  const outs = fs
-    .readdirSync(buildRoot)
-    .filter((d) => d.startsWith('llama-cpp-sys-2-'))
-    .map((d) => path.join(buildRoot, d, 'out'))
-    .filter((d) => fs.existsSync(path.join(d, 'backends')))
-    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)
-  if (outs.length === 0) throw new Error(`no llama-cpp-sys-2 build with backends in ${buildRoot}`)
-  const out = outs[0]
+function artifacts(out, addon) {
   const libs = []
   for (const dir of ['lib', 'lib64']) {
     const d = path.join(out, dir)
@@ -125,7 +133,7 @@ function artifacts(target, triple) {
     }
   }
   const backends = fs.readdirSync(path.join(out, 'backends')).filter((f) => f.endsWith('.so')).map((f) => path.join(out, 'backends', f))
-  return { addon: path.join(release, libraryName()), libs, backends, out }
+  return { addon, libs, backends, out }
 }
 
 /**

@@ -6,8 +6,10 @@
 //
 //   npm run release:pack [-- --out DIR] [--no-vulkan]
 //
-// Only this machine's platform package can be built here; the others are declared in npm/ and
-// built on their own machines with the same command (the report says which were skipped).
+// Only this machine's platform package can be built here. Linux x64 (glibc) is the one the
+// flow builds today; the others are declared in npm/ and in the packed main package, and need
+// the flow ported to their toolchains (dylib/dll collection, the addon-folder lookup on
+// Windows) before they can be built there.
 // Prints the tarballs' paths, one a line, on stdout.
 
 const fs = require('node:fs')
@@ -21,6 +23,32 @@ const ROOT = path.join(__dirname, '..')
 
 function log(msg) {
   process.stderr.write(`[release] ${msg}\n`)
+}
+
+/**
+ * The platform packages as the main package's optionalDependencies, at its own version. They
+ * are written into package.json only while it is packed (as napi-rs's `prepublish` does): in a
+ * clone, npm install must not fetch names from the registry that only a release publishes.
+ */
+function optionalDependencies(version) {
+  return Object.fromEntries(
+    Object.values(PLATFORMS)
+      .filter((p) => p.prebuilt)
+      .map((p) => [platformPackageName(p), version]),
+  )
+}
+
+function packMainPackage(out) {
+  const file = path.join(ROOT, 'package.json')
+  const original = fs.readFileSync(file, 'utf8')
+  const manifest = JSON.parse(original)
+  manifest.optionalDependencies = optionalDependencies(manifest.version)
+  fs.writeFileSync(file, `${JSON.stringify(manifest, null, 2)}\n`)
+  try {
+    return npmPack(ROOT, out)
+  } finally {
+    fs.writeFileSync(file, original)
+  }
 }
 
 function npmPack(dir, out) {
@@ -56,7 +84,7 @@ function pack(args = []) {
   if (!entry || !entry.prebuilt) throw new Error(`no platform package is declared for ${process.platform}-${process.arch}`)
   const files = buildPortable({ vulkan })
   const dir = stagePlatformPackage(entry, files, path.join(out, 'staging'))
-  const tarballs = [npmPack(dir, out), npmPack(ROOT, out)]
+  const tarballs = [npmPack(dir, out), packMainPackage(out)]
   const skipped = Object.values(PLATFORMS)
     .filter((p) => p.prebuilt && p.tag !== entry.tag)
     .map((p) => platformPackageName(p))

@@ -67,7 +67,7 @@ function buildTestAddon() {
  */
 function ensureLavapipe() {
   const icd = ['/usr/share/vulkan/icd.d/lvp_icd.x86_64.json', '/usr/share/vulkan/icd.d/lvp_icd.aarch64.json'].some((f) => fs.existsSync(f))
-  const loader = ['/usr/lib/x86_64-linux-gnu/libvulkan.so.1', '/usr/lib/aarch64-linux-gnu/libvulkan.so.1'].some((f) => fs.existsSync(f))
+  const loader = /\blibvulkan\.so\.1\b/.test(spawnSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' }).stdout || '')
   if (icd && loader) return
   const packages = ['mesa-vulkan-drivers', 'libvulkan1']
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
@@ -148,17 +148,19 @@ function main() {
       process.exit(1)
     }
     // The packed-install and Vulkan suites use this run's release: the portable build (cached
-    // outside the checkout like llama-server) packed as a user would get it.
-    try {
-      ensureLavapipe()
-      const out = path.join(targetDir(), 'release-packages')
-      fs.rmSync(out, { recursive: true, force: true })
-      release.pack(['--out', out])
-      process.env.NAPI_LLAMA_RELEASE_DIR = out
-    } catch (err) {
-      process.stderr.write(`[test] the release packages are needed by the packed-install and Vulkan suites and could not be made: ${err.message}\n`)
-      console.log('0 passed, 1 failed')
-      process.exit(1)
+    // outside the checkout like llama-server) packed as a user would get it. Without it those
+    // two suites fail with the reason; every other suite still runs.
+    if (only !== 'example') {
+      try {
+        ensureLavapipe()
+        const out = path.join(targetDir(), 'release-packages')
+        fs.rmSync(out, { recursive: true, force: true })
+        release.pack(['--out', out])
+        process.env.NAPI_LLAMA_RELEASE_DIR = out
+      } catch (err) {
+        process.stderr.write(`[test] the packed-install and Vulkan suites need the release packages, which could not be made: ${err.message}\n`)
+        process.env.NAPI_LLAMA_RELEASE_ERROR = err.message
+      }
     }
   }
   for (const [name, run] of [

@@ -50,7 +50,8 @@ export async function run({ values, operands }: ParsedCommand): Promise<number> 
       model: { path: info.modelPath, name: info.name, architecture: info.architecture, parameters: info.parameters, sizeBytes: info.sizeBytes },
       threads: info.threads,
       reps,
-      pp: { tokens: promptTokens, tokensPerSecond: median(runs.pp), runs: runs.pp },
+      // What the engine evaluated (the text of N tokens may retokenize a little differently).
+      pp: { tokens: median(runs.ppTokens), tokensPerSecond: median(runs.pp), runs: runs.pp },
       tg: { tokens: genTokens, tokensPerSecond: median(runs.tg), runs: runs.tg, generated: runs.tgTokens },
     }
     if (flag(values, 'json')) {
@@ -61,7 +62,7 @@ export async function run({ values, operands }: ParsedCommand): Promise<number> 
     const short = runs.tgTokens.some((n) => n < genTokens) ? ` (the model ended its text early: ${runs.tgTokens.join(', ')} tokens)` : ''
     process.stdout.write(
       `${info.name} · ${info.architecture} · ${formatCount(info.parameters)} parameters · ${plural(info.threads, 'thread')}\n` +
-        `pp${promptTokens}  ${result.pp.tokensPerSecond.toFixed(1).padStart(9)} tokens/s  (median of ${reps}: ${runsOf(runs.pp)})\n` +
+        `pp${result.pp.tokens}  ${result.pp.tokensPerSecond.toFixed(1).padStart(9)} tokens/s  (median of ${reps}: ${runsOf(runs.pp)})\n` +
         `tg${genTokens}  ${result.tg.tokensPerSecond.toFixed(1).padStart(9)} tokens/s  (median of ${reps}: ${runsOf(runs.tg)})${short}\n`,
     )
     return 0

@@ -1,6 +1,7 @@
 // Starting points for threads, parallel and contextSize on this machine, from its cores and
 // memory and the model's KV-cache bytes per token. They are estimates: `napi-llama bench`
 // measures, and the engine refuses a cache that cannot fit before allocating it.
+import * as fs from 'node:fs'
 import * as os from 'node:os'
 import { kvCacheBytes } from './gguf-facts'
 
@@ -37,12 +38,33 @@ const SLOTS_PER_CORE = 4
 /** Beyond this, each of many streams crawls on a CPU whatever the memory. */
 const MAX_PARALLEL = 32
 
+/**
+ * Physical cores, as the engine's own default counts them: llama.cpp's threads spin while they
+ * wait for each other, so a second thread on one core's sibling slows both. Linux counts
+ * distinct (package, core) pairs in /proc/cpuinfo; elsewhere, or in a VM that hides them, the
+ * logical CPUs Node sees.
+ */
+function physicalCores(): number {
+  const logical = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length
+  try {
+    const cores = new Set<string>()
+    for (const block of fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n\n')) {
+      const pkg = /^physical id\s*:\s*(\d+)/m.exec(block)
+      const core = /^core id\s*:\s*(\d+)/m.exec(block)
+      if (pkg && core) cores.add(`${pkg[1]}:${core[1]}`)
+    }
+    return cores.size > 0 ? Math.min(cores.size, logical) : logical
+  } catch {
+    return logical
+  }
+}
+
 export function thisMachine(): Machine {
   const free = os.freemem()
   // Node ≥ 19.6 (and 18.15) reads the cgroup limit; 0 means none.
   const constrained = typeof process.constrainedMemory === 'function' ? Number(process.constrainedMemory() ?? 0) : 0
   return {
-    cores: typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length,
+    cores: physicalCores(),
     totalMemoryBytes: os.totalmem(),
     freeMemoryBytes: constrained > 0 ? Math.min(free, constrained) : free,
   }

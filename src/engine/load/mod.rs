@@ -112,6 +112,13 @@ pub fn load_model(config: &EngineConfig, progress: Option<ProgressFn>) -> Engine
     let mut params = LlamaModelParams::default()
         .with_n_gpu_layers(config.gpu_layers)
         .with_use_mmap(config.use_mmap);
+    if config.gpu_layers == 0 {
+        // No GPU at all, not only no layers: llama.cpp otherwise gives the model every GPU
+        // device it finds and runs large prompt batches there, with buffers in its memory.
+        params = params
+            .with_devices(&[])
+            .map_err(|e| EngineError::internal(format!("cannot set the model's devices: {e}")))?;
+    }
     if let Some(cb) = progress {
         params = params.with_progress_callback(cb);
     }
