@@ -210,8 +210,9 @@ function readGGUFHeader(file) {
         const et = u32()
         const n = u64()
         if (n > fileSize) throw truncated()
-        const out = new Array(n)
-        for (let i = 0; i < n; i++) out[i] = val(et)
+        // Grown, not preallocated: a damaged count fails as a truncated file on the way.
+        const out = []
+        for (let i = 0; i < n; i++) out.push(val(et))
         return out
       }
       default: throw invalidModel(`${file}: unknown GGUF value type ${type}`)
