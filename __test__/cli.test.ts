@@ -48,30 +48,15 @@ function folder(name: string): string {
   return dir
 }
 
-/** Runs the CLI to its end (asynchronously: a server in this process may have to answer it). */
-function cli(args: string[], { env = {}, input }: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, NAPI_LLAMA_MODELS_DIR: MODELS_DIR, ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
-    child.on('error', reject)
-    child.on('close', (status) => resolve({ status, stdout, stderr }))
-    child.stdin.end(input ?? '')
-  })
+interface CliOptions {
+  env?: NodeJS.ProcessEnv
+  input?: string
+  /** Once stdout or stderr matches, the CLI gets SIGINT (as Ctrl-C in a shell sends). */
+  interruptWhen?: { stdout?: RegExp; stderr?: RegExp }
 }
 
-/** `expect` is a Python regular expression over the raw output since the last match. */
-/**
- * Starts the CLI and, once its stderr or stdout matches `when`, sends it SIGINT (as Ctrl-C
- * in a shell does); resolves with the whole run.
- */
-function cliInterrupted(args: string[], when: { stdout?: RegExp; stderr?: RegExp }, { env = {}, input }: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Run> {
+/** Runs the CLI to its end (asynchronously: a server in this process may have to answer it). */
+function cli(args: string[], { env = {}, input, interruptWhen }: CliOptions = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: ROOT,
@@ -80,11 +65,11 @@ function cliInterrupted(args: string[], when: { stdout?: RegExp; stderr?: RegExp
     })
     let stdout = ''
     let stderr = ''
-    let sent = false
+    let interrupted = false
     const check = () => {
-      if (sent) return
-      if ((when.stdout && when.stdout.test(stdout)) || (when.stderr && when.stderr.test(stderr))) {
-        sent = true
+      if (interrupted || !interruptWhen) return
+      if (interruptWhen.stdout?.test(stdout) || interruptWhen.stderr?.test(stderr)) {
+        interrupted = true
         child.kill('SIGINT')
       }
     }
@@ -408,7 +393,7 @@ describe('pull', () => {
 
     test('Ctrl-C stops a download in flight: ABORTED, exit 130, and nothing left in the models folder', async () => {
       const dir = folder('interrupted')
-      const run = await cliInterrupted(['pull', `${base}/stalls.gguf`], { stderr: /stalls\.gguf: .*\(50%\)/ }, { env: { NAPI_LLAMA_MODELS_DIR: dir } })
+      const run = await cli(['pull', `${base}/stalls.gguf`], { env: { NAPI_LLAMA_MODELS_DIR: dir }, interruptWhen: { stderr: /stalls\.gguf: .*\(50%\)/ } })
       expect(expectErrorLine(run, 'ABORTED', 130, { afterProgress: true })).toContain('stalls.gguf')
       expect(fs.readdirSync(dir)).toEqual([])
     })
@@ -496,7 +481,8 @@ describe('chat', () => {
 describe('chat from a pipe, interrupted', () => {
   test('SIGINT stops the reply in flight and the chat goes on with the next line', async () => {
     // Every decode step takes 100 ms more: the first reply is still streaming when SIGINT comes.
-    const run = await cliInterrupted(['chat', 'smollm2', ...CHAT_FLAGS, '--max-tokens', '40', '--stats'], { stdout: /\S/ }, {
+    const run = await cli(['chat', 'smollm2', ...CHAT_FLAGS, '--max-tokens', '40', '--stats'], {
+      interruptWhen: { stdout: /\S/ },
       env: { NAPI_LLAMA_FAULTS: 'step:100' },
       input: 'Write a long story about a dragon.\nSay OK.\n/exit\n',
     })

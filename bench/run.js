@@ -837,9 +837,8 @@ async function toolsSuite() {
 
 /** A source build of the addon with NAPI_LLAMA_CPU=`cpu`, in its own cached target directory. */
 function sourceBuild(cpu) {
-  const { llamaCppSysVersion } = require('../scripts/build-env')
-  const os = require('node:os')
-  const cache = process.env.NAPI_LLAMA_CACHE_DIR || path.join(os.homedir(), '.cache', 'napi-llama')
+  const { llamaCppSysVersion, cacheRoot } = require('../scripts/build-env')
+  const cache = cacheRoot()
   // The default build shares the install's target directory; another goes to its own cache.
   const base = { ...process.env }
   delete base.NAPI_LLAMA_NATIVE // the older switch would turn every build into `native`

@@ -25,12 +25,21 @@ function amxFixHeader(env) {
 }
 
 function amxFixHeaderAt(dir) {
-  const source = path.join(__dirname, 'gcc-amx-loadconfig-fix.h')
+  return copyBesideBuild('gcc-amx-loadconfig-fix.h', dir)
+}
+
+/**
+ * Copies `file` (a path under scripts/) into `dir`, a folder beside a build, when it is missing
+ * or differs; returns the copy's path. Compiler flags name the copy, so they do not depend on
+ * where the checkout is. Flags are split on whitespace: a folder with spaces becomes the temp
+ * directory's.
+ */
+function copyBesideBuild(file, dir) {
   if (/\s/.test(dir)) dir = path.join(require('node:os').tmpdir(), 'napi-llama')
-  const dest = path.join(dir, 'gcc-amx-loadconfig-fix.h')
-  const text = fs.readFileSync(source)
+  const dest = path.join(dir, file)
+  const text = fs.readFileSync(path.join(__dirname, file))
   if (!fs.existsSync(dest) || !fs.readFileSync(dest).equals(text)) {
-    fs.mkdirSync(dir, { recursive: true })
+    fs.mkdirSync(path.dirname(dest), { recursive: true })
     fs.writeFileSync(dest, text)
   }
   return dest
@@ -165,6 +174,11 @@ function describeBuild(env = buildEnv()) {
   return build
 }
 
+/** The cache outside the checkout for one-time builds (NAPI_LLAMA_CACHE_DIR moves it). */
+function cacheRoot() {
+  return process.env.NAPI_LLAMA_CACHE_DIR || path.join(require('node:os').homedir(), '.cache', 'napi-llama')
+}
+
 function targetDir(env = process.env) {
   return env.CARGO_TARGET_DIR ? path.resolve(env.CARGO_TARGET_DIR) : path.join(ROOT, 'target')
 }
@@ -184,4 +198,4 @@ function llamaCppSysVersion() {
   return m[1]
 }
 
-module.exports = { amxFixHeaderAt, llamaCppSysVersion, ROOT, targetTriple, buildEnv, forgetStaleLlamaBuilds, describeBuild, targetDir, libraryName, cpuVariant, CPU_VARIANTS }
+module.exports = { amxFixHeaderAt, copyBesideBuild, llamaCppSysVersion, cacheRoot, ROOT, targetTriple, buildEnv, forgetStaleLlamaBuilds, describeBuild, targetDir, libraryName, cpuVariant, CPU_VARIANTS }

@@ -8,14 +8,11 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const { localAddonFile } = require('../native-loader')
+const { has, aptInstall } = require('./system-packages')
 const { ROOT, targetTriple, buildEnv, forgetStaleLlamaBuilds, describeBuild, targetDir, libraryName } = require('./build-env')
 
 function say(msg) {
   process.stderr.write(`[napi-llama] ${msg}\n`)
-}
-
-function has(cmd) {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
 }
 
 function hasLibclang() {
@@ -40,14 +37,7 @@ function ensureSystemTools() {
   if (!has('c++') && !has('g++') && !has('clang++')) missing.push('g++')
   if (!hasLibclang()) missing.push('libclang-dev')
   if (missing.length === 0) return
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
-  if (isRoot && has('apt-get')) {
-    say(`installing missing build tools with apt-get: ${missing.join(' ')}`)
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-    const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env })
-    const install = spawnSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'inherit', env })
-    if (update.status === 0 && install.status === 0) return
-  }
+  if (aptInstall(missing, 'missing build tools', say)) return
   say(`cannot build: missing system packages: ${missing.join(', ')}`)
   say(`install them (Debian/Ubuntu: sudo apt-get install ${missing.join(' ')}) and run npm install again`)
   process.exit(1)

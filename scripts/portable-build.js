@@ -11,21 +11,13 @@
 // NAPI_LLAMA_CACHE_DIR moves the cache (default ~/.cache/napi-llama).
 
 const fs = require('node:fs')
-const os = require('node:os')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { ROOT, targetTriple, libraryName, amxFixHeaderAt, llamaCppSysVersion, forgetStaleLlamaBuilds } = require('./build-env')
+const { ROOT, targetTriple, libraryName, amxFixHeaderAt, copyBesideBuild, llamaCppSysVersion, forgetStaleLlamaBuilds, cacheRoot } = require('./build-env')
+const { has, aptInstall } = require('./system-packages')
 
 function log(msg) {
   process.stderr.write(`[portable-build] ${msg}\n`)
-}
-
-function cacheRoot() {
-  return process.env.NAPI_LLAMA_CACHE_DIR || path.join(os.homedir(), '.cache', 'napi-llama')
-}
-
-function has(cmd) {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
 }
 
 /** What the Vulkan backend needs at build time (Debian: libvulkan-dev glslc spirv-headers). */
@@ -39,32 +31,16 @@ function vulkanMissing() {
 
 /** Installs the Vulkan build tools with apt when running as root; returns what is still missing. */
 function ensureVulkanTools() {
-  let missing = vulkanMissing()
+  const missing = vulkanMissing()
   if (missing.length === 0 || process.platform !== 'linux') return missing
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
-  if (isRoot && has('apt-get')) {
-    log(`installing the Vulkan build tools with apt-get: ${missing.join(' ')}`)
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-    spawnSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 2, 2], env })
-    spawnSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: ['ignore', 2, 2], env })
-    missing = vulkanMissing()
-  }
-  return missing
+  aptInstall(missing, 'the Vulkan build tools', log)
+  return vulkanMissing()
 }
 
-/**
- * The Vulkan header shim, copied beside the build: its path goes into CXXFLAGS, which are part
- * of llama.cpp's build key, so it must not depend on where the checkout is.
- */
+/** The include folder of the Vulkan header shim, copied beside the build (see copyBesideBuild). */
 function vulkanCompatIncludeAt(dir) {
-  const include = path.join(dir, 'vulkan-compat')
-  const dest = path.join(include, 'vulkan', 'vulkan.hpp')
-  const text = fs.readFileSync(path.join(__dirname, 'vulkan-compat', 'vulkan', 'vulkan.hpp'))
-  if (!fs.existsSync(dest) || !fs.readFileSync(dest).equals(text)) {
-    fs.mkdirSync(path.dirname(dest), { recursive: true })
-    fs.writeFileSync(dest, text)
-  }
-  return include
+  const header = copyBesideBuild(path.join('vulkan-compat', 'vulkan', 'vulkan.hpp'), dir)
+  return path.dirname(path.dirname(header))
 }
 
 function targetDir(vulkan) {

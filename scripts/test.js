@@ -15,6 +15,7 @@ const { ROOT, targetTriple, buildEnv, forgetStaleLlamaBuilds, targetDir, library
 const { ensureModel } = require('./fetch-model')
 const { ensureLlamaServer } = require('./llama-server')
 const release = require('./release')
+const { aptInstall } = require('./system-packages')
 
 const EXAMPLE = path.join(ROOT, 'examples', 'persian-chat')
 
@@ -70,13 +71,7 @@ function ensureLavapipe() {
   const loader = /\blibvulkan\.so\.1\b/.test(spawnSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' }).stdout || '')
   if (icd && loader) return
   const packages = ['mesa-vulkan-drivers', 'libvulkan1']
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
-  if (isRoot) {
-    process.stderr.write(`[test] installing Mesa's software Vulkan device for the Vulkan suite: apt-get install ${packages.join(' ')}\n`)
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-    spawnSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 2, 2], env })
-    if (spawnSync('apt-get', ['install', '-y', '-qq', ...packages], { stdio: ['ignore', 2, 2], env }).status === 0) return
-  }
+  if (aptInstall(packages, "Mesa's software Vulkan device for the Vulkan suite", (m) => process.stderr.write(`[test] ${m}\n`))) return
   throw new Error(`the Vulkan suite needs ${packages.join(' ')} (Debian: sudo apt-get install ${packages.join(' ')})`)
 }
 
