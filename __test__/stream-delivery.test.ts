@@ -53,3 +53,51 @@ test('a reader that keeps up gets the same text and token count as generate()', 
   expect(chunks.filter((c) => !c.done).map((c) => c.text).join('')).toBe(expected.text)
   expect(chunks.reduce((n, c) => n + c.tokens, 0)).toBe(expected.completionTokens)
 })
+
+describe('streamIntervalMs: pieces at most once per interval', () => {
+  async function pieces(e: Engine, input: string, options: object): Promise<{ pieces: StreamChunk[]; final: StreamFinalChunk }> {
+    const chunks: StreamChunk[] = []
+    for await (const c of e.stream(input, options)) chunks.push(c)
+    const final = chunks[chunks.length - 1] as StreamFinalChunk
+    expect(final.done).toBe(true)
+    return { pieces: chunks.filter((c) => !c.done), final }
+  }
+
+  test('the first piece goes out at once; text generated within the interval waits and arrives before the final chunk, whole', async () => {
+    const expected = await engine.generate(LONG_PROMPT, OPTIONS)
+    expect(expected.completionTokens).toBeGreaterThan(2)
+    // Longer than the reply takes on any machine: everything after the first piece is held.
+    const { pieces: got, final } = await pieces(engine, LONG_PROMPT, { ...OPTIONS, streamIntervalMs: 60_000 })
+    expect(got).toHaveLength(2)
+    expect(got.map((c) => c.text).join('')).toBe(expected.text)
+    expect(got.reduce((n, c) => n + c.tokens, 0) + final.tokens).toBe(expected.completionTokens)
+  })
+
+  test('held text goes out before a step that evaluates another request prompt', async () => {
+    // Every step takes 20 ms more, so the reply is still generating when the second request's
+    // prompt is evaluated, on any machine.
+    const slow = await Engine.load({ modelPath: SMOLLM2, ...FAST, parallel: 2, __faults: 'step:20' } as never)
+    try {
+      const reader = slow.stream(LONG_PROMPT, { ...OPTIONS, maxTokens: 40, streamIntervalMs: 60_000 }).getReader() as ReadableStreamDefaultReader<StreamChunk>
+      const first = await reader.read()
+      expect(first.done).toBe(false)
+      const other = slow.generate('A different prompt, to be evaluated beside the reply.', { temperature: 0, maxTokens: 2 })
+      const chunks = await readAll(reader, [first.value as StreamChunk])
+      await other
+      const got = chunks.filter((c) => !c.done)
+      // First piece, the text held until the other prompt's step, the rest before the final chunk.
+      expect(got.length).toBeGreaterThanOrEqual(3)
+      const final = chunks[chunks.length - 1] as StreamFinalChunk
+      expect(got.map((c) => c.text).join('')).toBe(final.generation.text)
+    } finally {
+      await slow.unload()
+    }
+  })
+
+  test.each([-1, 60_001, Number.NaN, '25'])('streamIntervalMs %p is INVALID_ARGUMENT, and the next request still works', async (value) => {
+    const reader = engine.stream('Hi', { maxTokens: 2, streamIntervalMs: value as never }).getReader()
+    await expect(reader.read()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('streamIntervalMs') })
+    const ok = await engine.generate('Hi', { maxTokens: 2, temperature: 0 })
+    expect(ok.completionTokens).toBeGreaterThan(0)
+  })
+})

@@ -7,13 +7,14 @@
 //   node bench/http-streams.js URL TOKENS REPS LEVELS PROMPTS_JSON
 'use strict'
 const { EventSourceParserStream } = require('eventsource-parser/stream')
+const { chatMessages } = require('./chat-messages')
 
 async function oneStream(url, prompt, tokens, start) {
   const res = await fetch(`${url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
-      messages: [{ role: 'user', content: prompt }],
+      messages: chatMessages(prompt),
       max_tokens: tokens,
       temperature: 0,
       stream: true,

@@ -13,6 +13,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { EventSourceParserStream } = require('eventsource-parser/stream')
 const servers = require('./servers')
+const { chatMessages } = require('./chat-messages')
 const { ensureModel } = require('../scripts/fetch-model')
 
 function arg(name, fallback) {
@@ -58,7 +59,7 @@ async function oneStream(url, prompt) {
   const res = await fetch(`${url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ messages: [{ role: 'user', content: prompt }], max_tokens: tokens, temperature: 0, stream: true, stream_options: { include_usage: true } }),
+    body: JSON.stringify({ messages: chatMessages(prompt), max_tokens: tokens, temperature: 0, stream: true, stream_options: { include_usage: true } }),
   })
   if (!res.ok || !res.body) throw new Error(`${url} answered ${res.status}`)
   let count = 0

@@ -157,6 +157,7 @@ const GENERATE_OPTION_KINDS = {
   parallelToolCalls: 'boolean',
   reasoning: 'string',
   reasoningBudget: 'number',
+  streamIntervalMs: 'number',
   signal: 'signal',
 } as const satisfies KindTable<GenerateOptions>
 

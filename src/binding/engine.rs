@@ -3,6 +3,7 @@
 //! long as the operation they serve, so an idle engine keeps no handle open on the event loop.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::{Either, Function, Uint32Array};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -28,14 +29,17 @@ enum Delivery {
 
 /// A request's events, on their way to its JavaScript callback. Chunks go through the mailbox,
 /// so chunks that pile up while the JavaScript thread is busy arrive as one; the final event
-/// follows them on the same queue, so it never overtakes text.
+/// follows them on the same queue, so it never overtakes text. With an `interval`, a chunk that
+/// comes sooner than that after the last delivery waits in the mailbox for the next one.
 struct JsEventSink {
     deliver: ThreadsafeFunction<Delivery, (), NativeEvent, Status, false>,
     text: TextMailbox,
+    interval: Duration,
+    last_delivery: Option<Instant>,
 }
 
 impl JsEventSink {
-    fn new(on_event: Function<NativeEvent, ()>) -> napi::Result<Self> {
+    fn new(on_event: Function<NativeEvent, ()>, interval: Duration) -> napi::Result<Self> {
         let deliver = on_event
             .build_threadsafe_function::<Delivery>()
             .callee_handled::<false>()
@@ -51,32 +55,64 @@ impl JsEventSink {
         Ok(JsEventSink {
             deliver,
             text: TextMailbox::default(),
+            interval,
+            last_delivery: None,
         })
+    }
+
+    fn call(&self, delivery: Delivery) -> bool {
+        self.deliver
+            .call(delivery, ThreadsafeFunctionCallMode::NonBlocking)
+            == Status::Ok
+    }
+
+    /// Queues a delivery for text held in the mailbox, if any waits and none is queued.
+    fn deliver_held(&mut self) {
+        if self.text.claim() {
+            self.last_delivery = Some(Instant::now());
+            if !self.call(Delivery::Text(self.text.clone())) {
+                self.text.take(); // nothing is queued to take it: start afresh
+            }
+        }
+    }
+
+    fn too_soon(&self, now: Instant) -> bool {
+        self.last_delivery
+            .is_some_and(|last| now.duration_since(last) < self.interval)
     }
 }
 
 impl EventSink for JsEventSink {
     fn send(&mut self, event: Event) -> bool {
-        let call = |delivery| {
-            self.deliver
-                .call(delivery, ThreadsafeFunctionCallMode::NonBlocking)
-                == Status::Ok
-        };
         match event {
             Event::Chunk { text, tokens } => {
+                let now = Instant::now();
+                if self.too_soon(now) {
+                    self.text.hold(&text, tokens);
+                    return !self.deliver.aborted();
+                }
+                self.last_delivery = Some(now);
                 if !self.text.put(&text, tokens) {
                     // Joins the delivery already queued, which never runs if the function was
                     // torn down meanwhile (the environment is exiting): then nobody listens.
                     return !self.deliver.aborted();
                 }
-                let sent = call(Delivery::Text(self.text.clone()));
+                let sent = self.call(Delivery::Text(self.text.clone()));
                 if !sent {
                     self.text.take(); // nothing is queued to take it: start afresh
                 }
                 sent
             }
-            other => call(Delivery::Event(other)),
+            // Held text first: nothing overtakes it.
+            other => {
+                self.deliver_held();
+                self.call(Delivery::Event(other))
+            }
         }
+    }
+
+    fn flush(&mut self) {
+        self.deliver_held();
     }
 }
 
@@ -169,7 +205,8 @@ impl NativeEngine {
     ) -> napi::Result<NativeRequest, ErrorCode> {
         let input = to_input(input).map_err(to_js_error)?;
         let options = options.unwrap_or_default();
-        let sink = JsEventSink::new(on_event)
+        let interval = options.stream_interval().map_err(to_js_error)?;
+        let sink = JsEventSink::new(on_event, if stream { interval } else { Duration::ZERO })
             .map_err(|e| napi::Error::new(ErrorCode::Internal, e.reason.clone()))?;
         let submitted = self
             .engine
@@ -210,7 +247,7 @@ impl NativeEngine {
         on_event: Function<NativeEvent, ()>,
     ) -> napi::Result<NativeRequest, ErrorCode> {
         let options = options.unwrap_or_default();
-        let sink = JsEventSink::new(on_event)
+        let sink = JsEventSink::new(on_event, Duration::ZERO)
             .map_err(|e| napi::Error::new(ErrorCode::Internal, e.reason.clone()))?;
         let submitted = self
             .engine

@@ -4,6 +4,8 @@
 //! delivery runs. So a JavaScript thread that keeps up gets one call per chunk, and one that
 //! falls behind (a busy event loop, many streams, a CPU shared with the decode threads) catches
 //! up with one call for all the text that arrived meanwhile, instead of one call per token.
+//! A paced stream (`streamIntervalMs`) also holds text here without queuing a delivery, until
+//! its interval has passed or something must follow the text.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -32,6 +34,20 @@ impl TextMailbox {
         !std::mem::replace(&mut p.queued, true)
     }
 
+    /// Adds a chunk that waits for a later delivery.
+    pub fn hold(&self, text: &str, tokens: u32) {
+        let mut p = self.lock();
+        p.text.push_str(text);
+        p.tokens += tokens;
+    }
+
+    /// True when text waits and no delivery that will take it is queued: the caller must
+    /// queue one.
+    pub fn claim(&self) -> bool {
+        let mut p = self.lock();
+        !p.text.is_empty() && !std::mem::replace(&mut p.queued, true)
+    }
+
     /// Everything added since the last take (on the JavaScript thread, as a delivery runs).
     pub fn take(&self) -> (String, u32) {
         let mut p = self.lock();
@@ -57,6 +73,23 @@ mod tests {
         );
         assert_eq!(mailbox.take(), (" time".to_string(), 1));
         assert_eq!(mailbox.take(), (String::new(), 0));
+    }
+
+    #[test]
+    fn held_text_waits_for_a_claim_or_joins_the_next_delivery() {
+        let mailbox = TextMailbox::default();
+        assert!(!mailbox.claim(), "nothing to deliver");
+        mailbox.hold("Once", 1);
+        mailbox.hold(" upon", 1);
+        assert!(mailbox.claim(), "held text needs a delivery");
+        assert!(!mailbox.claim(), "one is queued now");
+        assert_eq!(mailbox.take(), ("Once upon".to_string(), 2));
+        mailbox.hold(" a", 1);
+        assert!(
+            mailbox.put(" time", 1),
+            "a delivered chunk takes the held text along"
+        );
+        assert_eq!(mailbox.take(), (" a time".to_string(), 2));
     }
 
     #[test]

@@ -318,6 +318,13 @@ pub struct GenerateOptions {
     /// Most tokens a thinking model may spend reasoning before it must answer; 0 asks the
     /// template not to think.
     pub reasoning_budget: Option<f64>,
+    /// `stream()` only: the shortest time in ms between two text pieces of this reply. Tokens
+    /// generated sooner wait and join the next piece (its `tokens` counts them all); the first
+    /// piece goes out at once, and held text goes out before the final chunk and before a
+    /// step that evaluates another request's prompt. Fewer, larger pieces cost the JavaScript
+    /// thread (and an HTTP client) less per token, which a fast model on few cores feels.
+    /// Default 0: every token's text goes out as soon as it is whole.
+    pub stream_interval_ms: Option<f64>,
 }
 
 /// Options of `embed()` and `rank()`.
@@ -431,7 +438,24 @@ pub struct RequestParams {
 const MAX_STOP_STRINGS: usize = 16;
 const MAX_STOP_LEN: usize = 1024;
 
+/// Most `streamIntervalMs` accepted: longer than any pause a reader would wait through.
+const MAX_STREAM_INTERVAL_MS: f64 = 60_000.0;
+
 impl GenerateOptions {
+    /// `streamIntervalMs`, checked (the JavaScript binding paces deliveries with it).
+    pub fn stream_interval(&self) -> EngineResult<Duration> {
+        Ok(number(
+            "streamIntervalMs",
+            self.stream_interval_ms,
+            0.0,
+            MAX_STREAM_INTERVAL_MS,
+            false,
+        )?
+        .map_or(Duration::ZERO, |ms| {
+            Duration::from_micros((ms * 1000.0) as u64)
+        }))
+    }
+
     pub fn validate(
         &self,
         default_timeout: Option<Duration>,
@@ -495,6 +519,7 @@ impl GenerateOptions {
             .map(|ms| Duration::from_micros((ms * 1000.0) as u64))
             .or(default_timeout);
         let request_id = request_id(self.request_id.as_deref(), next_id)?;
+        self.stream_interval()?;
         Ok(RequestParams {
             max_tokens,
             sampling: SamplingParams {
@@ -564,6 +589,28 @@ mod tests {
         let p = GenerateOptions::default().validate(None, id).unwrap();
         assert_eq!(p.max_tokens, DEFAULT_MAX_TOKENS);
         assert_eq!(p.request_id, "req-1");
+    }
+
+    #[test]
+    fn stream_interval_is_checked_and_defaults_to_none() {
+        let interval = |ms: Option<f64>| {
+            GenerateOptions {
+                stream_interval_ms: ms,
+                ..Default::default()
+            }
+            .stream_interval()
+        };
+        assert_eq!(interval(None).unwrap(), Duration::ZERO);
+        assert_eq!(interval(Some(25.5)).unwrap(), Duration::from_micros(25_500));
+        for bad in [-1.0, 60_001.0, f64::NAN, f64::INFINITY] {
+            let err = interval(Some(bad)).unwrap_err();
+            assert!(err.message.contains("streamIntervalMs"), "{}", err.message);
+            let whole = GenerateOptions {
+                stream_interval_ms: Some(bad),
+                ..Default::default()
+            };
+            assert!(whole.validate(None, id).is_err(), "validate checks it too");
+        }
     }
 
     #[test]

@@ -108,6 +108,9 @@ pub struct Embeddings {
 /// any more, which cancels the request.
 pub trait EventSink: Send {
     fn send(&mut self, event: Event) -> bool;
+
+    /// Sends text the sink holds back (a paced stream), before a step that will take long.
+    fn flush(&mut self) {}
 }
 
 impl EventSink for std::sync::mpsc::Sender<Event> {
@@ -157,6 +160,10 @@ impl EventSink for ReplySink {
             self.give_back();
         }
         self.inner.send(event)
+    }
+
+    fn flush(&mut self) {
+        self.inner.flush()
     }
 }
 

@@ -1,7 +1,7 @@
 // POST /api/chat (JSON and SSE), /health, /metrics, request limits and concurrent chats, against
 // the real Gemma 3 model.
 import request from 'supertest'
-import { PERSIAN, type TestService, parseSse, startTestService } from './helpers'
+import { PERSIAN, type TestService, parseSse, startTestService, testConfig } from './helpers'
 
 let service: TestService
 
@@ -80,6 +80,36 @@ describe('POST /api/chat', () => {
       .map((e) => JSON.parse(e.data).choices[0]?.delta?.content ?? '')
       .join('')
     expect(text).toBe(json.body.choices[0].message.content)
+  })
+})
+
+describe('STREAM_INTERVAL_MS: a streamed reply text goes out at most this often', () => {
+  const contentPieces = (body: string) =>
+    parseSse(body)
+      .filter((e) => e.data !== '[DONE]')
+      .map((e) => JSON.parse(e.data).choices[0]?.delta?.content)
+      .filter((c): c is string => typeof c === 'string' && c.length > 0)
+
+  test('the first piece goes out at once and the text generated within the interval follows as one event, the same text as the JSON reply', async () => {
+    // Longer than the reply takes on any machine: everything after the first piece waits for the end.
+    const paced = await startTestService({ STREAM_INTERVAL_MS: '60000', LLM_MAX_TOKENS: '24' })
+    try {
+      const body = { messages: [{ role: 'user', content: 'سلام' }], temperature: 0, max_tokens: 24 }
+      const json = await request(paced.app).post('/v1/chat/completions').send(body)
+      expect(json.body.usage.completion_tokens).toBeGreaterThan(2)
+      const sse = await request(paced.app).post('/v1/chat/completions').send({ ...body, stream: true })
+      const pieces = contentPieces(sse.text)
+      expect(pieces.length).toBeLessThanOrEqual(2)
+      expect(pieces.join('')).toBe(json.body.choices[0].message.content)
+    } finally {
+      await paced.close()
+    }
+  })
+
+  test('defaults to 25 ms; 0 turns pacing off; anything outside 0..60000 is a configuration error', () => {
+    expect(testConfig().streamIntervalMs).toBe(25)
+    expect(testConfig({ STREAM_INTERVAL_MS: '0' }).streamIntervalMs).toBe(0)
+    for (const bad of ['-1', '60001', 'fast']) expect(() => testConfig({ STREAM_INTERVAL_MS: bad })).toThrow(/STREAM_INTERVAL_MS/)
   })
 })
 

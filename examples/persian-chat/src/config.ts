@@ -104,6 +104,8 @@ export interface Config {
   slowReaderTimeoutMs: number
   /** While a streamed request waits for a slot, an SSE comment goes out this often. */
   sseKeepAliveMs: number
+  /** A streamed reply's text goes out at most this often (the engine's `streamIntervalMs`). */
+  streamIntervalMs: number
   /** On SIGTERM/SIGINT, running replies get this long to finish before they are cancelled. */
   shutdownGraceMs: number
   systemPrompt: string
@@ -377,6 +379,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxConnections: int(env, 'MAX_CONNECTIONS', 1_000, 1, 1_000_000),
     slowReaderTimeoutMs: int(env, 'SLOW_READER_TIMEOUT_MS', 30_000, 1, 3_600_000),
     sseKeepAliveMs: int(env, 'SSE_KEEPALIVE_MS', 15_000, 1, 3_600_000),
+    streamIntervalMs: int(env, 'STREAM_INTERVAL_MS', 25, 0, 60_000),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 3_600_000),
     systemPrompt: env.SYSTEM_PROMPT?.trim() || DEFAULT_SYSTEM_PROMPT,
     bodyLimit,

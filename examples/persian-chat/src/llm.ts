@@ -175,7 +175,7 @@ export class LlmService {
     return replyStream(
       async () => {
         const lease = await this.models.acquire(this.entryOf(model), { deadlineAt, signal: options.signal })
-        const request = this.requestOptions(options, this.modelDefaults(lease.spec, deadlineAt))
+        const request = { ...this.requestOptions(options, this.modelDefaults(lease.spec, deadlineAt)), streamIntervalMs: this.config.streamIntervalMs }
         return { stream: lease.engine.stream(messages, request), release: () => lease.release() }
       },
       (spent) => this.countUsage(options, model, spent),

@@ -191,6 +191,13 @@ impl<'m> Scheduler<'m> {
         if load.total() == 0 {
             return;
         }
+        if load.prompt > 0 && load.generating > 0 {
+            // A step with prompt tokens takes longer than a decode step: text a paced stream
+            // holds goes out now rather than after it.
+            for a in self.slots.iter_mut().filter_map(|s| s.active.as_mut()) {
+                a.req.sink.flush();
+            }
+        }
         self.faults.delay_step();
         let started = Instant::now();
         add(&self.shared.counters.decode_calls, 1);
