@@ -175,6 +175,42 @@ describe('an OpenAI-compatible server of kind openai', () => {
     await engine.unload()
   })
 
+  test('streamIntervalMs: pieces sooner than the interval join the next; a timer sends them while the server is silent; an error comes after them', async () => {
+    const engine = await Engine.connect({ baseURL: backend.url })
+    // All at once: the first piece alone, the rest joined before the final chunk.
+    backend.next.push(sse([delta('a'), delta('b'), delta('c'), delta('d', 'stop'), '[DONE]']))
+    const all = await collect(engine.stream('hi', { streamIntervalMs: 60_000 }))
+    expect(all.chunks.filter((c) => !c.done).map((c) => [c.text, c.tokens])).toEqual([
+      ['a', 1],
+      ['bcd', 3],
+    ])
+    // The server goes silent with a piece held: only the timer can deliver 'y' before 'z' is sent.
+    let resume!: () => void
+    const resumed = new Promise<void>((r) => (resume = r))
+    backend.next.push((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write(`data: ${delta('x')}\n\ndata: ${delta('y')}\n\n`)
+      void resumed.then(() => res.end(`data: ${delta('z', 'stop')}\n\ndata: [DONE]\n\n`))
+    })
+    const pieces: string[] = []
+    for await (const c of engine.stream('hi', { streamIntervalMs: 20 })) {
+      if (!c.done) pieces.push(c.text)
+      if (pieces.join('') === 'xy') resume()
+    }
+    expect(pieces).toEqual(['x', 'y', 'z'])
+    // A stream cut after held text: the text first, then the error.
+    backend.next.push(sse([delta('Hel'), delta('lo')], false))
+    const seen: string[] = []
+    const err = await failure(
+      (async () => {
+        for await (const chunk of engine.stream('hi', { streamIntervalMs: 60_000 })) seen.push(chunk.text)
+      })(),
+    )
+    expect(err.code).toBe('UNAVAILABLE')
+    expect(seen.join('')).toBe('Hello')
+    await engine.unload()
+  })
+
   test('a pool honours Retry-After: the request waits, then completes', async () => {
     const engine = await Engine.connect({ baseURL: backend.url })
     const pool = Engine.pool([engine], { probeIntervalMs: 60_000 })

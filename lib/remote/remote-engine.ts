@@ -13,6 +13,7 @@ import { connectOptions, generateOptions, nativeInput } from '../options'
 import type { ConnectOptions, GenerateOptions, Input, ParsedConnectOptions } from '../options'
 import type { Health, StreamChunk } from '../engine'
 import { ChunkQueue } from '../chunk-queue'
+import { TextPacer } from '../text-pacer'
 import { HttpClient, abortError, readText } from './http'
 import type { HttpReply } from './http'
 import { choiceText, emptyReport, malformed, noteReport, replyError, toGeneration } from './replies'
@@ -430,6 +431,7 @@ export class RemoteEngine {
     let tokensSent = 0
     let sawDone = false
     let protocolError: LlamaError | null = null
+    const pacer = new TextPacer(native.streamIntervalMs ?? 0, (piece, tokens) => queue.push({ type: 'text', text: piece, tokens, done: false }))
     const onEvent = (event: EventSourceMessage) => {
       if (protocolError || sawDone) return
       if (event.data === '[DONE]') {
@@ -466,7 +468,7 @@ export class RemoteEngine {
         if (attempt.clock.firstTokenAt === null) attempt.clock.firstTokenAt = performance.now()
         text += piece
         tokensSent++
-        queue.push({ type: 'text', text: piece, tokens: 1, done: false })
+        pacer.push(piece, 1)
       }
     }
     const parser = createParser({ onEvent })
@@ -481,6 +483,8 @@ export class RemoteEngine {
       throw this.http.failure(err, attempt.controller.signal, `cut the stream after ${tokensSent} chunks`)
     } finally {
       if (protocolError || sawDone) body.destroy()
+      // The text received goes out before whatever ends the stream (the final chunk or an error).
+      pacer.flush()
     }
     if (protocolError) throw protocolError
     if (!sawDone && report.finishReason === null) {
