@@ -68,7 +68,9 @@ describe('streamIntervalMs: pieces at most once per interval', () => {
     expect(expected.completionTokens).toBeGreaterThan(2)
     // Longer than the reply takes on any machine: everything after the first piece is held.
     const { pieces: got, final } = await pieces(engine, LONG_PROMPT, { ...OPTIONS, streamIntervalMs: 60_000 })
-    expect(got).toHaveLength(2)
+    // Two pieces; one when the whole reply was generated before this thread took the first.
+    expect(got.length).toBeGreaterThanOrEqual(1)
+    expect(got.length).toBeLessThanOrEqual(2)
     expect(got.map((c) => c.text).join('')).toBe(expected.text)
     expect(got.reduce((n, c) => n + c.tokens, 0) + final.tokens).toBe(expected.completionTokens)
   })
@@ -85,9 +87,12 @@ describe('streamIntervalMs: pieces at most once per interval', () => {
       const chunks = await readAll(reader, [first.value as StreamChunk])
       await other
       const got = chunks.filter((c) => !c.done)
-      // First piece, the text held until the other prompt's step, the rest before the final chunk.
-      expect(got.length).toBeGreaterThanOrEqual(3)
       const final = chunks[chunks.length - 1] as StreamFinalChunk
+      expect(final.completionTokens).toBeGreaterThanOrEqual(10)
+      // The other request was submitted after the first piece arrived, so at least one step
+      // generated held text before it was admitted: that text goes out before its admission,
+      // then the rest before the final chunk.
+      expect(got.length).toBeGreaterThanOrEqual(3)
       expect(got.map((c) => c.text).join('')).toBe(final.generation.text)
     } finally {
       await slow.unload()

@@ -28,7 +28,8 @@ async function main() {
   const prompts = JSON.parse(promptsJson)
   const engine = await Engine.load({ modelPath, threads: Number(threads), contextSize: 1024, parallel: Number(slots) })
   const out = {}
-  const loop = monitorEventLoopDelay({ resolution: 1 })
+  const loopResolutionMs = 1
+  const loop = monitorEventLoopDelay({ resolution: loopResolutionMs })
   const levelList = levels.split(',').map(Number)
   // Event-loop delay at 8 streams, or at the most streams when 8 is not measured.
   const loopLevel = levelList.includes(8) ? 8 : Math.max(...levelList)
@@ -48,7 +49,7 @@ async function main() {
   }
   loop.disable()
   await engine.unload()
-  console.log(JSON.stringify({ levels: out, loopLevel, loopDelayP99Ms: loop.percentile(99) / 1e6 }))
+  console.log(JSON.stringify({ levels: out, loopLevel, loopResolutionMs, loopDelayP99Ms: loop.percentile(99) / 1e6 }))
 }
 main().catch((e) => {
   console.error(e)

@@ -643,6 +643,9 @@ function runLlamaBench(binary, modelPath, benchReps) {
 }
 
 /** The service's event-loop delay p99 (ms) since the last scrape (prom-client resets it on each). */
+/** prom-client's event-loop delay sampling interval (its default, which the service keeps). */
+const PROM_CLIENT_LOOP_RESOLUTION_MS = 10
+
 async function serviceLoopDelayP99(url) {
   // A second try: the keep-alive socket of the last scrape may have been closed by the server
   // while this process sat in spawnSync.
@@ -701,7 +704,7 @@ async function serverSuite() {
           key: 'local',
           run: () => {
             const x = runJson(process.execPath, [path.join(__dirname, 'ours-concurrency.js'), modelPath, String(serverTokens), String(reps), String(threads), String(slots), levels, prompts, 'chat'])
-            return { ...levelSummary(x), loopDelayP99Ms: x.loopDelayP99Ms, loopLevel: x.loopLevel }
+            return { ...levelSummary(x), loopDelayP99Ms: x.loopDelayP99Ms, loopLevel: x.loopLevel, loopResolutionMs: x.loopResolutionMs }
           },
         },
         { key: 'llamaBench', run: () => runLlamaBench(llamaBench, modelPath, Math.max(2, reps)) },
@@ -737,13 +740,14 @@ async function serverSuite() {
     row.serviceLoopDelayP99Ms = medianOf(r.service, (x) => x.loopDelayP99Ms)
     row.localLoopDelayP99Ms = medianOf(r.local, (x) => x.loopDelayP99Ms)
     row.localLoopLevel = r.local.find(Boolean)?.loopLevel
+    row.localLoopResolutionMs = r.local.find(Boolean)?.loopResolutionMs
     row.pp = { ours: medianOf(r.ppTg, (x) => x.pp), llamaBench: medianOf(r.llamaBench, (x) => x.pp), ratio: roundRatio(r.ppTg, r.llamaBench, (x) => x.pp) }
     row.tg = { ours: medianOf(r.ppTg, (x) => x.tg), llamaBench: medianOf(r.llamaBench, (x) => x.tg), ratio: roundRatio(r.ppTg, r.llamaBench, (x) => x.tg) }
     row.tgTokens = Math.min(...r.ppTg.filter(Boolean).map((x) => x.tgTokens))
     rows.push(row)
   }
   const cpu = cpuName()
-  console.log(`\nServer: the persian-chat service vs llama-server b${LLAMA_CPP_BUILD}, both over HTTP (/v1/chat/completions, SSE), ${slots} slots of 1024 tokens each, ${threads} threads, ${serverTokens} tokens per stream, greedy, prompt cache on (the default of both), the same system and user message to each; the service with its default STREAM_INTERVAL_MS (text at most every 25 ms) and again with 0 (one event per token, as llama-server sends); in-process = stream() in one Node process on the same chat path. ${serverRounds} rounds taking turns (each: a fresh process, one warm-up, ${reps} measured); tok/s and TTFT = medians over rounds, ratios = median of per-round ratios. ${cpu}; ${describeBuild()}\n`)
+  console.log(`\nServer: the persian-chat service vs llama-server b${LLAMA_CPP_BUILD}, both over HTTP (/v1/chat/completions, SSE), ${slots} slots of 1024 tokens each, ${threads} threads, ${serverTokens} tokens per stream, greedy, prompt cache on (the default of both), the same system and user message to each; the service with its default STREAM_INTERVAL_MS and again with 0 (one event per token, as llama-server sends); in-process = stream() in one Node process on the same chat path. ${serverRounds} rounds taking turns (each: a fresh process, one warm-up, ${reps} measured); tok/s and TTFT = medians over rounds, ratios = median of per-round ratios. ${cpu}; ${describeBuild()}\n`)
   console.log('| model | streams | service tok/s | llama-server tok/s | service ÷ llama-server | TTFT p50 service / llama-server (ms) | in-process tok/s | service ÷ in-process | TTFT p50 in-process (ms) | SSE events per token | one event per token: tok/s, ÷ llama-server, TTFT p50 |')
   console.log('|---|---|---|---|---|---|---|---|---|---|---|')
   for (const row of rows) {
@@ -763,9 +767,9 @@ async function serverSuite() {
   for (const row of rows) {
     const short = row.tgTokens < 128 ? ` (warning: a tg run ended after ${row.tgTokens} tokens)` : ''
     // Node's monitorEventLoopDelay records the time between two timer runs, so a p99 holds the
-    // sampling interval itself: prom-client samples every 10 ms, the in-process run every 1 ms.
+    // sampling interval itself.
     console.log(
-      `\n${row.name}: event-loop delay p99 while streaming, beyond the sampling interval: the service ${f(row.serviceLoopDelayP99Ms - 10, 2)} ms (prom-client, all levels), in-process ${f(row.localLoopDelayP99Ms - 1, 2)} ms (${row.localLoopLevel} streams)${short}`,
+      `\n${row.name}: event-loop delay p99 while streaming, beyond the sampling interval: the service ${f(row.serviceLoopDelayP99Ms - PROM_CLIENT_LOOP_RESOLUTION_MS, 2)} ms (prom-client, all levels), in-process ${f(row.localLoopDelayP99Ms - row.localLoopResolutionMs, 2)} ms (${row.localLoopLevel} streams)${short}`,
     )
   }
   return rows.map(({ rounds: _r, ...row }) => row)

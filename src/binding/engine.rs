@@ -30,12 +30,16 @@ enum Delivery {
 /// A request's events, on their way to its JavaScript callback. Chunks go through the mailbox,
 /// so chunks that pile up while the JavaScript thread is busy arrive as one; the final event
 /// follows them on the same queue, so it never overtakes text. With an `interval`, a chunk that
-/// comes sooner than that after the last delivery waits in the mailbox for the next one.
+/// comes sooner than that after the last one sent waits in the mailbox for the next one.
 struct JsEventSink {
     deliver: ThreadsafeFunction<Delivery, (), NativeEvent, Status, false>,
     text: TextMailbox,
     interval: Duration,
-    last_delivery: Option<Instant>,
+    /// When text last went to the mailbox for delivery (a chunk that joined a delivery still
+    /// queued counts: it reaches JavaScript with it).
+    last_sent: Option<Instant>,
+    /// Text waits in the mailbox with no delivery queued for it.
+    holding: bool,
 }
 
 impl JsEventSink {
@@ -56,7 +60,8 @@ impl JsEventSink {
             deliver,
             text: TextMailbox::default(),
             interval,
-            last_delivery: None,
+            last_sent: None,
+            holding: false,
         })
     }
 
@@ -68,8 +73,11 @@ impl JsEventSink {
 
     /// Queues a delivery for text held in the mailbox, if any waits and none is queued.
     fn deliver_held(&mut self) {
+        if !std::mem::take(&mut self.holding) {
+            return;
+        }
         if self.text.claim() {
-            self.last_delivery = Some(Instant::now());
+            self.last_sent = Some(Instant::now());
             if !self.call(Delivery::Text(self.text.clone())) {
                 self.text.take(); // nothing is queued to take it: start afresh
             }
@@ -77,7 +85,7 @@ impl JsEventSink {
     }
 
     fn too_soon(&self, now: Instant) -> bool {
-        self.last_delivery
+        self.last_sent
             .is_some_and(|last| now.duration_since(last) < self.interval)
     }
 }
@@ -89,9 +97,11 @@ impl EventSink for JsEventSink {
                 let now = Instant::now();
                 if self.too_soon(now) {
                     self.text.hold(&text, tokens);
+                    self.holding = true;
                     return !self.deliver.aborted();
                 }
-                self.last_delivery = Some(now);
+                self.last_sent = Some(now);
+                self.holding = false; // the held text goes with this chunk
                 if !self.text.put(&text, tokens) {
                     // Joins the delivery already queued, which never runs if the function was
                     // torn down meanwhile (the environment is exiting): then nobody listens.
@@ -113,6 +123,12 @@ impl EventSink for JsEventSink {
 
     fn flush(&mut self) {
         self.deliver_held();
+    }
+
+    fn flush_due(&mut self) {
+        if self.holding && !self.too_soon(Instant::now()) {
+            self.deliver_held();
+        }
     }
 }
 
@@ -206,7 +222,7 @@ impl NativeEngine {
         let input = to_input(input).map_err(to_js_error)?;
         let options = options.unwrap_or_default();
         let interval = options.stream_interval().map_err(to_js_error)?;
-        let sink = JsEventSink::new(on_event, if stream { interval } else { Duration::ZERO })
+        let sink = JsEventSink::new(on_event, interval)
             .map_err(|e| napi::Error::new(ErrorCode::Internal, e.reason.clone()))?;
         let submitted = self
             .engine

@@ -34,7 +34,8 @@ impl TextMailbox {
         !std::mem::replace(&mut p.queued, true)
     }
 
-    /// Adds a chunk that waits for a later delivery.
+    /// Adds a chunk without queuing a delivery: it joins one already queued, or waits for the
+    /// next `put` or `claim`.
     pub fn hold(&self, text: &str, tokens: u32) {
         let mut p = self.lock();
         p.text.push_str(text);

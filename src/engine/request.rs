@@ -109,8 +109,13 @@ pub struct Embeddings {
 pub trait EventSink: Send {
     fn send(&mut self, event: Event) -> bool;
 
-    /// Sends text the sink holds back (a paced stream), before a step that will take long.
+    /// Sends text the sink holds back (a paced stream) now: a step that takes long is next.
     fn flush(&mut self) {}
+
+    /// Sends held text whose interval has passed: called between steps, so text is never
+    /// held much longer than its interval while the reply makes no new text (a stop string
+    /// being matched, tokens without text).
+    fn flush_due(&mut self) {}
 }
 
 impl EventSink for std::sync::mpsc::Sender<Event> {
@@ -164,6 +169,10 @@ impl EventSink for ReplySink {
 
     fn flush(&mut self) {
         self.inner.flush()
+    }
+
+    fn flush_due(&mut self) {
+        self.inner.flush_due()
     }
 }
 

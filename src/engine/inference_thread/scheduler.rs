@@ -185,6 +185,16 @@ impl<'m> Scheduler<'m> {
     fn step(&mut self) {
         self.faults.maybe_panic();
         self.drop_cancelled();
+        // Admission may compile a grammar or restore a saved prompt, and the step after it
+        // evaluates prompt tokens: both take longer than a token, so held text goes out first.
+        let admitting = !self.queue.is_empty();
+        for a in self.slots.iter_mut().filter_map(|s| s.active.as_mut()) {
+            if admitting {
+                a.req.sink.flush();
+            } else {
+                a.req.sink.flush_due();
+            }
+        }
         self.admit();
         self.publish_occupancy();
         let load = self.fill_batch();
@@ -192,8 +202,7 @@ impl<'m> Scheduler<'m> {
             return;
         }
         if load.prompt > 0 && load.generating > 0 {
-            // A step with prompt tokens takes longer than a decode step: text a paced stream
-            // holds goes out now rather than after it.
+            // A long prompt keeps evaluating in chunks after its admission step.
             for a in self.slots.iter_mut().filter_map(|s| s.active.as_mut()) {
                 a.req.sink.flush();
             }
