@@ -642,10 +642,10 @@ function runLlamaBench(binary, modelPath, benchReps) {
   return { pp: pick((t) => t.n_prompt > 0 && t.n_gen === 0).avg_ts, tg: pick((t) => t.n_gen > 0 && t.n_prompt === 0).avg_ts }
 }
 
-/** The service's event-loop delay p99 (ms) since the last scrape (prom-client resets it on each). */
 /** prom-client's event-loop delay sampling interval (its default, which the service keeps). */
 const PROM_CLIENT_LOOP_RESOLUTION_MS = 10
 
+/** The service's event-loop delay p99 (ms) since the last scrape (prom-client resets it on each). */
 async function serviceLoopDelayP99(url) {
   // A second try: the keep-alive socket of the last scrape may have been closed by the server
   // while this process sat in spawnSync.
