@@ -22,6 +22,12 @@ function chat(topic: string, turns = 3): ChatMessage[] {
   return messages
 }
 
+/** Waits until the engine has saved `saves` states (it saves a finished reply once idle). */
+async function untilSaved(engine: Engine, saves: number): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (engine.metrics().promptCacheSaves < saves && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+}
+
 function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'napi-llama-prompt-cache-'))
 }
@@ -106,6 +112,18 @@ describe.each([
     expect(turn2.text).toBe(full.text)
   })
 
+  test('a finished reply is saved while the engine is idle, before another conversation takes its slot', async () => {
+    const before = engine.metrics().promptCacheSaves
+    const a = chat('woodworking')
+    await engine.generate(a, GREEDY)
+    // No other request: only idle time can have saved it.
+    await untilSaved(engine, before + 1)
+    expect(engine.metrics().promptCacheSaves).toBe(before + 1)
+    await engine.generate(chat('origami'), GREEDY)
+    const again = await engine.generate(a, GREEDY)
+    expect(again.cachedTokens).toBe(again.promptTokens - 1)
+  })
+
   test('cachePrompt: false neither restores nor loses the saved states', async () => {
     const a = chat('chess')
     await engine.generate(a, GREEDY)
@@ -121,12 +139,10 @@ describe.each([
 describe('memory bound', () => {
   test('least recently used states are evicted to stay within promptCacheBytes; 0 disables', async () => {
     const engine = await Engine.load({ modelPath: SMOLLM2, threads: 1, contextSize: 1024, parallel: 1 })
-    const state = async (topic: string) => {
-      await engine.generate(chat(topic), GREEDY)
-      await engine.generate(chat(`${topic} again`), GREEDY)
-      return engine.metrics().promptCacheBytes
-    }
-    const perState = await state('rivers')
+    // The state of one finished conversation (saved while the engine is idle).
+    await engine.generate(chat('rivers'), GREEDY)
+    await untilSaved(engine, 1)
+    const perState = engine.metrics().promptCacheBytes
     await engine.unload()
     expect(perState).toBeGreaterThan(0)
 

@@ -41,12 +41,30 @@ impl SavedPrompts {
 
     /// Saves `slot`'s sequence, unless it is short or already kept.
     pub fn save(&mut self, ctx: &LlamaContext, slot: &Slot, shared: &Shared) {
-        if !self.enabled()
-            || slot.cache.len() < MIN_CACHED_TOKENS
-            || self.memory.covers(&slot.cache)
-        {
+        if self.worth_saving(slot) {
+            self.keep_snapshot(ctx, slot, shared);
+        }
+    }
+
+    /// Saves a slot that still holds its sequence, ahead of need (the engine is idle), only
+    /// where the state fits beside those kept: while the slot still holds it, a copy must not
+    /// push out a state that exists nowhere else. Admission saves it when it takes the slot.
+    pub fn save_ahead(&mut self, ctx: &LlamaContext, slot: &Slot, shared: &Shared) {
+        if !self.worth_saving(slot) {
             return;
         }
+        let size = ctx.state_seq_get_size_ext(slot.seq_id, LlamaStateSeqFlags::empty());
+        let tokens = slot.cache.len() * std::mem::size_of::<LlamaToken>();
+        if self.memory.has_room((size + tokens) as u64) {
+            self.keep_snapshot(ctx, slot, shared);
+        }
+    }
+
+    fn worth_saving(&self, slot: &Slot) -> bool {
+        self.enabled() && slot.cache.len() >= MIN_CACHED_TOKENS && !self.memory.covers(&slot.cache)
+    }
+
+    fn keep_snapshot(&mut self, ctx: &LlamaContext, slot: &Slot, shared: &Shared) {
         if let Some(prompt) = snapshot(ctx, slot) {
             add(&shared.counters.prompt_cache_saves, 1);
             debug!(

@@ -92,7 +92,8 @@ impl<'m> Scheduler<'m> {
         loop {
             // Idle: block until work arrives, so an idle engine costs no CPU.
             if !self.busy() {
-                match commands.recv() {
+                let arrived = self.save_while_idle(&commands);
+                match arrived.map_or_else(|| commands.recv(), Ok) {
                     Ok(cmd) => {
                         if !self.handle(cmd) {
                             break;
@@ -136,6 +137,23 @@ impl<'m> Scheduler<'m> {
         }
         self.publish_occupancy();
         self.saved.shutdown(&self.ctx, &self.slots, self.shared);
+    }
+
+    /// Saves finished replies' slot states to the prompt cache, one slot at a time, until a
+    /// command arrives (returned) or none is left. Admission would otherwise save a slot it
+    /// takes over, inside the new request's time to first token; done here, the copy uses time
+    /// in which the engine waits anyway (the next request crossing HTTP and the chat template),
+    /// and admission finds the state already saved. Only where it fits (`save_ahead`).
+    fn save_while_idle(&mut self, commands: &Receiver<Command>) -> Option<Command> {
+        while let Some(i) = self.slots.iter().position(|s| s.unsaved && s.is_idle()) {
+            self.slots[i].unsaved = false;
+            self.saved
+                .save_ahead(&self.ctx, &self.slots[i], self.shared);
+            if let Ok(cmd) = commands.try_recv() {
+                return Some(cmd);
+            }
+        }
+        None
     }
 
     /// Returns false on shutdown.
@@ -325,6 +343,7 @@ impl<'m> Scheduler<'m> {
             }
             self.admissions += 1;
             self.slots[i].last_used = self.admissions;
+            self.slots[i].unsaved = false;
             debug!(request_id = %req.params.request_id, slot = i, prompt_tokens = req.tokens.len(), cached_tokens = reused, restored, "admitted");
             let reply = ReplyText::new(stops, req.stream, structured);
             self.slots[i].active = Some(Active {
@@ -635,6 +654,7 @@ impl<'m> Scheduler<'m> {
     fn free_slot(&mut self, i: usize) -> Option<Active> {
         let active = self.slots[i].active.take();
         if active.is_some() {
+            self.slots[i].unsaved = true;
             self.publish_occupancy();
         }
         active

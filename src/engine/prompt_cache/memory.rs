@@ -43,6 +43,11 @@ impl MemoryCache {
         self.bytes
     }
 
+    /// Whether `bytes` more fit without pushing any entry out.
+    pub fn has_room(&self, bytes: u64) -> bool {
+        self.bytes.saturating_add(bytes) <= self.limit_bytes
+    }
+
     /// The entry sharing the longest prefix with `tokens` (the most recently used on a tie),
     /// and that prefix's length.
     pub fn best_match(&self, tokens: &[LlamaToken]) -> Option<(usize, usize)> {
