@@ -106,6 +106,11 @@ describe('STREAM_INTERVAL_MS: a streamed reply text goes out at most this often'
     }
   })
 
+  test('the event loop asks for a short scheduler slice unless LLM_RESPONSIVE_EVENT_LOOP=false', () => {
+    expect(testConfig().responsiveEventLoop).toBe(true)
+    expect(testConfig({ LLM_RESPONSIVE_EVENT_LOOP: 'false' }).responsiveEventLoop).toBe(false)
+  })
+
   test('defaults to 25 ms; 0 turns pacing off; anything outside 0..60000 is a configuration error', () => {
     expect(testConfig().streamIntervalMs).toBe(25)
     expect(testConfig({ STREAM_INTERVAL_MS: '0' }).streamIntervalMs).toBe(0)

@@ -26,6 +26,7 @@ export function engineLoadOptions(config: Config, modelPath: string, own: LoadOv
     promptCacheBytes: mib(own.promptCacheMb ?? config.promptCacheMb),
     promptCacheDir,
     promptCacheDiskBytes: mib(config.promptCacheDiskMb),
+    responsiveEventLoop: config.responsiveEventLoop,
   }
   // `__faults` is napi-llama's test-only hook, deliberately not in its public types.
   if (config.faults) Object.assign(options, { __faults: config.faults })
