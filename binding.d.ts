@@ -142,10 +142,11 @@ export interface GenerateOptions {
   /**
    * `stream()` only: the shortest time in ms between two text pieces of this reply. Tokens
    * generated sooner wait and join the next piece (its `tokens` counts them all); the first
-   * piece goes out at once, and held text goes out before the final chunk and before a
-   * step that evaluates another request's prompt. Fewer, larger pieces cost the JavaScript
-   * thread (and an HTTP client) less per token, which a fast model on few cores feels.
-   * Default 0: every token's text goes out as soon as it is whole.
+   * piece goes out at once, and held text goes out once the interval has passed (even if
+   * no new text comes), before the final chunk, and before a step that admits or evaluates
+   * another request's prompt. Reasoning and tool-call pieces are not paced. Fewer, larger
+   * pieces cost the JavaScript thread (and an HTTP client) less per token, which a fast
+   * model on few cores feels. Default 0: every token's text goes out as soon as it is whole.
    */
   streamIntervalMs?: number
 }

@@ -65,22 +65,26 @@ impl JsEventSink {
         })
     }
 
-    fn call(&self, delivery: Delivery) -> bool {
+    fn enqueue(&self, delivery: Delivery) -> bool {
         self.deliver
             .call(delivery, ThreadsafeFunctionCallMode::NonBlocking)
             == Status::Ok
     }
 
+    /// Queues the delivery that takes the mailbox's text (the caller claimed it).
+    fn enqueue_text(&mut self) -> bool {
+        let sent = self.enqueue(Delivery::Text(self.text.clone()));
+        if !sent {
+            self.text.take(); // nothing is queued to take it: start afresh
+        }
+        sent
+    }
+
     /// Queues a delivery for text held in the mailbox, if any waits and none is queued.
     fn deliver_held(&mut self) {
-        if !std::mem::take(&mut self.holding) {
-            return;
-        }
-        if self.text.claim() {
+        if std::mem::take(&mut self.holding) && self.text.claim() {
             self.last_sent = Some(Instant::now());
-            if !self.call(Delivery::Text(self.text.clone())) {
-                self.text.take(); // nothing is queued to take it: start afresh
-            }
+            self.enqueue_text();
         }
     }
 
@@ -107,16 +111,12 @@ impl EventSink for JsEventSink {
                     // torn down meanwhile (the environment is exiting): then nobody listens.
                     return !self.deliver.aborted();
                 }
-                let sent = self.call(Delivery::Text(self.text.clone()));
-                if !sent {
-                    self.text.take(); // nothing is queued to take it: start afresh
-                }
-                sent
+                self.enqueue_text()
             }
             // Held text first: nothing overtakes it.
             other => {
                 self.deliver_held();
-                self.call(Delivery::Event(other))
+                self.enqueue(Delivery::Event(other))
             }
         }
     }

@@ -5,8 +5,9 @@
 //! - `wait_queue`: where admitted requests wait for a free slot.
 //! - `slot`: one KV sequence and the request it serves, with explicit states.
 //! - `sampler`: picks each slot's next token.
-//! - `saved_prompts`: saves a slot's sequence before another conversation takes the slot, and
-//!   restores saved ones (the prompt cache's memory tier, spilling to its disk tier).
+//! - `saved_prompts`: saves a slot's sequence before another conversation takes the slot (or
+//!   ahead of need while the engine is idle), and restores saved ones (the prompt cache's
+//!   memory tier, spilling to its disk tier).
 //! - `reply_text`: turns sampled tokens into whole UTF-8 text with stop strings held back, and
 //!   emits the request's chunks (`utf8_stream`, `stop_matcher`).
 

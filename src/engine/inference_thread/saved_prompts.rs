@@ -1,6 +1,7 @@
 //! Moves KV sequences between the slots and the prompt caches, on the inference thread: a
-//! slot's sequence is saved before another conversation overwrites it, and a saved one is
-//! restored into a slot when a request's prompt starts with it.
+//! slot's sequence is saved before another conversation overwrites it (ahead of need while the
+//! engine is idle, where it fits), and a saved one is restored into a slot when a request's
+//! prompt starts with it.
 
 use std::time::Instant;
 
@@ -111,13 +112,14 @@ impl SavedPrompts {
         let Some(mut disk) = self.disk.take() else {
             return;
         };
+        // A slot saved ahead of need is in memory already: written once, from there.
+        let in_slots: Vec<CachedPrompt> = slots
+            .iter()
+            .filter(|s| s.cache.len() >= MIN_CACHED_TOKENS && !self.memory.covers(&s.cache))
+            .filter_map(|s| snapshot(ctx, s))
+            .collect();
         let mut all = self.memory.drain();
-        all.extend(
-            slots
-                .iter()
-                .filter(|s| s.cache.len() >= MIN_CACHED_TOKENS)
-                .filter_map(|s| snapshot(ctx, s)),
-        );
+        all.extend(in_slots);
         for prompt in all {
             disk.write_waiting(prompt);
         }

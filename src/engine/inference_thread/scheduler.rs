@@ -145,8 +145,12 @@ impl<'m> Scheduler<'m> {
     /// in which the engine waits anyway (the next request crossing HTTP and the chat template),
     /// and admission finds the state already saved. Only where it fits (`save_ahead`).
     fn save_while_idle(&mut self, commands: &Receiver<Command>) -> Option<Command> {
-        while let Some(i) = self.slots.iter().position(|s| s.unsaved && s.is_idle()) {
-            self.slots[i].unsaved = false;
+        while let Some(i) = self
+            .slots
+            .iter()
+            .position(|s| s.offer_pending && s.is_idle())
+        {
+            self.slots[i].offer_pending = false;
             self.saved
                 .save_ahead(&self.ctx, &self.slots[i], self.shared);
             if let Ok(cmd) = commands.try_recv() {
@@ -154,6 +158,18 @@ impl<'m> Scheduler<'m> {
             }
         }
         None
+    }
+
+    /// Sends the text paced streams hold: all of it, or (`due_only`) what has waited its
+    /// interval.
+    fn flush_paced_text(&mut self, due_only: bool) {
+        for a in self.slots.iter_mut().filter_map(|s| s.active.as_mut()) {
+            if due_only {
+                a.req.sink.flush_due();
+            } else {
+                a.req.sink.flush();
+            }
+        }
     }
 
     /// Returns false on shutdown.
@@ -205,14 +221,8 @@ impl<'m> Scheduler<'m> {
         self.drop_cancelled();
         // Admission may compile a grammar or restore a saved prompt, and the step after it
         // evaluates prompt tokens: both take longer than a token, so held text goes out first.
-        let admitting = !self.queue.is_empty();
-        for a in self.slots.iter_mut().filter_map(|s| s.active.as_mut()) {
-            if admitting {
-                a.req.sink.flush();
-            } else {
-                a.req.sink.flush_due();
-            }
-        }
+        let admitting = !self.queue.is_empty() && self.slots.iter().any(Slot::is_idle);
+        self.flush_paced_text(!admitting);
         self.admit();
         self.publish_occupancy();
         let load = self.fill_batch();
@@ -221,9 +231,7 @@ impl<'m> Scheduler<'m> {
         }
         if load.prompt > 0 && load.generating > 0 {
             // A long prompt keeps evaluating in chunks after its admission step.
-            for a in self.slots.iter_mut().filter_map(|s| s.active.as_mut()) {
-                a.req.sink.flush();
-            }
+            self.flush_paced_text(false);
         }
         self.faults.delay_step();
         let started = Instant::now();
@@ -254,6 +262,7 @@ impl<'m> Scheduler<'m> {
         self.ctx.clear_kv_cache();
         for slot in &mut self.slots {
             slot.cache.clear();
+            slot.offer_pending = false;
         }
     }
 
@@ -343,7 +352,7 @@ impl<'m> Scheduler<'m> {
             }
             self.admissions += 1;
             self.slots[i].last_used = self.admissions;
-            self.slots[i].unsaved = false;
+            self.slots[i].offer_pending = false;
             debug!(request_id = %req.params.request_id, slot = i, prompt_tokens = req.tokens.len(), cached_tokens = reused, restored, "admitted");
             let reply = ReplyText::new(stops, req.stream, structured);
             self.slots[i].active = Some(Active {
@@ -654,7 +663,7 @@ impl<'m> Scheduler<'m> {
     fn free_slot(&mut self, i: usize) -> Option<Active> {
         let active = self.slots[i].active.take();
         if active.is_some() {
-            self.slots[i].unsaved = true;
+            self.slots[i].offer_pending = true;
             self.publish_occupancy();
         }
         active

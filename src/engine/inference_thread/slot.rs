@@ -55,9 +55,9 @@ pub struct Slot {
     /// Admission counter value when the slot was last taken: among free slots that are
     /// otherwise equal, the least recently used is taken first.
     pub last_used: u64,
-    /// `cache` holds a finished request's tokens that the prompt cache has not been offered
-    /// yet: the inference thread saves them when it has nothing else to do.
-    pub unsaved: bool,
+    /// `cache` holds a finished request's tokens not yet offered to the prompt cache: the
+    /// inference thread offers them when it has nothing else to do.
+    pub offer_pending: bool,
 }
 
 impl Slot {
@@ -67,7 +67,7 @@ impl Slot {
             active: None,
             cache: Vec::new(),
             last_used: 0,
-            unsaved: false,
+            offer_pending: false,
         }
     }
 
