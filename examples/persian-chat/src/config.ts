@@ -64,12 +64,12 @@ export interface Config {
    * 2 GiB)); 0 disables.
    */
   promptCacheMb: number | undefined
-  /** The engine's `responsiveEventLoop`: a short scheduler slice for the event loop (Linux 6.12+). */
-  responsiveEventLoop: boolean
   /** Folder for states that fall out of memory; they survive a restart. Unset: none. */
   promptCacheDir: string | undefined
   /** Disk the folder may use (MiB). Unset: the engine's default (10 GiB). */
   promptCacheDiskMb: number | undefined
+  /** The engine's `responsiveEventLoop`: a short scheduler slice for the event loop (Linux 6.12+). */
+  responsiveEventLoop: boolean
   /** Per-request deadline (queue wait included); 504 after it. */
   timeoutMs: number
   port: number
@@ -363,9 +363,9 @@ export function loadConfig(env: Env = process.env): Config {
     parallel,
     maxQueue: int(env, 'LLM_MAX_QUEUE', 32, 0, 100_000),
     promptCacheMb: optionalInt(env, 'LLM_PROMPT_CACHE_MB', 0, 1 << 30),
-    responsiveEventLoop: bool(env, 'LLM_RESPONSIVE_EVENT_LOOP', true),
     promptCacheDir: env.LLM_PROMPT_CACHE_DIR?.trim() ? path.resolve(env.LLM_PROMPT_CACHE_DIR.trim()) : undefined,
     promptCacheDiskMb: optionalInt(env, 'LLM_PROMPT_CACHE_DISK_MB', 0, 1 << 30),
+    responsiveEventLoop: bool(env, 'LLM_RESPONSIVE_EVENT_LOOP', true),
     timeoutMs,
     port: int(env, 'PORT', 3000, 0, 65535),
     host,
