@@ -366,6 +366,13 @@ export interface NativeLoadOptions {
   batchSize?: number
   /** llama.cpp threads. Default: the number of physical cores. More than free cores is slower. */
   threads?: number
+  /**
+   * How long llama.cpp's worker threads busy-wait for the next decode step before they sleep,
+   * 0–100 (llama.cpp's polling level, llama-server's `--poll`). Default 50. 0 sleeps at once,
+   * which frees the cores between steps for other work but costs tokens/s on small models.
+   * An idle engine's workers sleep whatever the level.
+   */
+  threadPoll?: number
   /** Layers to offload to a GPU (needs a GPU build). Default 0. */
   gpuLayers?: number
   /**

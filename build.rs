@@ -12,6 +12,11 @@ fn main() {
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=NAPI_LLAMA_LLAMA_CPP_SYS_VERSION={version}");
     build_chat_format_bridge();
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        // The engine notes the context pointer llama-cpp-2 keeps private, to attach a
+        // persistent thread pool to it (src/engine/load/thread_pool.rs).
+        println!("cargo:rustc-link-arg-cdylib=-Wl,--wrap=llama_new_context_with_model");
+    }
     if std::env::var_os("CARGO_FEATURE_DYNAMIC_BACKENDS").is_some() {
         // The shared llama.cpp and ggml libraries travel beside the addon in its package
         // folder: the loader finds them there, never through the working directory.

@@ -38,7 +38,7 @@ describe.each(NUMERIC_OPTIONS)('GenerateOptions.%s', (option) => {
   afterAll(stillServes)
 })
 
-const LOAD_NUMERIC = ['contextSize', 'batchSize', 'threads', 'gpuLayers', 'parallel', 'maxQueue', 'defaultTimeoutMs', 'promptChunkSize', 'promptCacheBytes', 'promptCacheDiskBytes']
+const LOAD_NUMERIC = ['contextSize', 'batchSize', 'threads', 'threadPoll', 'gpuLayers', 'parallel', 'maxQueue', 'defaultTimeoutMs', 'promptChunkSize', 'promptCacheBytes', 'promptCacheDiskBytes']
 describe.each(LOAD_NUMERIC)('InitializeOptions.%s', (option) => {
   test.each(BAD_NUMBERS)('%s is INVALID_ARGUMENT', async (_name, value) => {
     const err = await failure(Engine.load({ modelPath: SMOLLM2, [option]: value } as never))

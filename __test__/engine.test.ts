@@ -116,3 +116,37 @@ test('a Node process exits on its own after shutdown (no open handles)', () => {
   expect(r.status).toBe(0)
   expect(r.signal).toBeNull()
 })
+
+describe('threadPoll', () => {
+  test('an engine with two or more threads gets a persistent thread pool', () => {
+    // In a child process: its debug log (stderr) says whether the pool was attached.
+    const child = `
+      const { Engine } = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))})
+      Engine.load({ modelPath: process.argv[1], threads: 2, contextSize: 512, logLevel: 'debug' })
+        .then((e) => e.generate('Hi', { maxTokens: 2 }).then(() => e.unload()))
+        .catch((err) => { console.error(err.code, err.message); process.exit(1) })`
+    const r = spawnSync(process.execPath, ['-e', child, SMOLLM2], { encoding: 'utf8', timeout: 120_000 })
+    expect(r.status).toBe(0)
+    expect(r.stderr).toContain('attached a persistent thread pool')
+  })
+
+  test('the workers’ polling level changes no text, and an idle engine’s workers sleep', async () => {
+    const expected = await smol.generate('The sky is', { temperature: 0, maxTokens: 12 })
+    for (const threadPoll of [0, 100]) {
+      const engine = await Engine.load({ modelPath: SMOLLM2, ...FAST, threads: 2, threadPoll })
+      try {
+        const g = await engine.generate('The sky is', { temperature: 0, maxTokens: 12 })
+        expect(g.text).toBe(expected.text)
+        // A reply's last step leaves the workers polling for the next one; the engine puts
+        // them to sleep as soon as it has nothing to do, so the process is quiet afterwards.
+        await new Promise((r) => setTimeout(r, 50))
+        const before = process.cpuUsage()
+        await new Promise((r) => setTimeout(r, 500))
+        const used = process.cpuUsage(before)
+        expect((used.user + used.system) / 1000).toBeLessThan(150)
+      } finally {
+        await engine.unload()
+      }
+    }
+  })
+})

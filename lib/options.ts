@@ -113,6 +113,7 @@ const LOAD_OPTION_KINDS = {
   contextSize: 'number',
   batchSize: 'number',
   threads: 'number',
+  threadPoll: 'number',
   gpuLayers: 'number',
   parallel: 'number',
   maxQueue: 'number',

@@ -22,6 +22,11 @@ pub struct NativeLoadOptions {
     pub batch_size: Option<f64>,
     /// llama.cpp threads. Default: the number of physical cores. More than free cores is slower.
     pub threads: Option<f64>,
+    /// How long llama.cpp's worker threads busy-wait for the next decode step before they sleep,
+    /// 0–100 (llama.cpp's polling level, llama-server's `--poll`). Default 50. 0 sleeps at once,
+    /// which frees the cores between steps for other work but costs tokens/s on small models.
+    /// An idle engine's workers sleep whatever the level.
+    pub thread_poll: Option<f64>,
     /// Layers to offload to a GPU (needs a GPU build). Default 0.
     pub gpu_layers: Option<f64>,
     /// Requests decoded at the same time (slots), all in one batch per step. Default 4. Each
@@ -81,6 +86,7 @@ impl From<&NativeLoadOptions> for engine::LoadOptions {
             context_size: o.context_size,
             batch_size: o.batch_size,
             threads: o.threads,
+            thread_poll: o.thread_poll,
             gpu_layers: o.gpu_layers,
             parallel: o.parallel,
             max_queue: o.max_queue,

@@ -16,6 +16,7 @@ pub struct LoadOptions {
     pub context_size: Option<f64>,
     pub batch_size: Option<f64>,
     pub threads: Option<f64>,
+    pub thread_poll: Option<f64>,
     pub gpu_layers: Option<f64>,
     pub parallel: Option<f64>,
     pub max_queue: Option<f64>,
@@ -40,6 +41,8 @@ pub struct EngineConfig {
     pub context_size: Option<u32>,
     pub batch_size: u32,
     pub threads: i32,
+    /// How long llama.cpp's worker threads busy-wait for the next decode step (0–100).
+    pub thread_poll: u32,
     pub gpu_layers: u32,
     pub parallel: u32,
     pub max_queue: usize,
@@ -119,6 +122,9 @@ pub const DEFAULT_MAX_TOKENS: u32 = 512;
 /// Small enough that a step with a prompt chunk in it costs a few generation steps, large
 /// enough that prompt evaluation keeps most of its batching speed.
 pub const DEFAULT_PROMPT_CHUNK: u32 = 128;
+/// llama.cpp's own default polling level (llama-server's `--poll`): between the decode steps
+/// of a reply the workers are awake for the next one; an idle engine puts them to sleep.
+pub const DEFAULT_THREAD_POLL: u32 = 50;
 /// The host-memory prompt cache by default: this share of the memory free at load, …
 pub const DEFAULT_PROMPT_CACHE_SHARE: f64 = 0.25;
 /// … and at most this much.
@@ -204,6 +210,8 @@ impl LoadOptions {
             batch_size: number("batchSize", self.batch_size, 1.0, 65_536.0, true)?
                 .map_or(DEFAULT_BATCH_SIZE, |v| v as u32),
             threads: threads as i32,
+            thread_poll: number("threadPoll", self.thread_poll, 0.0, 100.0, true)?
+                .map_or(DEFAULT_THREAD_POLL, |v| v as u32),
             gpu_layers: number("gpuLayers", self.gpu_layers, 0.0, 100_000.0, true)?
                 .map_or(0, |v| v as u32),
             parallel: number("parallel", self.parallel, 1.0, 256.0, true)?.map_or(
@@ -702,6 +710,23 @@ mod tests {
         .unwrap();
         assert!(cfg.threads >= 1);
         assert_eq!(cfg.parallel, DEFAULT_PARALLEL);
+        assert_eq!(cfg.thread_poll, DEFAULT_THREAD_POLL);
+    }
+
+    #[test]
+    fn thread_poll_is_a_level_from_0_to_100() {
+        let with = |v: f64| LoadOptions {
+            model_path: "x.gguf".into(),
+            thread_poll: Some(v),
+            ..Default::default()
+        };
+        assert_eq!(with(0.0).validate().unwrap().thread_poll, 0);
+        assert_eq!(with(100.0).validate().unwrap().thread_poll, 100);
+        for bad in [-1.0, 101.0, 2.5, f64::NAN] {
+            let err = with(bad).validate().unwrap_err();
+            assert_eq!(err.code.as_str(), "INVALID_ARGUMENT");
+            assert!(err.message.contains("threadPoll"), "{}", err.message);
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 // the real Gemma 3 model.
 import request from 'supertest'
 import { PERSIAN, type TestService, parseSse, startTestService, testConfig } from './helpers'
+import { engineLoadOptions } from '../src/multi-model/loader'
 
 let service: TestService
 
@@ -104,6 +105,13 @@ describe('STREAM_INTERVAL_MS: a streamed reply text goes out at most this often'
     } finally {
       await paced.close()
     }
+  })
+
+  test('LLM_THREAD_POLL is the engine threadPoll (unset: the engine default); outside 0..100 is a configuration error', () => {
+    expect(testConfig().threadPoll).toBeUndefined()
+    expect(testConfig({ LLM_THREAD_POLL: '0' }).threadPoll).toBe(0)
+    expect(engineLoadOptions(testConfig({ LLM_THREAD_POLL: '100' }), 'm.gguf').threadPoll).toBe(100)
+    for (const bad of ['-1', '101', 'fast']) expect(() => testConfig({ LLM_THREAD_POLL: bad })).toThrow(/LLM_THREAD_POLL/)
   })
 
   test('the event loop asks for a short scheduler slice unless LLM_RESPONSIVE_EVENT_LOOP=false', () => {

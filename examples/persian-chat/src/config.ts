@@ -70,6 +70,8 @@ export interface Config {
   promptCacheDiskMb: number | undefined
   /** The engine's `responsiveEventLoop`: a short scheduler slice for the event loop (Linux 6.12+). */
   responsiveEventLoop: boolean
+  /** The engine's `threadPoll` (0–100): how long llama.cpp's workers busy-wait between steps. Unset: the engine's default. */
+  threadPoll: number | undefined
   /** Per-request deadline (queue wait included); 504 after it. */
   timeoutMs: number
   port: number
@@ -366,6 +368,7 @@ export function loadConfig(env: Env = process.env): Config {
     promptCacheDir: env.LLM_PROMPT_CACHE_DIR?.trim() ? path.resolve(env.LLM_PROMPT_CACHE_DIR.trim()) : undefined,
     promptCacheDiskMb: optionalInt(env, 'LLM_PROMPT_CACHE_DISK_MB', 0, 1 << 30),
     responsiveEventLoop: bool(env, 'LLM_RESPONSIVE_EVENT_LOOP', true),
+    threadPoll: optionalInt(env, 'LLM_THREAD_POLL', 0, 100),
     timeoutMs,
     port: int(env, 'PORT', 3000, 0, 65535),
     host,

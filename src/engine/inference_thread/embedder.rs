@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Instant;
 
-use llama_cpp_2::context::LlamaContext;
+use crate::engine::load::thread_pool::EngineContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
 use tracing::warn;
@@ -49,7 +49,7 @@ impl Work {
 
 pub struct Embedder<'a> {
     loaded: &'a Loaded,
-    ctx: LlamaContext<'a>,
+    ctx: EngineContext<'a>,
     cfg: EmbedderConfig,
     shared: &'a Shared,
     batch: LlamaBatch<'static>,
@@ -61,7 +61,7 @@ pub struct Embedder<'a> {
 impl<'a> Embedder<'a> {
     pub fn new(
         loaded: &'a Loaded,
-        ctx: LlamaContext<'a>,
+        ctx: EngineContext<'a>,
         cfg: EmbedderConfig,
         shared: &'a Shared,
         faults: Faults,
@@ -88,6 +88,7 @@ impl<'a> Embedder<'a> {
         'serve: loop {
             if self.queue.is_empty() || self.holding_first_batch() {
                 // Nothing to evaluate: sleep until a request (or shutdown) arrives.
+                self.ctx.rest_threads();
                 let keep_serving = commands.recv().is_ok_and(|cmd| self.handle(cmd));
                 if !keep_serving {
                     break 'serve;

@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Instant;
 
-use llama_cpp_2::context::LlamaContext;
+use crate::engine::load::thread_pool::EngineContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
@@ -44,7 +44,7 @@ pub struct SchedulerConfig {
 
 pub struct Scheduler<'m> {
     model: &'m LlamaModel,
-    ctx: LlamaContext<'m>,
+    ctx: EngineContext<'m>,
     batch: LlamaBatch<'static>,
     slots: Vec<Slot>,
     queue: WaitQueue,
@@ -62,7 +62,7 @@ fn ms(from: Instant, to: Instant) -> f64 {
 impl<'m> Scheduler<'m> {
     pub fn new(
         model: &'m LlamaModel,
-        ctx: LlamaContext<'m>,
+        ctx: EngineContext<'m>,
         mut cfg: SchedulerConfig,
         saved: SavedPrompts,
         shared: &'m Shared,
@@ -92,6 +92,8 @@ impl<'m> Scheduler<'m> {
         loop {
             // Idle: block until work arrives, so an idle engine costs no CPU.
             if !self.busy() {
+                // Nothing to decode until a command arrives: llama.cpp's workers sleep meanwhile.
+                self.ctx.rest_threads();
                 let arrived = self.save_while_idle(&commands);
                 match arrived.map_or_else(|| commands.recv(), Ok) {
                     Ok(cmd) => {

@@ -7,17 +7,18 @@ pub mod backend;
 pub mod devices;
 pub mod memory;
 pub mod model_file;
+pub mod thread_pool;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
 
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
-use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
+use self::thread_pool::EngineContext;
 use super::chat_format::ChatFormats;
 use super::error::{EngineError, EngineResult};
 use super::faults::Faults;
@@ -232,7 +233,7 @@ pub fn new_context<'m>(
     model: &'m LlamaModel,
     config: &EngineConfig,
     plan: &ContextPlan,
-) -> EngineResult<LlamaContext<'m>> {
+) -> EngineResult<EngineContext<'m>> {
     let ctx_params = LlamaContextParams::default()
         .with_n_batch(plan.n_batch)
         .with_n_ubatch(plan.n_batch)
@@ -249,12 +250,15 @@ pub fn new_context<'m>(
             .with_pooling_type(llama_pooling(pooling)),
         None => ctx_params.with_n_ctx(NonZeroU32::new(plan.n_ctx_per_seq * config.parallel)),
     };
-    model.new_context(backend::get()?, ctx_params).map_err(|e| {
-        EngineError::load_failed(format!(
-            "cannot create a llama.cpp context for {} ({e}): lower contextSize or parallel",
-            config.model_path.display()
-        ))
-    })
+    let ctx = model
+        .new_context(backend::get()?, ctx_params)
+        .map_err(|e| {
+            EngineError::load_failed(format!(
+                "cannot create a llama.cpp context for {} ({e}): lower contextSize or parallel",
+                config.model_path.display()
+            ))
+        })?;
+    Ok(EngineContext::new(ctx, config.threads, config.thread_poll))
 }
 
 pub fn model_info(

@@ -27,6 +27,7 @@ export function engineLoadOptions(config: Config, modelPath: string, own: LoadOv
     promptCacheDir,
     promptCacheDiskBytes: mib(config.promptCacheDiskMb),
     responsiveEventLoop: config.responsiveEventLoop,
+    threadPoll: config.threadPoll,
   }
   // `__faults` is napi-llama's test-only hook, deliberately not in its public types.
   if (config.faults) Object.assign(options, { __faults: config.faults })
