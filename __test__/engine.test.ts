@@ -118,20 +118,24 @@ test('a Node process exits on its own after shutdown (no open handles)', () => {
 })
 
 describe('threadPoll', () => {
-  test('an engine with two or more threads gets a persistent thread pool', () => {
+  // The pool is attached where the addon's link step can reach llama.cpp's context: Linux.
+  const onLinux = process.platform === 'linux' ? test : test.skip
+  onLinux('an engine with two or more threads gets a persistent thread pool that sleeps when idle', () => {
     // In a child process: its debug log (stderr) says whether the pool was attached.
     const child = `
       const { Engine } = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))})
       Engine.load({ modelPath: process.argv[1], threads: 2, contextSize: 512, logLevel: 'debug' })
         .then((e) => e.generate('Hi', { maxTokens: 2 }).then(() => e.unload()))
         .catch((err) => { console.error(err.code, err.message); process.exit(1) })`
-    const r = spawnSync(process.execPath, ['-e', child, SMOLLM2], { encoding: 'utf8', timeout: 120_000 })
+    const r = spawnSync(process.execPath, ['-e', child, SMOLLM2], { encoding: 'utf8', timeout: 120_000, maxBuffer: 64 << 20 })
     expect(r.status).toBe(0)
-    expect(r.stderr).toContain('attached a persistent thread pool')
+    expect(r.stderr).toMatch(/attached a persistent thread pool.*sleeps_when_idle=true/)
   })
 
   test('the workers’ polling level changes no text, and an idle engine’s workers sleep', async () => {
-    const expected = await smol.generate('The sky is', { temperature: 0, maxTokens: 12 })
+    // Compared at equal thread counts: ggml does not promise the same rounding across them.
+    const reference = await Engine.load({ modelPath: SMOLLM2, ...FAST, threads: 2 })
+    const expected = await reference.generate('The sky is', { temperature: 0, maxTokens: 12 }).finally(() => reference.unload())
     for (const threadPoll of [0, 100]) {
       const engine = await Engine.load({ modelPath: SMOLLM2, ...FAST, threads: 2, threadPoll })
       try {

@@ -221,7 +221,9 @@ impl NativeEngine {
     ) -> napi::Result<NativeRequest, ErrorCode> {
         let input = to_input(input).map_err(to_js_error)?;
         let options = options.unwrap_or_default();
-        let interval = options.stream_interval().map_err(to_js_error)?;
+        // A bad value fails in `submit` below, which checks every option in one order; the
+        // sink made meanwhile is dropped unused.
+        let interval = options.stream_interval().unwrap_or_default();
         let sink = JsEventSink::new(on_event, interval)
             .map_err(|e| napi::Error::new(ErrorCode::Internal, e.reason.clone()))?;
         let submitted = self

@@ -25,7 +25,8 @@ pub struct NativeLoadOptions {
     /// How long llama.cpp's worker threads busy-wait for the next decode step before they sleep,
     /// 0–100 (llama.cpp's polling level, llama-server's `--poll`). Default 50. 0 sleeps at once,
     /// which frees the cores between steps for other work but costs tokens/s on small models.
-    /// An idle engine's workers sleep whatever the level.
+    /// An idle engine's workers sleep whatever the level. Linux builds keep a persistent pool of
+    /// workers; elsewhere ggml starts them per decode and the level has no effect.
     pub thread_poll: Option<f64>,
     /// Layers to offload to a GPU (needs a GPU build). Default 0.
     pub gpu_layers: Option<f64>,

@@ -43,7 +43,8 @@ impl SavedPrompts {
     /// Saves `slot`'s sequence, unless it is short or already kept.
     pub fn save(&mut self, ctx: &LlamaContext, slot: &Slot, shared: &Shared) {
         if self.worth_saving(slot) {
-            self.keep_snapshot(ctx, slot, shared);
+            let size = state_size(ctx, slot);
+            self.keep_snapshot(ctx, slot, size, shared);
         }
     }
 
@@ -54,10 +55,10 @@ impl SavedPrompts {
         if !self.worth_saving(slot) {
             return;
         }
-        let size = ctx.state_seq_get_size_ext(slot.seq_id, LlamaStateSeqFlags::empty());
+        let size = state_size(ctx, slot);
         let tokens = slot.cache.len() * std::mem::size_of::<LlamaToken>();
         if self.memory.has_room((size + tokens) as u64) {
-            self.keep_snapshot(ctx, slot, shared);
+            self.keep_snapshot(ctx, slot, size, shared);
         }
     }
 
@@ -65,8 +66,8 @@ impl SavedPrompts {
         self.enabled() && slot.cache.len() >= MIN_CACHED_TOKENS && !self.memory.covers(&slot.cache)
     }
 
-    fn keep_snapshot(&mut self, ctx: &LlamaContext, slot: &Slot, shared: &Shared) {
-        if let Some(prompt) = snapshot(ctx, slot) {
+    fn keep_snapshot(&mut self, ctx: &LlamaContext, slot: &Slot, size: usize, shared: &Shared) {
+        if let Some(prompt) = snapshot(ctx, slot, size) {
             add(&shared.counters.prompt_cache_saves, 1);
             debug!(
                 tokens = prompt.tokens.len(),
@@ -116,7 +117,7 @@ impl SavedPrompts {
         let in_slots: Vec<CachedPrompt> = slots
             .iter()
             .filter(|s| s.cache.len() >= MIN_CACHED_TOKENS && !self.memory.covers(&s.cache))
-            .filter_map(|s| snapshot(ctx, s))
+            .filter_map(|s| snapshot(ctx, s, state_size(ctx, s)))
             .collect();
         let mut all = self.memory.drain();
         all.extend(in_slots);
@@ -128,10 +129,14 @@ impl SavedPrompts {
     }
 }
 
-/// `slot`'s sequence as llama.cpp serializes it, with its tokens.
-fn snapshot(ctx: &LlamaContext, slot: &Slot) -> Option<CachedPrompt> {
+/// Bytes llama.cpp needs to save `slot`'s sequence (it walks the sequence's cells to find out).
+fn state_size(ctx: &LlamaContext, slot: &Slot) -> usize {
+    ctx.state_seq_get_size_ext(slot.seq_id, LlamaStateSeqFlags::empty())
+}
+
+/// `slot`'s sequence as llama.cpp serializes it, with its tokens; `size` is its `state_size`.
+fn snapshot(ctx: &LlamaContext, slot: &Slot, size: usize) -> Option<CachedPrompt> {
     let flags = LlamaStateSeqFlags::empty();
-    let size = ctx.state_seq_get_size_ext(slot.seq_id, flags);
     let mut state = vec![0u8; size];
     // SAFETY: `state` holds the `size` bytes llama.cpp just said this sequence needs.
     let written = unsafe { ctx.state_seq_get_data_ext(state.as_mut_ptr(), slot.seq_id, flags) };

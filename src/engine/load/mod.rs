@@ -250,15 +250,16 @@ pub fn new_context<'m>(
             .with_pooling_type(llama_pooling(pooling)),
         None => ctx_params.with_n_ctx(NonZeroU32::new(plan.n_ctx_per_seq * config.parallel)),
     };
-    let ctx = model
-        .new_context(backend::get()?, ctx_params)
-        .map_err(|e| {
-            EngineError::load_failed(format!(
-                "cannot create a llama.cpp context for {} ({e}): lower contextSize or parallel",
-                config.model_path.display()
-            ))
-        })?;
-    Ok(EngineContext::new(ctx, config.threads, config.thread_poll))
+    let backend = backend::get()?;
+    EngineContext::create(config.threads, config.thread_poll, || {
+        model.new_context(backend, ctx_params)
+    })
+    .map_err(|e| {
+        EngineError::load_failed(format!(
+            "cannot create a llama.cpp context for {} ({e}): lower contextSize or parallel",
+            config.model_path.display()
+        ))
+    })
 }
 
 pub fn model_info(

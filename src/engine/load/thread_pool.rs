@@ -1,17 +1,17 @@
 //! The engine's llama.cpp context, with a persistent ggml thread pool attached to it.
 //!
 //! Without an attached pool, ggml starts and joins its worker threads inside every
-//! `llama_decode`: one thread start, one join and cold caches per generated token, which is
-//! most of what separated `generate()` from `llama-bench` (it attaches a pool) on small models.
-//! llama.cpp lets a caller attach a pool to a context, but llama-cpp-2 keeps the context pointer
-//! private, so on Linux the addon's link step renames llama-cpp-2's call to
-//! `llama_new_context_with_model` to the wrapper below (the linker's `--wrap`, set in build.rs), which
-//! notes the pointer for the thread that made the context. Where the wrapper is not linked in
-//! (other systems, the cargo unit tests), contexts keep ggml's per-decode threads.
+//! `llama_decode`: a thread start, a join and cold caches per generated token, a cost that
+//! `llama-bench` and `llama-server` (which attach a pool) do not pay. llama.cpp lets a caller
+//! attach a pool to a context, but llama-cpp-2 keeps the context pointer private. So on Linux
+//! the addon's link step redirects llama-cpp-2's calls to `llama_new_context_with_model` to the
+//! wrapper below (the linker's `--wrap`, set in build.rs), which notes the pointer for the thread
+//! that made the context. Where the wrapper is not linked in (other systems, the cargo unit
+//! tests), contexts keep ggml's per-decode threads.
 //!
 //! The workers busy-wait `thread_poll` long for the next step, so the steps of a reply follow
-//! each other without a wakeup; when the engine has nothing to do it pauses the pool, which puts
-//! them to sleep at once instead of spinning on cores the rest of the process needs. The next
+//! each other without a wakeup. When the engine has nothing to do it pauses the pool, which puts
+//! them to sleep at once instead of spinning on cores the rest of the process needs; the next
 //! decode wakes them (ggml resumes a paused pool by itself).
 
 use std::cell::Cell;
@@ -20,7 +20,7 @@ use std::ptr::null_mut;
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_sys_2 as sys;
-use tracing::debug;
+use tracing::{debug, warn};
 
 thread_local! {
     /// The context the last `llama_new_context_with_model` on this thread returned.
@@ -59,17 +59,29 @@ pub struct EngineContext<'m> {
 }
 
 impl<'m> EngineContext<'m> {
-    /// Attaches a pool of `threads` threads that busy-wait `poll` (0–100) to `ctx`, the context
-    /// `LlamaModel::new_context` just returned on this thread.
-    pub fn new(ctx: LlamaContext<'m>, threads: i32, poll: u32) -> Self {
+    /// Makes a context with `create` (one `LlamaModel::new_context` call) and attaches a pool
+    /// of `threads` threads that busy-wait `poll` (0–100) to it. With one thread there are no
+    /// workers to keep, so no pool.
+    pub fn create<E>(
+        threads: i32,
+        poll: u32,
+        create: impl FnOnce() -> Result<LlamaContext<'m>, E>,
+    ) -> Result<Self, E> {
+        LAST_CONTEXT.with(|c| c.set(null_mut()));
+        let ctx = create()?;
+        // The pointer the wrapper noted during `create`, and only then: this very context.
         let raw = LAST_CONTEXT.with(|c| c.replace(null_mut()));
-        let pool = if raw.is_null() {
-            debug!("no context pointer seen: ggml starts its threads per decode");
+        let pool = if threads < 2 {
+            None
+        } else if raw.is_null() {
+            if cfg!(all(target_os = "linux", not(test))) {
+                warn!("llama.cpp's context was made without the addon's wrapper: ggml starts its threads per decode");
+            }
             None
         } else {
             ThreadPool::attach(raw, threads, poll)
         };
-        EngineContext { ctx, pool }
+        Ok(EngineContext { ctx, pool })
     }
 
     /// Puts the pool's workers to sleep until the next decode (the engine is idle).
@@ -120,6 +132,8 @@ impl ThreadPool {
         let pool = unsafe {
             let mut params = sys::ggml_threadpool_params_default(threads);
             params.poll = poll;
+            // Asleep until the first decode: the rest of the load needs no spinning worker.
+            params.paused = true;
             new(&mut params)
         };
         if pool.is_null() {
@@ -129,12 +143,14 @@ impl ThreadPool {
         // SAFETY: as above; the same pool serves single tokens and prompt batches, as the
         // engine uses the same thread count for both.
         unsafe { sys::llama_attach_threadpool(ctx, pool, pool) };
-        debug!(threads, poll, "attached a persistent thread pool");
-        Some(ThreadPool {
-            pool,
-            free,
-            pause: pause_fn(new as *const c_void),
-        })
+        let pause = pause_fn(new as *const c_void);
+        debug!(
+            threads,
+            poll,
+            sleeps_when_idle = pause.is_some(),
+            "attached a persistent thread pool"
+        );
+        Some(ThreadPool { pool, free, pause })
     }
 
     fn pause(&self) {
