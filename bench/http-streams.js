@@ -8,6 +8,7 @@
 'use strict'
 const { EventSourceParserStream } = require('eventsource-parser/stream')
 const { chatMessages } = require('./chat-messages')
+const { levelRepetitions } = require('./level-repetitions')
 
 async function oneStream(url, prompt, tokens, start) {
   const res = await fetch(`${url}/v1/chat/completions`, {
@@ -47,7 +48,7 @@ async function main() {
     const aggregateTps = []
     const ttftMs = []
     const chunksPerToken = []
-    for (let rep = 0; rep < Number(reps) + 1; rep++) {
+    for (let rep = 0; rep < levelRepetitions(n, Number(reps)) + 1; rep++) {
       const start = performance.now()
       // Each repetition's prompts are new to the server (its own first words), as new chats
       // are: a prompt cache helps neither side beyond the chat template's first tokens.

@@ -9,6 +9,7 @@
 const { monitorEventLoopDelay } = require('node:perf_hooks')
 const { Engine } = require('..')
 const { chatMessages } = require('./chat-messages')
+const { levelRepetitions } = require('./level-repetitions')
 
 async function timedStream(engine, prompt, tokens, start, chat, rep) {
   let first = null
@@ -36,7 +37,7 @@ async function main() {
   for (const n of levelList) {
     const aggregateTps = []
     const ttftMs = []
-    for (let rep = 0; rep < Number(reps) + 1; rep++) {
+    for (let rep = 0; rep < (chat ? levelRepetitions(n, Number(reps)) : Number(reps)) + 1; rep++) {
       if (rep === 1 && n === loopLevel) loop.enable()
       const start = performance.now()
       const results = await Promise.all(Array.from({ length: n }, (_, i) => timedStream(engine, prompts[i % prompts.length], Number(tokens), start, chat, `${n}.${rep}`)))

@@ -46,6 +46,7 @@ const { spawnSync } = require('node:child_process')
 const { ROOT, targetTriple, buildEnv, forgetStaleLlamaBuilds, targetDir, describeBuild } = require('../scripts/build-env')
 const { ensureModel } = require('../scripts/fetch-model')
 const servers = require('./servers')
+const { MIN_TTFT_SAMPLES } = require('./level-repetitions')
 
 const PROMPT = 'Once upon a time, in a small village by the sea, there lived'
 
@@ -747,7 +748,7 @@ async function serverSuite() {
     rows.push(row)
   }
   const cpu = cpuName()
-  console.log(`\nServer: the persian-chat service vs llama-server b${LLAMA_CPP_BUILD}, both over HTTP (/v1/chat/completions, SSE), ${slots} slots of 1024 tokens each, ${threads} threads, ${serverTokens} tokens per stream, greedy, prompt cache on (the default of both), the same system and user message to each; the service with its default STREAM_INTERVAL_MS and again with 0 (one event per token, as llama-server sends); in-process = stream() in one Node process on the same chat path. ${serverRounds} rounds taking turns (each: a fresh process, one warm-up, ${reps} measured); tok/s and TTFT = medians over rounds, ratios = median of per-round ratios. ${cpu}; ${describeBuild()}\n`)
+  console.log(`\nServer: the persian-chat service vs llama-server b${LLAMA_CPP_BUILD}, both over HTTP (/v1/chat/completions, SSE), ${slots} slots of 1024 tokens each, ${threads} threads, ${serverTokens} tokens per stream, greedy, prompt cache on (the default of both), the same system and user message to each; the service with its default STREAM_INTERVAL_MS and again with 0 (one event per token, as llama-server sends); in-process = stream() in one Node process on the same chat path. ${serverRounds} rounds taking turns (each: a fresh process, one warm-up, then ${reps} measured repetitions per level, more at low levels so that every level has at least ${MIN_TTFT_SAMPLES} streams' TTFT); tok/s and TTFT = medians over rounds, ratios = median of per-round ratios. ${cpu}; ${describeBuild()}\n`)
   console.log('| model | streams | service tok/s | llama-server tok/s | service ÷ llama-server | TTFT p50 service / llama-server (ms) | in-process tok/s | service ÷ in-process | TTFT p50 in-process (ms) | SSE events per token | one event per token: tok/s, ÷ llama-server, TTFT p50 |')
   console.log('|---|---|---|---|---|---|---|---|---|---|---|')
   for (const row of rows) {
