@@ -514,4 +514,10 @@ describe('bench', () => {
     expect(table.stdout).toMatch(/^tg4 +[\d.]+ tokens\/s +\(median of 1: [\d.]+\)/m)
     expect(table.stdout).toContain('1 thread\n')
   })
+
+  test('the prompt costs exactly --prompt-tokens, BOS included (Gemma 3 adds one)', async () => {
+    const run = await cli(['bench', 'gemma3', '--threads', '1', '--prompt-tokens', '32', '--gen-tokens', '2', '--reps', '1', '--json'])
+    expect(run.status).toBe(0)
+    expect(JSON.parse(run.stdout).pp.tokens).toBe(32)
+  })
 })

@@ -19,11 +19,16 @@ export interface PpTgRuns {
 const PASSAGE = 'The river carried small boats past the old mill, and the people of the town watched them from the bridge. '
 const GENERATION_PROMPT = 'Once upon a time'
 
-/** Text of exactly `n` tokens: a long passage's first `n` tokens, turned back into text. */
+/**
+ * A prompt that costs exactly `n` tokens: a long passage's first tokens, turned back into text.
+ * The model's own leading tokens (a BOS) count, as in llama-bench, whose pp512 is one batch of 512.
+ */
 export function promptOfTokens(engine: Engine, n: number): string {
   const perPassage = Math.max(1, engine.tokenize(PASSAGE).length)
   const ids = engine.tokenize(PASSAGE.repeat(Math.ceil(n / perPassage) + 1))
-  return engine.detokenize(ids.slice(0, n))
+  const text = (count: number) => engine.detokenize(ids.slice(0, count))
+  const added = engine.countTokens(text(n)) - n
+  return added > 0 ? text(n - added) : text(n)
 }
 
 /** The context an engine needs for these runs. */
