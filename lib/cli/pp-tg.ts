@@ -26,9 +26,9 @@ const GENERATION_PROMPT = 'Once upon a time'
 export function promptOfTokens(engine: Engine, n: number): string {
   const perPassage = Math.max(1, engine.tokenize(PASSAGE).length)
   const ids = engine.tokenize(PASSAGE.repeat(Math.ceil(n / perPassage) + 1))
-  const text = (count: number) => engine.detokenize(ids.slice(0, count))
-  const added = engine.countTokens(text(n)) - n
-  return added > 0 ? text(n - added) : text(n)
+  const text = engine.detokenize(ids.slice(0, n))
+  const added = engine.countTokens(text) - n
+  return added > 0 ? engine.detokenize(ids.slice(0, n - added)) : text
 }
 
 /** The context an engine needs for these runs. */
