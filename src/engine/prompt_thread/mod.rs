@@ -1,4 +1,5 @@
-//! The prompt thread: renders chat templates (`chat_template`), tokenizes (`tokenizer`) and
+//! The prompt thread: renders chat templates (`chat_template`), tokenizes (`tokenizer`, which
+//! reuses the tokens of recent prompts' beginnings: `tokenized_prefixes`) and
 //! fits prompts to the context (`fit`), checks grammar token references against the
 //! vocabulary, and moves a matching saved prompt state back from the prompt cache's disk tier,
 //! off the caller's thread and off the inference thread.
@@ -17,6 +18,7 @@ use tracing::info_span;
 
 pub mod chat_template;
 pub mod fit;
+pub mod tokenized_prefixes;
 pub mod tokenizer;
 
 use crate::engine::error::{panic_to_error, EngineError};

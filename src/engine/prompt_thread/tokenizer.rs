@@ -18,6 +18,9 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::token_type::LlamaTokenAttr;
+use llama_cpp_2::vocab::LlamaVocab;
+
+use super::tokenized_prefixes::TokenizedPrefixes;
 
 /// Special-token texts per piece; llama.cpp's quadratic partition is cheap at this size.
 const SPECIALS_PER_PIECE: usize = 256;
@@ -95,6 +98,8 @@ pub struct Tokenizer {
     /// Every text that only `parse_special` turns into a token (control and unknown tokens).
     control: Option<AhoCorasick>,
     per_piece: usize,
+    /// The beginnings of recent prompts, tokenized.
+    prefixes: TokenizedPrefixes,
 }
 
 impl Tokenizer {
@@ -109,6 +114,7 @@ impl Tokenizer {
             plain: None,
             control: None,
             per_piece,
+            prefixes: TokenizedPrefixes::new(),
         };
         // Only SPM ('llama') and BPE ('gpt2') are known to carry no state across a special
         // token. Read from the GGUF: llama-cpp-2's `vocab_type()` panics on the other kinds
@@ -154,6 +160,7 @@ impl Tokenizer {
             plain: Specials::build(plain),
             control: AhoCorasick::new(&control).ok(),
             per_piece,
+            prefixes: TokenizedPrefixes::new(),
         }
     }
 
@@ -180,29 +187,68 @@ impl Tokenizer {
     ) -> Vec<LlamaToken> {
         let vocab = model.vocab();
         let specials = if parse_special {
-            &self.parsing
+            self.parsing.as_ref()
         } else {
-            &self.plain
+            self.plain.as_ref()
         };
-        let cuts = specials
-            .as_ref()
-            .map(|s| s.cuts(text, self.per_piece))
-            .unwrap_or_default();
-        if cuts.is_empty() {
+        let Some(specials) = specials else {
             return vocab.tokenize(text, add_special, parse_special);
-        }
+        };
+        // Prompts (the texts tokenized with control tokens) may begin as a recent one did.
+        let every_cut = if parse_special {
+            specials.cuts(text, 1)
+        } else {
+            Vec::new()
+        };
+        let body = match every_cut.last() {
+            Some(&last) => {
+                let mut found = self.prefixes.longest(text, &every_cut);
+                let (from, mut head) = match found.as_mut() {
+                    Some(f) => (f.end, std::mem::take(&mut f.tokens)),
+                    None => (0, Vec::new()),
+                };
+                if last > from {
+                    head.extend(self.in_pieces(&vocab, specials, &text[from..last], parse_special));
+                    self.prefixes.keep(text, last, &head, found.as_ref());
+                }
+                head.extend(self.in_pieces(&vocab, specials, &text[last..], parse_special));
+                head
+            }
+            None if specials.cuts(text, self.per_piece).is_empty() => {
+                return vocab.tokenize(text, add_special, parse_special);
+            }
+            None => self.in_pieces(&vocab, specials, text, parse_special),
+        };
         // What `add_special` adds around the whole text (llama.cpp's SPM and BPE branches).
-        let mut tokens = Vec::new();
+        let mut tokens = Vec::with_capacity(body.len() + 2);
         if add_special && vocab.should_add_bos() {
             tokens.push(vocab.bos());
         }
-        let mut start = 0;
-        for end in cuts.into_iter().chain(std::iter::once(text.len())) {
-            tokens.extend(vocab.tokenize(&text[start..end], false, parse_special));
-            start = end;
-        }
+        tokens.extend(body);
         if add_special && vocab.should_add_eos() {
             tokens.push(vocab.eos());
+        }
+        tokens
+    }
+
+    /// `text`'s tokens without the ones `add_special` adds, cut after every `per_piece`-th
+    /// special-token text.
+    fn in_pieces(
+        &self,
+        vocab: &LlamaVocab,
+        specials: &Specials,
+        text: &[u8],
+        parse_special: bool,
+    ) -> Vec<LlamaToken> {
+        let mut tokens = Vec::new();
+        let mut start = 0;
+        for end in specials
+            .cuts(text, self.per_piece)
+            .into_iter()
+            .chain(std::iter::once(text.len()))
+        {
+            tokens.extend(vocab.tokenize(&text[start..end], false, parse_special));
+            start = end;
         }
         tokens
     }
@@ -210,6 +256,17 @@ impl Tokenizer {
 
 #[cfg(test)]
 impl Tokenizer {
+    /// Prompt beginnings kept.
+    pub(crate) fn kept_prefixes(&self) -> usize {
+        self.prefixes.stats().0
+    }
+
+    /// Where the longest kept beginning of `text` ends, if one is kept.
+    pub(crate) fn kept_prefix_end(&self, text: &[u8]) -> Option<usize> {
+        let cuts = self.parsing.as_ref()?.cuts(text, 1);
+        self.prefixes.longest(text, &cuts).map(|f| f.end)
+    }
+
     /// How many pieces `tokenize` would cut the text into.
     pub(crate) fn pieces(&self, text: &[u8], parse_special: bool) -> usize {
         let specials = if parse_special {

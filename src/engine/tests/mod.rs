@@ -784,6 +784,100 @@ fn tokenizing_in_pieces_gives_exactly_llama_cpp_tokens() {
     }
 }
 
+/// A conversation as each chat format renders it, turn by turn: every prompt extends the one
+/// before by a reply and a message, whose texts come from `special_heavy_texts` (so they hold
+/// special-token texts, whole and broken, too).
+fn growing_conversations(file: &str) -> Vec<Vec<String>> {
+    let (turn, reply, generation) = if file.starts_with("gemma") {
+        (
+            "<start_of_turn>user\n{}<end_of_turn>\n",
+            "{}<end_of_turn>\n",
+            "<start_of_turn>model\n",
+        )
+    } else {
+        (
+            "<|im_start|>user\n{}<|im_end|>\n",
+            "{}<|im_end|>\n",
+            "<|im_start|>assistant\n",
+        )
+    };
+    let texts = special_heavy_texts();
+    (0..6)
+        .map(|c| {
+            let mut history = String::from(if file.starts_with("gemma") {
+                "<bos>"
+            } else {
+                "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+            });
+            (0..5)
+                .map(|t| {
+                    let said = &texts[(c * 7 + t * 3) % texts.len()];
+                    history.push_str(&turn.replace("{}", said));
+                    let prompt = format!("{history}{generation}");
+                    history.push_str(generation);
+                    history.push_str(&reply.replace("{}", &texts[(c + t * 5) % texts.len()]));
+                    prompt
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn later_turns_reuse_earlier_tokens_and_get_exactly_llama_cpp_tokens() {
+    skip_without_models!();
+    let backend = backend::get().expect("backend");
+    for file in [
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "gemma-3-270m-q4_k_m.gguf",
+    ] {
+        let model = LlamaModel::load_from_file(
+            backend,
+            model_path(file),
+            &LlamaModelParams::default().with_vocab_only(true),
+        )
+        .expect("model loads");
+        let kept = tokenizer::Tokenizer::new(&model);
+        let conversations = growing_conversations(file);
+        // Two passes: the second finds every prompt's beginning kept by the first.
+        for pass in 0..2 {
+            for prompts in &conversations {
+                for prompt in prompts {
+                    for add_special in [false, true] {
+                        assert_eq!(
+                            kept.tokenize(&model, prompt.as_bytes(), add_special, true),
+                            model.vocab().tokenize(prompt.as_bytes(), add_special, true),
+                            "{file}, pass {pass}, add_special {add_special}: {prompt:?}"
+                        );
+                    }
+                }
+            }
+            if pass == 0 {
+                // One entry per conversation: each turn's beginning replaced the one it grew from.
+                let entries = kept.kept_prefixes();
+                assert!(entries <= conversations.len(), "{file}: {entries} entries");
+            }
+        }
+        // The next turn of every conversation would begin with its last prompt's tokens.
+        for prompts in &conversations {
+            let last = prompts.last().expect("turns");
+            let next = format!(
+                "{last}a reply{}",
+                if file.starts_with("gemma") {
+                    "<end_of_turn>\n<start_of_turn>user\nmore"
+                } else {
+                    "<|im_end|>\n<|im_start|>user\nmore"
+                }
+            );
+            assert!(
+                kept.kept_prefix_end(next.as_bytes())
+                    .is_some_and(|end| end >= last.len() / 2),
+                "{file}: {next:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_chat_of_many_messages_tokenizes_in_linear_time() {
     skip_without_models!();

@@ -1,0 +1,198 @@
+//! The tokens of recent prompts' beginnings, so that the next turn of a conversation sends only
+//! its new text through llama.cpp's tokenizer.
+//!
+//! A chat's prompt grows by a reply and a message per turn, and llama.cpp tokenizes the whole
+//! text every time, on the request's way to its first token (a cost that grows with the
+//! history; it is in docs/benchmarks.md). Text up to a clean cut right after a special-token
+//! text (see `tokenizer`) tokenizes the same alone as at the start of any longer text, so the
+//! tokens of such a beginning, kept from one turn, stand for that part of the next prompt.
+//!
+//! Each prompt keeps its text up to its last clean cut; a prompt that extends a kept one
+//! replaces it, so a conversation holds one entry. Entries are found by a hash of the text up
+//! to each cut and confirmed byte for byte, so a collision only costs a lookup. The least
+//! recently used go first once the entries hold more than their byte budget.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Mutex;
+
+use llama_cpp_2::token::LlamaToken;
+use lru::LruCache;
+
+/// Text and tokens kept per engine: a few hundred long conversations.
+const BUDGET_BYTES: usize = 8 << 20;
+
+struct Prefix {
+    text: Box<[u8]>,
+    tokens: Box<[LlamaToken]>,
+}
+
+impl Prefix {
+    fn bytes(&self) -> usize {
+        self.text.len() + std::mem::size_of_val(&*self.tokens)
+    }
+}
+
+struct Entries {
+    by_hash: LruCache<u64, Prefix>,
+    bytes: usize,
+}
+
+pub struct TokenizedPrefixes {
+    entries: Mutex<Entries>,
+    /// Keys chosen per engine: texts cannot be crafted to collide on purpose.
+    hashing: RandomState,
+    budget: usize,
+}
+
+/// A kept beginning of the text being tokenized.
+pub struct Found {
+    /// Where it ends in the text (one of the cuts).
+    pub end: usize,
+    pub tokens: Vec<LlamaToken>,
+    hash: u64,
+}
+
+impl TokenizedPrefixes {
+    pub fn new() -> Self {
+        Self::with_budget(BUDGET_BYTES)
+    }
+
+    pub(crate) fn with_budget(budget: usize) -> Self {
+        Self {
+            entries: Mutex::new(Entries {
+                by_hash: LruCache::unbounded(),
+                bytes: 0,
+            }),
+            hashing: RandomState::new(),
+            budget,
+        }
+    }
+
+    /// The hash of `text` up to each of `cuts` (ascending), in one pass.
+    fn hashes(&self, text: &[u8], cuts: &[usize]) -> Vec<u64> {
+        let mut hasher = self.hashing.build_hasher();
+        let mut from = 0;
+        cuts.iter()
+            .map(|&cut| {
+                hasher.write(&text[from..cut]);
+                from = cut;
+                hasher.finish()
+            })
+            .collect()
+    }
+
+    /// The longest kept beginning of `text` that ends at one of `cuts` (ascending).
+    pub fn longest(&self, text: &[u8], cuts: &[usize]) -> Option<Found> {
+        let hashes = self.hashes(text, cuts);
+        let mut entries = self.lock();
+        cuts.iter().zip(hashes).rev().find_map(|(&end, hash)| {
+            let prefix = entries.by_hash.get(&hash)?;
+            (*prefix.text == text[..end]).then(|| Found {
+                end,
+                tokens: prefix.tokens.to_vec(),
+                hash,
+            })
+        })
+    }
+
+    /// Keeps the tokens of `text[..end]`, in place of `extended` (the kept beginning they grew
+    /// from, if any).
+    pub fn keep(&self, text: &[u8], end: usize, tokens: &[LlamaToken], extended: Option<&Found>) {
+        let prefix = Prefix {
+            text: text[..end].into(),
+            tokens: tokens.into(),
+        };
+        let size = prefix.bytes();
+        if size > self.budget {
+            return;
+        }
+        let hash = self.hashes(text, &[end])[0];
+        let mut entries = self.lock();
+        if let Some(old) = extended.and_then(|f| entries.by_hash.pop(&f.hash)) {
+            entries.bytes -= old.bytes();
+        }
+        if let Some(old) = entries.by_hash.put(hash, prefix) {
+            entries.bytes -= old.bytes();
+        }
+        entries.bytes += size;
+        while entries.bytes > self.budget {
+            let Some((_, old)) = entries.by_hash.pop_lru() else {
+                break;
+            };
+            entries.bytes -= old.bytes();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+impl TokenizedPrefixes {
+    pub(crate) fn stats(&self) -> (usize, usize) {
+        let entries = self.lock();
+        (entries.by_hash.len(), entries.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(n: i32) -> Vec<LlamaToken> {
+        (0..n).map(LlamaToken).collect()
+    }
+
+    #[test]
+    fn finds_the_longest_kept_beginning_and_confirms_its_text() {
+        let kept = TokenizedPrefixes::new();
+        let text = b"<a>one<b>two<c>three";
+        kept.keep(text, 6, &tokens(2), None);
+        kept.keep(text, 12, &tokens(4), None);
+        let found = kept
+            .longest(text, &[3, 6, 12, 15])
+            .expect("a kept beginning");
+        assert_eq!((found.end, found.tokens.len()), (12, 4));
+        // Same cut positions, other text: nothing matches.
+        assert!(kept
+            .longest(b"<a>uno<b>dos<c>tres", &[3, 6, 12, 15])
+            .is_none());
+    }
+
+    #[test]
+    fn an_extended_beginning_replaces_the_one_it_grew_from() {
+        let kept = TokenizedPrefixes::new();
+        let first = b"<a>one<b>";
+        kept.keep(first, first.len(), &tokens(3), None);
+        let second = b"<a>one<b>two<c>";
+        let found = kept.longest(second, &[3, 9, 15]).expect("the first turn");
+        assert_eq!(found.end, 9);
+        kept.keep(second, 15, &tokens(5), Some(&found));
+        assert_eq!(kept.stats().0, 1);
+        assert_eq!(kept.longest(second, &[3, 9, 15]).map(|f| f.end), Some(15));
+    }
+
+    #[test]
+    fn stays_within_its_budget_dropping_the_least_recently_used() {
+        let kept = TokenizedPrefixes::with_budget(1000);
+        let texts: Vec<Vec<u8>> = (0..50)
+            .map(|i| format!("<s>{i:0>90}").into_bytes())
+            .collect();
+        for (i, text) in texts.iter().enumerate() {
+            kept.keep(text, text.len(), &tokens(10), None);
+            // The first text stays in use, so it stays.
+            assert!(
+                kept.longest(&texts[0], &[texts[0].len()]).is_some(),
+                "after {i}"
+            );
+            assert!(kept.stats().1 <= 1000);
+        }
+        assert!(kept.longest(&texts[1], &[texts[1].len()]).is_none());
+        // Larger than the whole budget: not kept.
+        let huge = vec![b'x'; 2000];
+        kept.keep(&huge, huge.len(), &tokens(1), None);
+        assert!(kept.longest(&huge, &[huge.len()]).is_none());
+    }
+}
