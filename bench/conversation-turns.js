@@ -57,9 +57,11 @@ function main() {
   const modelPath = ensureModel(arg('model', 'smollm2'))
   const historyTurns = Number(arg('history', 20))
   const turns = Number(arg('turns', 12))
+  if (!(turns >= 1) || !(historyTurns >= 0)) throw new Error('--turns must be at least 1 and --history at least 0')
   const rounds = Number(arg('rounds', 3))
   const addons = arg('addons', '').split(',').filter(Boolean)
-  const builds = addons.length ? addons.map((a) => path.resolve(a)) : [null]
+  const inherited = process.env.NAPI_RS_NATIVE_LIBRARY_PATH
+  const builds = addons.length ? addons.map((a) => path.resolve(a)) : [inherited ? path.resolve(inherited) : null]
   const results = builds.map(() => [])
   for (let round = 0; round < rounds; round++) {
     for (let k = 0; k < builds.length; k++) {
@@ -72,7 +74,7 @@ function main() {
       results[i].push(JSON.parse(r.stdout.trim().split('\n').pop()))
     }
   }
-  console.log(`\nLater turns of a conversation with ${historyTurns} earlier exchanges (${results[0][0].promptTokens} prompt tokens), 8-token replies, the engine idle between turns; medians over ${turns} turns, then over ${rounds} rounds\n`)
+  console.log(`\nLater turns of a conversation with ${historyTurns} earlier exchanges (up to ${results[0][0].promptTokens} prompt tokens), replies of at most 8 tokens, the engine idle between turns; medians over ${turns} turns, then over ${rounds} rounds\n`)
   console.log('| build | queueMs (render + tokenize + slot) | promptMs (evaluation of the new tokens) | queueMs ÷ first build |')
   console.log('|---|---|---|---|')
   const first = median(results[0].map((x) => x.queueMs))

@@ -14,22 +14,32 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use llama_cpp_2::token::LlamaToken;
 use lru::LruCache;
 
-/// Text and tokens kept per engine: a few hundred long conversations.
+/// Memory for kept beginnings per engine. Tokenizing is cheap next to a KV state of the same
+/// text, so this stays small beside the prompt cache while holding the histories of many
+/// conversations.
 const BUDGET_BYTES: usize = 8 << 20;
+
+/// What an entry costs beyond its text and tokens: the map's node, two allocations.
+const ENTRY_OVERHEAD_BYTES: usize = 160;
 
 struct Prefix {
     text: Box<[u8]>,
-    tokens: Box<[LlamaToken]>,
+    /// Shared, so a lookup copies them outside the lock.
+    tokens: Arc<[LlamaToken]>,
+}
+
+fn entry_bytes(text_len: usize, tokens: usize) -> usize {
+    text_len + tokens * std::mem::size_of::<LlamaToken>() + ENTRY_OVERHEAD_BYTES
 }
 
 impl Prefix {
     fn bytes(&self) -> usize {
-        self.text.len() + std::mem::size_of_val(&*self.tokens)
+        entry_bytes(self.text.len(), self.tokens.len())
     }
 }
 
@@ -49,7 +59,7 @@ pub struct TokenizedPrefixes {
 pub struct Found {
     /// Where it ends in the text (one of the cuts).
     pub end: usize,
-    pub tokens: Vec<LlamaToken>,
+    pub tokens: Arc<[LlamaToken]>,
     hash: u64,
 }
 
@@ -69,8 +79,9 @@ impl TokenizedPrefixes {
         }
     }
 
-    /// The hash of `text` up to each of `cuts` (ascending), in one pass.
-    fn hashes(&self, text: &[u8], cuts: &[usize]) -> Vec<u64> {
+    /// The key of `text` up to each of `cuts` (ascending), in one pass. Every lookup and every
+    /// entry gets its keys from here, so they agree however the hasher treats split input.
+    pub fn hashes(&self, text: &[u8], cuts: &[usize]) -> Vec<u64> {
         let mut hasher = self.hashing.build_hasher();
         let mut from = 0;
         cuts.iter()
@@ -82,32 +93,39 @@ impl TokenizedPrefixes {
             .collect()
     }
 
-    /// The longest kept beginning of `text` that ends at one of `cuts` (ascending).
-    pub fn longest(&self, text: &[u8], cuts: &[usize]) -> Option<Found> {
-        let hashes = self.hashes(text, cuts);
+    /// The longest kept beginning of `text` that ends at one of `cuts` (ascending), whose keys
+    /// are `hashes`.
+    pub fn longest(&self, text: &[u8], cuts: &[usize], hashes: &[u64]) -> Option<Found> {
         let mut entries = self.lock();
-        cuts.iter().zip(hashes).rev().find_map(|(&end, hash)| {
+        cuts.iter().zip(hashes).rev().find_map(|(&end, &hash)| {
             let prefix = entries.by_hash.get(&hash)?;
             (*prefix.text == text[..end]).then(|| Found {
                 end,
-                tokens: prefix.tokens.to_vec(),
+                tokens: prefix.tokens.clone(),
                 hash,
             })
         })
     }
 
-    /// Keeps the tokens of `text[..end]`, in place of `extended` (the kept beginning they grew
-    /// from, if any).
-    pub fn keep(&self, text: &[u8], end: usize, tokens: &[LlamaToken], extended: Option<&Found>) {
+    /// Keeps the tokens of `text[..end]` under `hash` (its key from `hashes`), in place of
+    /// `extended` (the kept beginning they grew from, if any). One entry may take a quarter of
+    /// the budget, so that one huge prompt does not push out every conversation.
+    pub fn keep(
+        &self,
+        text: &[u8],
+        end: usize,
+        hash: u64,
+        tokens: &[LlamaToken],
+        extended: Option<&Found>,
+    ) {
+        let size = entry_bytes(end, tokens.len());
+        if size > self.budget / 4 {
+            return;
+        }
         let prefix = Prefix {
             text: text[..end].into(),
             tokens: tokens.into(),
         };
-        let size = prefix.bytes();
-        if size > self.budget {
-            return;
-        }
-        let hash = self.hashes(text, &[end])[0];
         let mut entries = self.lock();
         if let Some(old) = extended.and_then(|f| entries.by_hash.pop(&f.hash)) {
             entries.bytes -= old.bytes();
@@ -145,54 +163,60 @@ mod tests {
         (0..n).map(LlamaToken).collect()
     }
 
+    fn keep(kept: &TokenizedPrefixes, text: &[u8], end: usize, n: i32, extended: Option<&Found>) {
+        let hash = kept.hashes(text, &[end])[0];
+        kept.keep(text, end, hash, &tokens(n), extended);
+    }
+
+    fn longest(kept: &TokenizedPrefixes, text: &[u8], cuts: &[usize]) -> Option<Found> {
+        kept.longest(text, cuts, &kept.hashes(text, cuts))
+    }
+
     #[test]
     fn finds_the_longest_kept_beginning_and_confirms_its_text() {
         let kept = TokenizedPrefixes::new();
         let text = b"<a>one<b>two<c>three";
-        kept.keep(text, 6, &tokens(2), None);
-        kept.keep(text, 12, &tokens(4), None);
-        let found = kept
-            .longest(text, &[3, 6, 12, 15])
-            .expect("a kept beginning");
+        keep(&kept, text, 6, 2, None);
+        keep(&kept, text, 12, 4, None);
+        let found = longest(&kept, text, &[3, 6, 12, 15]).expect("a kept beginning");
         assert_eq!((found.end, found.tokens.len()), (12, 4));
         // Same cut positions, other text: nothing matches.
-        assert!(kept
-            .longest(b"<a>uno<b>dos<c>tres", &[3, 6, 12, 15])
-            .is_none());
+        assert!(longest(&kept, b"<a>uno<b>dos<c>tres", &[3, 6, 12, 15]).is_none());
     }
 
     #[test]
     fn an_extended_beginning_replaces_the_one_it_grew_from() {
         let kept = TokenizedPrefixes::new();
         let first = b"<a>one<b>";
-        kept.keep(first, first.len(), &tokens(3), None);
+        keep(&kept, first, first.len(), 3, None);
         let second = b"<a>one<b>two<c>";
-        let found = kept.longest(second, &[3, 9, 15]).expect("the first turn");
+        let found = longest(&kept, second, &[3, 9, 15]).expect("the first turn");
         assert_eq!(found.end, 9);
-        kept.keep(second, 15, &tokens(5), Some(&found));
+        keep(&kept, second, 15, 5, Some(&found));
         assert_eq!(kept.stats().0, 1);
-        assert_eq!(kept.longest(second, &[3, 9, 15]).map(|f| f.end), Some(15));
+        assert_eq!(longest(&kept, second, &[3, 9, 15]).map(|f| f.end), Some(15));
     }
 
     #[test]
     fn stays_within_its_budget_dropping_the_least_recently_used() {
-        let kept = TokenizedPrefixes::with_budget(1000);
+        let budget = 4000;
+        let kept = TokenizedPrefixes::with_budget(budget);
         let texts: Vec<Vec<u8>> = (0..50)
             .map(|i| format!("<s>{i:0>90}").into_bytes())
             .collect();
         for (i, text) in texts.iter().enumerate() {
-            kept.keep(text, text.len(), &tokens(10), None);
+            keep(&kept, text, text.len(), 10, None);
             // The first text stays in use, so it stays.
             assert!(
-                kept.longest(&texts[0], &[texts[0].len()]).is_some(),
+                longest(&kept, &texts[0], &[texts[0].len()]).is_some(),
                 "after {i}"
             );
-            assert!(kept.stats().1 <= 1000);
+            assert!(kept.stats().1 <= budget);
         }
-        assert!(kept.longest(&texts[1], &[texts[1].len()]).is_none());
-        // Larger than the whole budget: not kept.
-        let huge = vec![b'x'; 2000];
-        kept.keep(&huge, huge.len(), &tokens(1), None);
-        assert!(kept.longest(&huge, &[huge.len()]).is_none());
+        assert!(longest(&kept, &texts[1], &[texts[1].len()]).is_none());
+        // More than a quarter of the budget: not kept.
+        let huge = vec![b'x'; budget / 4];
+        keep(&kept, &huge, huge.len(), 1, None);
+        assert!(longest(&kept, &huge, &[huge.len()]).is_none());
     }
 }

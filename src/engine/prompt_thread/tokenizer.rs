@@ -10,9 +10,13 @@
 //! at most `SPECIALS_PER_PIECE`, and each piece is tokenized alone. That changes no token:
 //! llama.cpp cuts the text at that point too, and its SPM and BPE tokenizers treat the text
 //! after a special token the same whether or not it starts the input. Only cuts where that
-//! provably holds are taken: after a token that does not strip the whitespace to its right,
-//! and where no other special-token text straddles the cut. Other vocabulary types, and text
-//! with few special-token texts (every ordinary prompt), go to llama.cpp unchanged.
+//! provably holds are taken: after a special-token text that no other special-token text
+//! overlaps (so llama.cpp, which takes longer ones first, makes it a token of its own) and that
+//! does not strip the whitespace to its right. Other vocabulary types go to llama.cpp unchanged.
+//!
+//! The same fact lets a long prompt reuse the tokens of its beginning when an earlier prompt
+//! began the same way (`tokenized_prefixes`): a conversation's next turn sends only its new
+//! text through llama.cpp.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use llama_cpp_2::model::LlamaModel;
@@ -24,6 +28,10 @@ use super::tokenized_prefixes::TokenizedPrefixes;
 
 /// Special-token texts per piece; llama.cpp's quadratic partition is cheap at this size.
 const SPECIALS_PER_PIECE: usize = 256;
+
+/// A prompt's beginning is kept for the next one only from this length on: a shorter one costs
+/// llama.cpp less to tokenize again than the extra call that keeping it takes.
+const MIN_KEPT_BYTES: usize = 1024;
 
 /// The special-token texts llama.cpp cuts at: with `parse_special`, control, user-defined and
 /// unknown tokens; without it, only user-defined ones.
@@ -60,18 +68,22 @@ impl Specials {
         })
     }
 
-    /// True when no special-token text starts before `cut` and ends after it.
-    fn clean_cut(&self, text: &[u8], cut: usize) -> bool {
-        let from = cut.saturating_sub(self.longest);
-        let to = (cut + self.longest).min(text.len());
+    /// True when no other special-token text overlaps the one at `start..end`: llama.cpp
+    /// then cuts the text at both of its ends, whatever order it finds them in.
+    fn stands_alone(&self, text: &[u8], start: usize, end: usize) -> bool {
+        let from = start.saturating_sub(self.longest);
+        let to = (end + self.longest).min(text.len());
         !self
             .overlapping
             .find_overlapping_iter(&text[from..to])
-            .any(|m| from + m.start() < cut && from + m.end() > cut)
+            .any(|m| {
+                let (s, e) = (from + m.start(), from + m.end());
+                (s, e) != (start, end) && s < end && e > start
+            })
     }
 
     /// Where to cut `text`: after every `per_piece`-th special-token text, at the first clean
-    /// cut from there on. Empty when the text needs no cutting.
+    /// cut from there on (see the module's doc). Empty when the text needs no cutting.
     fn cuts(&self, text: &[u8], per_piece: usize) -> Vec<usize> {
         let mut cuts = Vec::new();
         let mut since_cut = 0;
@@ -80,7 +92,7 @@ impl Specials {
             if since_cut >= per_piece
                 && m.end() < text.len()
                 && !self.rstrip[m.pattern().as_usize()]
-                && self.clean_cut(text, m.end())
+                && self.stands_alone(text, m.start(), m.end())
             {
                 cuts.push(m.end());
                 since_cut = 0;
@@ -201,23 +213,26 @@ impl Tokenizer {
             Vec::new()
         };
         let body = match every_cut.last() {
-            Some(&last) => {
-                let mut found = self.prefixes.longest(text, &every_cut);
-                let (from, mut head) = match found.as_mut() {
-                    Some(f) => (f.end, std::mem::take(&mut f.tokens)),
-                    None => (0, Vec::new()),
-                };
+            Some(&last) if last >= MIN_KEPT_BYTES => {
+                let hashes = self.prefixes.hashes(text, &every_cut);
+                let found = self.prefixes.longest(text, &every_cut, &hashes);
+                let from = found.as_ref().map_or(0, |f| f.end);
+                let mut head = found.as_ref().map_or_else(Vec::new, |f| f.tokens.to_vec());
                 if last > from {
                     head.extend(self.in_pieces(&vocab, specials, &text[from..last], parse_special));
-                    self.prefixes.keep(text, last, &head, found.as_ref());
+                    let hash = hashes[hashes.len() - 1];
+                    self.prefixes.keep(text, last, hash, &head, found.as_ref());
                 }
                 head.extend(self.in_pieces(&vocab, specials, &text[last..], parse_special));
                 head
             }
-            None if specials.cuts(text, self.per_piece).is_empty() => {
-                return vocab.tokenize(text, add_special, parse_special);
+            _ => {
+                let cuts = specials.cuts(text, self.per_piece);
+                if cuts.is_empty() {
+                    return vocab.tokenize(text, add_special, parse_special);
+                }
+                pieces(&vocab, text, cuts, parse_special)
             }
-            None => self.in_pieces(&vocab, specials, text, parse_special),
         };
         // What `add_special` adds around the whole text (llama.cpp's SPM and BPE branches).
         let mut tokens = Vec::with_capacity(body.len() + 2);
@@ -240,18 +255,29 @@ impl Tokenizer {
         text: &[u8],
         parse_special: bool,
     ) -> Vec<LlamaToken> {
-        let mut tokens = Vec::new();
-        let mut start = 0;
-        for end in specials
-            .cuts(text, self.per_piece)
-            .into_iter()
-            .chain(std::iter::once(text.len()))
-        {
-            tokens.extend(vocab.tokenize(&text[start..end], false, parse_special));
-            start = end;
-        }
-        tokens
+        pieces(
+            vocab,
+            text,
+            specials.cuts(text, self.per_piece),
+            parse_special,
+        )
     }
+}
+
+/// `text`'s tokens without the ones `add_special` adds, tokenized piece by piece at `cuts`.
+fn pieces(
+    vocab: &LlamaVocab,
+    text: &[u8],
+    cuts: Vec<usize>,
+    parse_special: bool,
+) -> Vec<LlamaToken> {
+    let mut tokens = Vec::new();
+    let mut start = 0;
+    for end in cuts.into_iter().chain(std::iter::once(text.len())) {
+        tokens.extend(vocab.tokenize(&text[start..end], false, parse_special));
+        start = end;
+    }
+    tokens
 }
 
 #[cfg(test)]
@@ -264,10 +290,16 @@ impl Tokenizer {
     /// Where the longest kept beginning of `text` ends, if one is kept.
     pub(crate) fn kept_prefix_end(&self, text: &[u8]) -> Option<usize> {
         let cuts = self.parsing.as_ref()?.cuts(text, 1);
-        self.prefixes.longest(text, &cuts).map(|f| f.end)
+        let hashes = self.prefixes.hashes(text, &cuts);
+        self.prefixes.longest(text, &cuts, &hashes).map(|f| f.end)
     }
 
-    /// How many pieces `tokenize` would cut the text into.
+    /// Where `text`'s last cut is: the end of the beginning its tokenization keeps.
+    pub(crate) fn last_cut(&self, text: &[u8]) -> Option<usize> {
+        self.parsing.as_ref()?.cuts(text, 1).last().copied()
+    }
+
+    /// How many pieces a text without a kept beginning is cut into (`SPECIALS_PER_PIECE`).
     pub(crate) fn pieces(&self, text: &[u8], parse_special: bool) -> usize {
         let specials = if parse_special {
             &self.parsing

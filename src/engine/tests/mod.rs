@@ -786,7 +786,8 @@ fn tokenizing_in_pieces_gives_exactly_llama_cpp_tokens() {
 
 /// A conversation as each chat format renders it, turn by turn: every prompt extends the one
 /// before by a reply and a message, whose texts come from `special_heavy_texts` (so they hold
-/// special-token texts, whole and broken, too).
+/// special-token texts, whole and broken, too). A long system prompt makes every prompt long
+/// enough for its beginning to be kept.
 fn growing_conversations(file: &str) -> Vec<Vec<String>> {
     let (turn, reply, generation) = if file.starts_with("gemma") {
         (
@@ -804,11 +805,12 @@ fn growing_conversations(file: &str) -> Vec<Vec<String>> {
     let texts = special_heavy_texts();
     (0..6)
         .map(|c| {
-            let mut history = String::from(if file.starts_with("gemma") {
-                "<bos>"
+            let system = "You are a helpful assistant. ".repeat(40);
+            let mut history = if file.starts_with("gemma") {
+                format!("<bos><start_of_turn>user\n{system}<end_of_turn>\n")
             } else {
-                "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-            });
+                format!("<|im_start|>system\n{system}<|im_end|>\n")
+            };
             (0..5)
                 .map(|t| {
                     let said = &texts[(c * 7 + t * 3) % texts.len()];
@@ -839,7 +841,8 @@ fn later_turns_reuse_earlier_tokens_and_get_exactly_llama_cpp_tokens() {
         .expect("model loads");
         let kept = tokenizer::Tokenizer::new(&model);
         let conversations = growing_conversations(file);
-        // Two passes: the second finds every prompt's beginning kept by the first.
+        // A second pass meets the same prompts again (a retried turn, another client sending
+        // the same history), some of them with their whole beginning kept.
         for pass in 0..2 {
             for prompts in &conversations {
                 for prompt in prompts {
@@ -858,7 +861,7 @@ fn later_turns_reuse_earlier_tokens_and_get_exactly_llama_cpp_tokens() {
                 assert!(entries <= conversations.len(), "{file}: {entries} entries");
             }
         }
-        // The next turn of every conversation would begin with its last prompt's tokens.
+        // The next turn of every conversation begins with its last prompt's kept tokens.
         for prompts in &conversations {
             let last = prompts.last().expect("turns");
             let next = format!(
@@ -869,12 +872,23 @@ fn later_turns_reuse_earlier_tokens_and_get_exactly_llama_cpp_tokens() {
                     "<|im_end|>\n<|im_start|>user\nmore"
                 }
             );
-            assert!(
-                kept.kept_prefix_end(next.as_bytes())
-                    .is_some_and(|end| end >= last.len() / 2),
+            assert_eq!(
+                kept.kept_prefix_end(next.as_bytes()),
+                kept.last_cut(last.as_bytes()),
                 "{file}: {next:?}"
             );
         }
+        // A short prompt keeps nothing: tokenizing it again costs less than keeping it.
+        let before = kept.kept_prefixes();
+        let short =
+            "<|im_start|>user\nhi<|im_end|>\n<start_of_turn>user\nhi<end_of_turn>\n<|im_start|>";
+        assert_eq!(
+            kept.tokenize(&model, format!("{short}x").as_bytes(), true, true),
+            model
+                .vocab()
+                .tokenize(format!("{short}x").as_bytes(), true, true)
+        );
+        assert_eq!(kept.kept_prefixes(), before);
     }
 }
 
