@@ -3,14 +3,16 @@
 //!
 //! A chat's prompt grows by a reply and a message per turn, and llama.cpp tokenizes the whole
 //! text every time, on the request's way to its first token (a cost that grows with the
-//! history; it is in docs/benchmarks.md). Text up to a clean cut right after a special-token
-//! text (see `tokenizer`) tokenizes the same alone as at the start of any longer text, so the
-//! tokens of such a beginning, kept from one turn, stand for that part of the next prompt.
+//! history; it is in docs/benchmarks.md). Text up to a cut right after a special-token text
+//! that stands alone (see `tokenizer`) tokenizes the same alone as at the start of any longer
+//! text, so the tokens of such a beginning, kept from one turn, stand for that part of the
+//! next prompt.
 //!
-//! Each prompt keeps its text up to its last clean cut; a prompt that extends a kept one
-//! replaces it, so a conversation holds one entry. Entries are found by a hash of the text up
-//! to each cut and confirmed byte for byte, so a collision only costs a lookup. The least
-//! recently used go first once the entries hold more than their byte budget.
+//! A prompt keeps its text up to its last cut, when that is long enough to be worth it
+//! (`tokenizer`); a prompt that extends a kept one replaces it, so a conversation holds one
+//! entry. Entries are found by a hash of the text up to each cut and confirmed byte for byte,
+//! so a collision only costs a lookup. One entry may take a quarter of the byte budget; the
+//! least recently used go first once the entries hold more than the whole.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};

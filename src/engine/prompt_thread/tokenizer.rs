@@ -11,8 +11,10 @@
 //! llama.cpp cuts the text at that point too, and its SPM and BPE tokenizers treat the text
 //! after a special token the same whether or not it starts the input. Only cuts where that
 //! provably holds are taken: after a special-token text that no other special-token text
-//! overlaps (so llama.cpp, which takes longer ones first, makes it a token of its own) and that
-//! does not strip the whitespace to its right. Other vocabulary types go to llama.cpp unchanged.
+//! overlaps (so llama.cpp, which takes longer ones first, makes it a token of its own), that
+//! does not strip the whitespace to its right, and that neither begins nor ends with
+//! whitespace (a neighbour's stripping could take it). Other vocabulary types go to llama.cpp
+//! unchanged.
 //!
 //! The same fact lets a long prompt reuse the tokens of its beginning when an earlier prompt
 //! began the same way (`tokenized_prefixes`): a conversation's next turn sends only its new
@@ -38,10 +40,13 @@ const MIN_KEPT_BYTES: usize = 1024;
 struct Specials {
     /// Leftmost-longest matcher, for counting and for finding cut candidates.
     matcher: AhoCorasick,
-    /// Every occurrence, overlapping, for checking that nothing straddles a cut.
+    /// Every occurrence, overlapping, for checking that a cut's special-token text stands alone.
     overlapping: AhoCorasick,
-    /// Per pattern: the token strips whitespace to its right (a cut after it would keep it).
-    rstrip: Vec<bool>,
+    /// Per pattern: no cut after it. The token, or another with the same text (llama.cpp may
+    /// apply either), strips whitespace to its right, so a cut after it would keep that
+    /// whitespace; or its text begins or ends with whitespace, which a neighbouring token's
+    /// stripping could take from it.
+    no_cut_after: Vec<bool>,
     longest: usize,
 }
 
@@ -52,6 +57,18 @@ impl Specials {
         }
         let longest = texts.iter().map(|(t, _)| t.len()).max().unwrap_or(0);
         let patterns: Vec<&[u8]> = texts.iter().map(|(t, _)| t.as_slice()).collect();
+        let mut rstrip_by_text: std::collections::HashMap<&[u8], bool> = Default::default();
+        for (text, rstrip) in &texts {
+            *rstrip_by_text.entry(text.as_slice()).or_default() |= *rstrip;
+        }
+        let edge_space = |t: &[u8]| {
+            t.first().is_some_and(u8::is_ascii_whitespace)
+                || t.last().is_some_and(u8::is_ascii_whitespace)
+        };
+        let no_cut_after = texts
+            .iter()
+            .map(|(t, _)| rstrip_by_text[t.as_slice()] || edge_space(t))
+            .collect();
         let matcher = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .build(&patterns)
@@ -63,7 +80,7 @@ impl Specials {
         Some(Self {
             matcher,
             overlapping,
-            rstrip: texts.iter().map(|(_, r)| *r).collect(),
+            no_cut_after,
             longest,
         })
     }
@@ -82,8 +99,9 @@ impl Specials {
             })
     }
 
-    /// Where to cut `text`: after every `per_piece`-th special-token text, at the first clean
-    /// cut from there on (see the module's doc). Empty when the text needs no cutting.
+    /// Where to cut `text`: after every `per_piece`-th special-token text, at the first cut
+    /// from there on after one that stands alone and may be cut after (see the module's doc).
+    /// Empty when the text needs no cutting.
     fn cuts(&self, text: &[u8], per_piece: usize) -> Vec<usize> {
         let mut cuts = Vec::new();
         let mut since_cut = 0;
@@ -91,7 +109,7 @@ impl Specials {
             since_cut += 1;
             if since_cut >= per_piece
                 && m.end() < text.len()
-                && !self.rstrip[m.pattern().as_usize()]
+                && !self.no_cut_after[m.pattern().as_usize()]
                 && self.stands_alone(text, m.start(), m.end())
             {
                 cuts.push(m.end());

@@ -858,12 +858,19 @@ fn later_turns_reuse_earlier_tokens_and_get_exactly_llama_cpp_tokens() {
             if pass == 0 {
                 // One entry per conversation: each turn's beginning replaced the one it grew from.
                 let entries = kept.kept_prefixes();
-                assert!(entries <= conversations.len(), "{file}: {entries} entries");
+                assert!(
+                    (1..=conversations.len()).contains(&entries),
+                    "{file}: {entries} entries"
+                );
             }
         }
         // The next turn of every conversation begins with its last prompt's kept tokens.
         for prompts in &conversations {
             let last = prompts.last().expect("turns");
+            assert!(
+                kept.last_cut(last.as_bytes()).is_some(),
+                "{file}: no cut in {last:?}"
+            );
             let next = format!(
                 "{last}a reply{}",
                 if file.starts_with("gemma") {
