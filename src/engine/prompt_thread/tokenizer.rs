@@ -29,7 +29,7 @@ use llama_cpp_2::vocab::LlamaVocab;
 use super::tokenized_prefixes::TokenizedPrefixes;
 
 /// Special-token texts per piece; llama.cpp's quadratic partition is cheap at this size.
-const SPECIALS_PER_PIECE: usize = 256;
+pub(crate) const SPECIALS_PER_PIECE: usize = 256;
 
 /// A prompt's beginning is kept for the next one only from this length on: a shorter one costs
 /// llama.cpp less to tokenize again than the extra call that keeping it takes.
