@@ -739,20 +739,21 @@ fn special_heavy_texts() -> Vec<String> {
     texts
 }
 
+/// A test model's vocabulary, without its weights.
+fn vocab_only(file: &str) -> LlamaModel {
+    LlamaModel::load_from_file(
+        backend::get().expect("backend"),
+        model_path(file),
+        &LlamaModelParams::default().with_vocab_only(true),
+    )
+    .expect("model loads")
+}
+
 #[test]
 fn tokenizing_in_pieces_gives_exactly_llama_cpp_tokens() {
     skip_without_models!();
-    let backend = backend::get().expect("backend");
-    for file in [
-        "SmolLM2-135M-Instruct.Q4_1.gguf",
-        "gemma-3-270m-q4_k_m.gguf",
-    ] {
-        let model = LlamaModel::load_from_file(
-            backend,
-            model_path(file),
-            &LlamaModelParams::default().with_vocab_only(true),
-        )
-        .expect("model loads");
+    for file in [SMOLLM2, GEMMA3] {
+        let model = vocab_only(file);
         // Cut after every second special-token text, to exercise the cuts on short texts.
         let pieces = tokenizer::with_piece_size(&model, 2);
         let mut cut = [0usize; 2];
@@ -828,17 +829,8 @@ fn growing_conversations(file: &str) -> Vec<Vec<String>> {
 #[test]
 fn later_turns_reuse_earlier_tokens_and_get_exactly_llama_cpp_tokens() {
     skip_without_models!();
-    let backend = backend::get().expect("backend");
-    for file in [
-        "SmolLM2-135M-Instruct.Q4_1.gguf",
-        "gemma-3-270m-q4_k_m.gguf",
-    ] {
-        let model = LlamaModel::load_from_file(
-            backend,
-            model_path(file),
-            &LlamaModelParams::default().with_vocab_only(true),
-        )
-        .expect("model loads");
+    for file in [SMOLLM2, GEMMA3] {
+        let model = vocab_only(file);
         let kept = tokenizer::Tokenizer::new(&model);
         let conversations = growing_conversations(file);
         // A second pass meets the same prompts again (a retried turn, another client sending
@@ -910,12 +902,7 @@ fn a_chat_of_many_messages_tokenizes_in_linear_time() {
     // llama.cpp alone is quadratic in special-token texts (about 25 s on this chat here). What
     // keeps the engine linear is that no llama.cpp call gets more than a bounded number of
     // them: checked by structure, not by a clock, so that no machine is too slow for it.
-    let model = LlamaModel::load_from_file(
-        backend::get().expect("backend"),
-        model_path(SMOLLM2),
-        &LlamaModelParams::default().with_vocab_only(true),
-    )
-    .expect("model loads");
+    let model = vocab_only(SMOLLM2);
     let text = "<|im_start|>user\nturn 1<|im_end|>\n".repeat(20_000);
     let specials = 40_000;
     let pieces = tokenizer::Tokenizer::new(&model).pieces(text.as_bytes(), true);
